@@ -1,0 +1,1 @@
+"""Command-line interface: ``bayes-mogp <command>``; one module per command (see :mod:`.main`)."""

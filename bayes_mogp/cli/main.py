@@ -1,0 +1,79 @@
+"""``bayes-mogp`` entry point: dispatches to one module per command.
+
+Each command module (``bayes_mogp/cli/<name>.py``) follows the protocol documented in
+:mod:`bayes_mogp.cli._common`.  Heavy imports live inside each command's ``run`` so that ``--help`` is
+fast.  Errors that come from the user (bad flags, bad values, missing or corrupt files) become one
+line on stderr and exit code 2; anything else is a bug and keeps its traceback.
+Set ``BAYES_MOGP_DEBUG=1`` to see the traceback of a user error too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from ._common import OneLineArgumentParser, UsageError, add_common_arguments, emit
+
+# Order shown in --help.  A module missing from an installation is skipped.
+COMMANDS = ("table1", "baseline", "mogp", "fit", "predict", "report", "loggauss")
+
+
+def _load_commands():
+    modules = {}
+    for name in COMMANDS:
+        try:
+            modules[name] = importlib.import_module(f"bayes_mogp.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"bayes_mogp.cli.{name}":
+                continue
+            raise
+    return modules
+
+
+def build_parser():
+    parser = OneLineArgumentParser(
+        prog="bayes-mogp",
+        description="Bayesian neural networks with per-node random variances, and their GP / MoGP limits.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"bayes-mogp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=OneLineArgumentParser)
+    modules = _load_commands()
+    for name, module in modules.items():
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        module.add_arguments(p)
+        add_common_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "command", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    import jax
+
+    # float64 for every Cholesky and log-likelihood the commands compute (numerics.require_x64).
+    jax.config.update("jax_enable_x64", True)
+    module = args._module
+    try:
+        result = module.run(args)
+    except (UsageError, ValueError, TypeError, FileNotFoundError) as exc:
+        if os.environ.get("BAYES_MOGP_DEBUG"):
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        sys.stderr.write(f"bayes-mogp {args.command}: error: {msg}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"bayes-mogp {args.command}: interrupted\n")
+        return 130
+    emit(result, args.json, getattr(module, "format_text", None))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Float64 guard and adaptive jitter, shared by every Cholesky in the package.
+
+JAX computes in float32 unless ``jax_enable_x64`` is set, a process-wide switch.  The package never
+flips it on import; functions whose accuracy depends on float64 call :func:`require_x64`, which
+raises with the one-line fix.  The CLI and the test suite turn it on explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["require_x64", "CholeskyResult", "cholesky_with_jitter"]
+
+
+def require_x64(where: str) -> None:
+    """Raise ``RuntimeError`` unless JAX is running with float64 enabled."""
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            f"{where} needs float64: call jax.config.update('jax_enable_x64', True) "
+            "(or numpyro.enable_x64()) before creating any arrays"
+        )
+
+
+class CholeskyResult(NamedTuple):
+    """Lower Cholesky factor of ``A + jitter * I`` and the jitter that was needed."""
+
+    factor: jax.Array  # (n, n) lower triangular
+    jitter: float  # absolute jitter added to the diagonal (0.0 when none was needed)
+
+
+def cholesky_with_jitter(
+    a, *, initial_relative: float = 1e-10, max_relative: float = 1e-2, factor: float = 10.0
+) -> CholeskyResult:
+    r"""Cholesky factor of a symmetric PSD matrix, adding jitter only when needed.
+
+    Tries :math:`A`, then :math:`A + \epsilon\, \bar d\, I` with :math:`\bar d` the mean diagonal and
+    :math:`\epsilon` = ``initial_relative``, ``initial_relative * factor``, ... up to
+    ``max_relative``.  Returns the factor and the absolute jitter used so that callers can report it.
+    Runs eagerly (it branches on the result), not under ``jit``.
+
+    Raises ``ValueError`` if ``a`` holds NaN/Inf or stays indefinite at ``max_relative``.
+    """
+    a = jnp.asarray(a)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"a must be a square matrix, got shape {a.shape}")
+    if not bool(jnp.all(jnp.isfinite(a))):
+        raise ValueError("a contains NaN/Inf; cannot factorise")
+    a = 0.5 * (a + a.T)
+    scale = float(jnp.mean(jnp.diag(a)))
+    scale = scale if scale > 0 else 1.0
+    eye = jnp.eye(a.shape[0], dtype=a.dtype)
+    chol = jnp.linalg.cholesky(a)
+    if bool(jnp.all(jnp.isfinite(chol))):
+        return CholeskyResult(chol, 0.0)
+    rel = initial_relative
+    while rel <= max_relative * (1 + 1e-12):
+        jitter = rel * scale
+        chol = jnp.linalg.cholesky(a + jitter * eye)
+        if bool(jnp.all(jnp.isfinite(chol))):
+            return CholeskyResult(chol, float(jitter))
+        rel *= factor
+    raise ValueError(
+        f"matrix is not positive definite even with jitter {max_relative:g} x mean diagonal "
+        f"({max_relative * scale:g}); check the kernel or raise the noise variance"
+    )
+
+
+def _np_float(x) -> float:
+    return float(np.asarray(x))
