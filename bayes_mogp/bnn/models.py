@@ -1,0 +1,273 @@
+r"""NumPyro MLP BNNs with per-node random variances (seed 000 eq. 1-2; DESIGN.md sections 1 and 7).
+
+Network (depth :math:`L` hidden layers of widths :math:`p_1..p_L`, inputs ``X`` of shape ``(n, d_in)``):
+
+.. math::
+
+    h^{(1)} = d_{in}^{-1/2}\, \sigma_v\, X V^{(0)} + b^{(1)}, \qquad
+    h^{(l+1)} = \phi(h^{(l)})\, \mathrm{diag}(\sqrt{\lambda^{(l)}})\, \sigma_v V^{(l)} + b^{(l+1)},
+
+with the logits / regression mean :math:`f = h^{(L+1)}` of shape ``(n, k)``.  Every weight is written
+*non-centred*, :math:`W = \sqrt{\lambda_j}\, \sigma_v V`, with :math:`V \sim N(0, 1)` sampled (sites
+``V0, V1, ...``) and the scale applied deterministically: the funnel between a node's variance and its
+outgoing weights is what makes the plain (centred) model hard for NUTS (DESIGN section 7: 13
+divergences, min ESS 2.6).  The per-node variances :math:`\lambda^{(l)}` (shape ``(p_l,)``) come from a
+:class:`~bayes_mogp.priors.NodeVariancePrior` at width :math:`p_l`, parametrised per family:
+
+* ``horseshoe``: :math:`\lambda_j = \tau^2 U_j^2`, :math:`U_j` half-Cauchy written as
+  :math:`U_j = |z_j| / \sqrt{g_j}`, :math:`z_j \sim N(0,1)`, :math:`g_j \sim \mathrm{Gamma}(1/2, 1/2)`
+  (a scale mixture whose two factors have light-tailed, well-conditioned log-densities, as in
+  rstanarm's ``hs()``), and the global scale :math:`\tau = \tau_0 t`, :math:`t` half-Cauchy(1) in the
+  same two-factor form, centred on the width scaling of the prior: :math:`\tau_0 = \pi / p`
+  (DESIGN table row (d): :math:`\lambda = \pi^2 U^2 / p^2`).  ``global_scale="fixed"`` keeps
+  :math:`\tau = \tau_0` (exactly model (d)).  ``slab_scale = c`` gives the regularised horseshoe of
+  Piironen and Vehtari (2017), :math:`\tilde\lambda = c^2 \lambda / (c^2 + \lambda)`, with ``c`` on
+  the width scale (``c^2`` is multiplied by ``2 / p`` so that it is the slab of a He-scaled node).
+* ``iid``: :math:`\lambda_j = 2/p` (no latent variable).
+* a prior with discrete support (``bernoulli``): the site ``lam{l}`` is discrete; sample it with
+  :class:`numpyro.infer.DiscreteHMCGibbs` (Gibbs updates of the gates, NUTS for the rest), which
+  :func:`bayes_mogp.bnn.inference.make_kernel` selects.  Enumeration is not an option: the gates act
+  jointly on every output, so the enumerated sum has :math:`2^p` terms.
+* any other prior (``inverse_gamma``, ``gamma_gp``, ``gamma_mogp``, ``beta``, ``generalized_gamma``,
+  user priors): :math:`\lambda_j` is sampled from ``prior.distribution`` (NUTS works on its
+  unconstrained transform); the weights stay non-centred.
+
+Deterministic sites recorded for diagnostics (identifiable under the permutation and sign symmetries of
+hidden units, DESIGN section 7): ``lam{l}`` (per node), ``lam_sorted{l}`` (decreasing), ``tau{l}``
+(horseshoe global scale).  Likelihoods: ``"categorical"`` (labels ``y`` in ``0..k-1``) or ``"gaussian"``
+(``y`` of shape ``(n, k)``, noise standard deviation ``sigma`` ~ half-normal(``noise_scale``)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+
+from ..validation import check_choice, check_int, check_positive
+
+__all__ = ["BNNConfig", "bnn_model", "centred_horseshoe_model", "forward", "ACTIVATIONS", "LIKELIHOODS"]
+
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "erf": jax.scipy.special.erf}
+LIKELIHOODS = ("categorical", "gaussian")
+GLOBAL_SCALES = ("half_cauchy", "fixed")
+
+
+@dataclass(frozen=True)
+class BNNConfig:
+    """Architecture and prior of a BNN; validated on construction.
+
+    Parameters
+    ----------
+    d_in, d_out : int
+        Input dimension and number of outputs (classes for ``"categorical"``).
+    widths : tuple of int
+        Hidden widths :math:`p_1, ..., p_L`.
+    prior : str or NodeVariancePrior or callable
+        Prior family name for :func:`bayes_mogp.priors.get_prior`, or a prior object; one prior object
+        is built per hidden layer at its width (a callable ``width -> NodeVariancePrior`` also works).
+    prior_hyper : dict
+        Hyperparameters passed to ``get_prior``.
+    activation : {"tanh", "relu", "erf"}
+    likelihood : {"categorical", "gaussian"}
+    sigma_v, sigma_b : float
+        Standard deviations of the standardised weights and of the biases.
+    global_scale : {"half_cauchy", "fixed"}
+        Horseshoe only: random global scale centred on :math:`\\pi/p`, or fixed at it.
+    slab_scale : float or None
+        Horseshoe only: regularised-horseshoe slab (None: no slab).
+    noise_scale : float
+        Gaussian likelihood: scale of the half-normal prior of the noise standard deviation.
+    """
+
+    d_in: int
+    d_out: int
+    widths: tuple = (50,)
+    prior: object = "horseshoe"
+    prior_hyper: dict = field(default_factory=dict)
+    activation: str = "tanh"
+    likelihood: str = "categorical"
+    sigma_v: float = 1.0
+    sigma_b: float = 1.0
+    global_scale: str = "half_cauchy"
+    slab_scale: float | None = None
+    noise_scale: float = 1.0
+
+    def __post_init__(self):
+        check_int("d_in", self.d_in, minimum=1)
+        check_int("d_out", self.d_out, minimum=1)
+        widths = self.widths if isinstance(self.widths, (tuple, list)) else (self.widths,)
+        if len(widths) == 0:
+            raise ValueError("widths must list at least one hidden width, got []")
+        object.__setattr__(self, "widths", tuple(check_int("width", w, minimum=1) for w in widths))
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        check_choice("global_scale", self.global_scale, GLOBAL_SCALES)
+        check_positive("sigma_v", self.sigma_v)
+        check_positive("sigma_b", self.sigma_b)
+        check_positive("noise_scale", self.noise_scale)
+        if self.slab_scale is not None:
+            check_positive("slab_scale", self.slab_scale)
+        # Build the priors now so that an unknown name or bad hyperparameter fails here, not in NUTS.
+        object.__setattr__(self, "_priors", tuple(self._make_prior(w) for w in self.widths))
+
+    def _make_prior(self, width):
+        if isinstance(self.prior, str):
+            from ..priors import get_prior
+
+            return get_prior(self.prior, width, **dict(self.prior_hyper))
+        if callable(self.prior) and not hasattr(self.prior, "distribution"):
+            return self.prior(width)
+        if hasattr(self.prior, "distribution"):
+            return self.prior
+        raise TypeError(f"prior must be a prior name or a NodeVariancePrior, got {type(self.prior).__name__}")
+
+    @property
+    def priors(self):
+        """One prior object per hidden layer."""
+        return self._priors
+
+    @property
+    def prior_name(self) -> str:
+        return str(getattr(self.priors[0], "name", "custom"))
+
+    @property
+    def has_discrete(self) -> bool:
+        """True if some layer's node variance has discrete support (needs DiscreteHMCGibbs)."""
+        return any(_is_discrete(p) for p in self.priors)
+
+    def __hash__(self):  # dict field: hash by identity-free summary (used as a static jit argument)
+        return hash((self.d_in, self.d_out, self.widths, repr(self.prior), tuple(sorted(self.prior_hyper.items())),
+                     self.activation, self.likelihood, self.sigma_v, self.sigma_b, self.global_scale,
+                     self.slab_scale, self.noise_scale))
+
+
+def _is_discrete(prior) -> bool:
+    if getattr(prior, "name", "") == "iid":
+        return False
+    d = prior.distribution
+    return bool(getattr(d.support, "is_discrete", False) or getattr(d, "has_enumerate_support", False))
+
+
+def _half_cauchy_noncentred(name: str, shape):
+    """Half-Cauchy(1) draws as :math:`|z| / \\sqrt{g}`, :math:`z \\sim N(0,1)`, :math:`g \\sim \\chi^2_1`."""
+    z = numpyro.sample(f"{name}_z", dist.HalfNormal(1.0).expand(shape).to_event(len(shape)))
+    g = numpyro.sample(f"{name}_g", dist.Gamma(0.5, 0.5).expand(shape).to_event(len(shape)))
+    return z / jnp.sqrt(g)
+
+
+def _node_variances(config: BNNConfig, layer: int):
+    """Sample the per-node variances of hidden layer ``layer`` (shape ``(p,)``) in our parametrisation."""
+    prior = config.priors[layer]
+    p = config.widths[layer]
+    name = getattr(prior, "name", "custom")
+    if name == "iid":
+        lam = jnp.full((p,), 2.0 / p)
+    elif name == "horseshoe":
+        tau0 = _horseshoe_tau0(prior)
+        if config.global_scale == "fixed":
+            tau = jnp.asarray(tau0)
+        else:
+            tau = tau0 * _half_cauchy_noncentred(f"tau{layer}", ())
+        numpyro.deterministic(f"tau{layer}", tau)
+        u = _half_cauchy_noncentred(f"u{layer}", (p,))
+        lam = (tau * u) ** 2
+        if config.slab_scale is not None:
+            c2 = config.slab_scale**2 * 2.0 / p
+            lam = c2 * lam / (c2 + lam)
+    elif _is_discrete(prior):
+        # A discrete law (e.g. BernoulliVariance on {0, s}) enters as an index over its support, so that
+        # the site is discrete for NumPyro whatever the distribution declares as its support.
+        values = jnp.asarray(prior.distribution.enumerate_support(expand=False)).reshape(-1)
+        logits = prior.distribution.log_prob(values)
+        idx = numpyro.sample(f"lam{layer}_index", dist.Categorical(logits=logits).expand([p]))
+        lam = values[idx]
+    else:
+        lam = numpyro.sample(f"lam{layer}_raw", prior.distribution.expand([p]).to_event(1))
+        lam = jnp.asarray(lam, dtype=jnp.result_type(float))
+    numpyro.deterministic(f"lam{layer}", lam)
+    numpyro.deterministic(f"lam_sorted{layer}", -jnp.sort(-lam))
+    return lam
+
+
+def _horseshoe_tau0(prior) -> float:
+    """Width scaling of the horseshoe's global scale: :math:`\\pi/p` times the prior's ``scale`` if any."""
+    scale = float(getattr(prior, "hyper", {}).get("scale", 1.0))
+    return scale * math.pi / prior.width
+
+
+def forward(config: BNNConfig, params: dict, X, lam_mask=None):
+    """Network output ``(n, d_out)`` for one draw of ``params`` (sites ``V{l}``, ``b{l}``, ``lam{l}``).
+
+    ``lam_mask`` (optional) is a tuple of per-layer arrays ``(p_l,)`` multiplied into the variances:
+    pruning sets entries to 0.  Pure and jittable; vmap it over draws.
+    """
+    act = ACTIVATIONS[config.activation]
+    h = (config.sigma_v / math.sqrt(config.d_in)) * (X @ params["V0"]) + params["b0"]
+    for layer in range(len(config.widths)):
+        lam = params[f"lam{layer}"]
+        if lam_mask is not None:
+            lam = lam * lam_mask[layer]
+        w = jnp.sqrt(lam)[:, None] * config.sigma_v * params[f"V{layer + 1}"]
+        h = act(h) @ w + params[f"b{layer + 1}"]
+    return h
+
+
+def bnn_model(config: BNNConfig, X, y=None):
+    """The NumPyro model: our non-centred parametrisation (module docstring).  ``y=None`` for prediction."""
+    dims = (config.d_in,) + config.widths + (config.d_out,)
+    params = {}
+    for layer in range(len(dims) - 1):
+        shape = (dims[layer], dims[layer + 1])
+        params[f"V{layer}"] = numpyro.sample(f"V{layer}", dist.Normal(0.0, 1.0).expand(shape).to_event(2))
+        b = numpyro.sample(f"b{layer}_raw", dist.Normal(0.0, 1.0).expand(shape[1:]).to_event(1))
+        params[f"b{layer}"] = config.sigma_b * b
+    for layer in range(len(config.widths)):
+        params[f"lam{layer}"] = _node_variances(config, layer)
+    f = forward(config, params, X)
+    _likelihood(config, f, y)
+
+
+def _likelihood(config, f, y):
+    if config.likelihood == "categorical":
+        numpyro.sample("y", dist.Categorical(logits=f), obs=y)
+    else:
+        sigma = numpyro.sample("sigma", dist.HalfNormal(config.noise_scale))
+        numpyro.sample("y", dist.Normal(f, sigma).to_event(1), obs=y)
+
+
+def centred_horseshoe_model(config: BNNConfig, X, y=None):
+    """The same horseshoe BNN written the plain way (as in NumPyro's BNN example): the benchmark's baseline.
+
+    :math:`\\tau \\sim \\mathrm{HalfCauchy}(\\tau_0)`, :math:`U_j \\sim \\mathrm{HalfCauchy}(1)` and
+    :math:`W_{jk} \\sim N(0, \\tau^2 U_j^2 \\sigma_v^2)` sampled directly (centred), first layer and biases
+    as in :func:`bnn_model`.  Same prior, different geometry.
+    """
+    if config.prior_name != "horseshoe":
+        raise ValueError(f"centred_horseshoe_model needs prior 'horseshoe', got {config.prior_name!r}")
+    act = ACTIVATIONS[config.activation]
+    dims = (config.d_in,) + config.widths + (config.d_out,)
+    V0 = numpyro.sample("V0", dist.Normal(0.0, 1.0).expand((dims[0], dims[1])).to_event(2))
+    b0 = numpyro.sample("b0_raw", dist.Normal(0.0, 1.0).expand((dims[1],)).to_event(1))
+    h = (config.sigma_v / math.sqrt(config.d_in)) * (X @ V0) + config.sigma_b * b0
+    for layer in range(len(config.widths)):
+        p = config.widths[layer]
+        tau0 = _horseshoe_tau0(config.priors[layer])
+        if config.global_scale == "fixed":
+            tau = jnp.asarray(tau0)
+        else:
+            tau = numpyro.sample(f"tau{layer}_c", dist.HalfCauchy(tau0))
+        numpyro.deterministic(f"tau{layer}", tau)
+        u = numpyro.sample(f"u{layer}_c", dist.HalfCauchy(1.0).expand((p,)).to_event(1))
+        lam = (tau * u) ** 2
+        numpyro.deterministic(f"lam{layer}", lam)
+        numpyro.deterministic(f"lam_sorted{layer}", -jnp.sort(-lam))
+        scale = jnp.sqrt(lam)[:, None] * config.sigma_v
+        W = numpyro.sample(f"W{layer + 1}", dist.Normal(0.0, scale * jnp.ones((p, dims[layer + 2]))).to_event(2))
+        b = numpyro.sample(f"b{layer + 1}_raw", dist.Normal(0.0, 1.0).expand((dims[layer + 2],)).to_event(1))
+        h = act(h) @ W + config.sigma_b * b
+    _likelihood(config, h, y)

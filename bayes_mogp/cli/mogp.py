@@ -1,0 +1,179 @@
+"""``bayes-mogp mogp``: MoGP regression (posterior over random kernels, NUTS) against the NNGP, same split.
+
+The NNGP numbers come from :func:`bayes_mogp.cli.baseline.evaluate` on the split of
+:func:`bayes_mogp.data.train_test_split`, so they match ``bayes-mogp baseline``.  The MoGP is
+:mod:`bayes_mogp.mogp.regression`: GP part = the depth-``--depth`` NNGP-type kernel, sparse network of the
+``--num-jumps`` largest jumps of the prior's Levy measure at the last hidden layer, started from a MAP fit,
+then NUTS.  NLL is the Gaussian NLL of the one-hot targets, as in ``baseline`` (the mixture density
+for the MoGP); ``nll_class`` is the categorical NLL of the class probabilities.  The posterior is saved
+as ArviZ InferenceData (netCDF) under ``--out``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import _common
+
+NAME = "mogp"
+HELP = "MoGP regression (posterior over random kernels by NUTS) vs NNGP on MNIST / Fashion-MNIST"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
+    parser.add_argument("--prior", default="horseshoe", help="per-node variance prior (bayes_mogp.priors names)")
+    parser.add_argument("--n-train", type=int, default=1000)
+    parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--num-jumps", "-J", type=int, default=8, help="largest jumps kept, J >= 1 (default 8)")
+    parser.add_argument("--rank", type=int, default=32, help="rank of the feature prior factor (default 32)")
+    parser.add_argument("--depth", type=int, default=3, help="hidden layers of the base kernel (default 3)")
+    parser.add_argument("--drift", choices=("prior", "free"), default="prior",
+                        help="drift a from the prior's limit, or free with a half-normal prior")
+    parser.add_argument("--map-steps", type=int, default=1500)
+    parser.add_argument("--num-warmup", type=int, default=100)
+    parser.add_argument("--num-samples", type=int, default=100)
+    parser.add_argument("--max-tree-depth", type=int, default=6, help="NUTS tree depth cap (default 6)")
+    parser.add_argument("--num-chains", type=int, default=2)
+    parser.add_argument("--source", default=None, help="data source (as in `baseline`)")
+    parser.add_argument("--data-npz", default=None,
+                        help="own data: .npz with x_train, labels_train, x_test, labels_test (overrides --dataset)")
+    parser.add_argument("--out", default="runs", help="folder for the InferenceData netCDF (default runs/)")
+    parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
+
+
+def _load_split(args):
+    import numpy as np
+
+    from ..data import Split, one_hot, train_test_split
+    from ..validation import check_finite_array
+
+    if args.data_npz:
+        if not os.path.exists(args.data_npz):
+            raise _common.UsageError(f"--data-npz {args.data_npz}: file not found")
+        d = np.load(args.data_npz)
+        xtr = check_finite_array("x_train", d["x_train"], ndim=2)
+        xte = check_finite_array("x_test", d["x_test"], ndim=2)
+        ltr, lte = np.asarray(d["labels_train"]).astype(int), np.asarray(d["labels_test"]).astype(int)
+        return Split(xtr, one_hot(ltr, 10), ltr, xte, one_hot(lte, 10), lte, np.arange(len(ltr)), np.arange(len(lte)))
+    return train_test_split(args.dataset, args.n_train, args.n_test, seed=args.seed, source=args.source)
+
+
+def run(args) -> dict:
+    import time
+
+    from ..priors import get_prior
+    from ..validation import check_int
+
+    num_jumps = check_int("--num-jumps", args.num_jumps, 1)
+    check_int("--rank", args.rank, 1)
+    depth = check_int("--depth", args.depth, 1)
+    prior = get_prior(args.prior, 1000)  # width unused: the limit is what the MoGP needs
+    limit = prior.limit
+    if args.quick:
+        args.map_steps, args.num_warmup, args.num_samples = min(args.map_steps, 300), 30, 30
+    split = _load_split(args)
+
+    import arviz as az
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ..io import atomic_path, atomic_save_npz
+    from ..kernels import activation_expectation, nngp_kernel
+    from ..mogp import regression as rg
+    from .baseline import evaluate
+
+    key = jax.random.PRNGKey(args.seed)
+    k_map, k_nuts, k_nngp = jax.random.split(key, 3)
+    t0 = time.perf_counter()
+    res_nngp, _ = evaluate(split, key=k_nngp, depth=depth, which=("nngp",), log=_common.log)
+    nngp = {k: v for k, v in res_nngp["nngp"].items() if k not in ("predictions", "jitter")}
+    nngp["nll_class"] = rg.classification_metrics(res_nngp["nngp"]["predictions"]["probs"], split.labels_test)["nll"]
+
+    t0 = time.perf_counter()
+    n = split.x_train.shape[0]
+    x_all = jnp.asarray(np.concatenate([split.x_train, split.x_test]))
+    sigma = np.asarray(nngp_kernel(x_all, depth=depth - 1)) if depth > 1 else np.asarray(x_all @ x_all.T * 2.0 /
+                                                                                          x_all.shape[1])
+    k_phi = np.asarray(activation_expectation("relu", jnp.asarray(sigma)))
+    problem = rg.build_problem(k_phi, sigma, split.y_train, n, rank=min(args.rank, x_all.shape[0]))
+    kw = dict(problem=problem, limit=limit, num_jumps=num_jumps if limit.regime == "MoGP" else 0, drift=args.drift)
+    _common.log(f"mogp: MAP ({args.map_steps} steps)")
+    params, _ = rg.fit_map(k_map, kw, steps=args.map_steps)
+    _common.log(f"mogp: NUTS {args.num_chains} x ({args.num_warmup} + {args.num_samples})")
+    mcmc = rg.run_nuts(k_nuts, kw, num_warmup=args.num_warmup, num_samples=args.num_samples,
+                       num_chains=args.num_chains, init_params=params,
+                       max_tree_depth=check_int("--max-tree-depth", args.max_tree_depth, 1, 12))
+    samples = mcmc.get_samples()
+    divergences = int(np.sum(mcmc.get_extra_fields()["diverging"]))
+    nuts_seconds = time.perf_counter() - t0
+    means, variances, noises = rg.predict_draws(problem, limit, samples, drift=args.drift)
+    mean, var, probs = rg.mixture_predictive(means, variances, noises)
+    met = rg.classification_metrics(probs, split.labels_test)
+    mogp = {"accuracy": float(np.mean(np.argmax(mean, -1) == split.labels_test)),
+            "nll": rg.target_nll(means, variances, noises, split.y_test), "ece": met["ece"],
+            "nll_class": met["nll"], "seconds": time.perf_counter() - t0}
+
+    # diagnostics on identifiable quantities: log-likelihood, ordered jumps, scales, test predictions
+    nc, ns = args.num_chains, args.num_samples
+    grouped = mcmc.get_samples(group_by_chain=True)
+    ident = {k: np.asarray(grouped[k]) for k in ("log_likelihood", "gp_scale", "noise", "sigma_v2", "jumps")
+             if k in grouped}
+    true_mean = np.asarray(means)[:, np.arange(5), split.labels_test[:5]].reshape(nc, ns, 5)
+    ident["test_prediction"] = true_mean
+    ds = az.convert_to_dataset(ident)
+    rhat = az.rhat(ds) if nc > 1 else None
+    ess = az.ess(ds, method="bulk")
+    diagnostics = {"r_hat_max": float(max(float(rhat[v].max()) for v in rhat.data_vars)) if rhat is not None else None,
+                   "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
+                   "divergences": divergences, "quantities": sorted(ident),
+                   "map_plus_nuts_seconds": nuts_seconds}
+
+    active = None
+    if "jumps" in samples:
+        lam = np.asarray(samples["jumps"]) * np.asarray(samples["sigma_v2"])[:, None]
+        share = lam / (lam.sum(1, keepdims=True) + np.asarray(samples["gp_scale"])[:, None])
+        pruned = {}
+        for k in sorted({1, max(1, num_jumps // 2), num_jumps}):
+            pm, pv, pn = rg.predict_draws(problem, limit, samples, drift=args.drift, gp_part=False, keep=k)
+            pruned[str(k)] = float(np.mean(np.argmax(np.mean(pm, 0), -1) == split.labels_test))
+        feats = np.asarray(samples["features"])  # (S, J, r)
+        h_tr = np.einsum("nr,sjr->sjn", np.asarray(problem.feat_factor[:n]), feats)
+        xtr = np.asarray(split.x_train)
+        weights = np.linalg.lstsq(xtr, h_tr.mean(0).T, rcond=None)[0].T  # (J, d): posterior-mean feature images
+        active = {"num_jumps": num_jumps, "lambda_median": np.median(lam, 0),
+                  "kernel_share_median": np.median(share, 0),
+                  "active": int(np.sum(np.median(share, 0) > 0.01)),
+                  "pruned_accuracy": pruned, "trace_kept_by_rank": problem.trace_kept}
+    stem = f"mogp_{args.dataset}_{args.prior}_n{n}_s{args.seed}"
+    idata = az.from_numpyro(mcmc)
+    out = os.path.join(args.out, stem + ".nc")
+    os.makedirs(args.out, exist_ok=True)
+    with atomic_path(out) as tmp:
+        idata.to_netcdf(str(tmp), engine="h5netcdf")
+    if active is not None:
+        atomic_save_npz(os.path.join(args.out, stem + "_features.npz"), weights=weights,
+                        lambda_median=active["lambda_median"])
+    return {"dataset": args.dataset, "prior": args.prior, "n_train": n, "n_test": int(split.x_test.shape[0]),
+            "settings": {"num_jumps": num_jumps, "rank": args.rank, "depth": depth, "drift": args.drift,
+                         "num_warmup": args.num_warmup, "num_samples": args.num_samples,
+                         "num_chains": args.num_chains, "map_steps": args.map_steps,
+                         "max_tree_depth": args.max_tree_depth},
+            "results": {"mogp": mogp, "nngp": nngp}, "diagnostics": diagnostics, "active_features": active,
+            "inference_data": out}
+
+
+def format_text(result: dict) -> str:
+    r = result["results"]
+    d = result["diagnostics"]
+    lines = [f"{result['dataset']} {result['prior']}: {result['n_train']} train / {result['n_test']} test"]
+    for name in ("mogp", "nngp"):
+        m = r[name]
+        lines.append(f"  {name:5s} accuracy {m['accuracy']:.4f}  nll {m['nll']:.4f}  nll_class {m['nll_class']:.4f}"
+                     f"  ece {m['ece']:.4f}  ({m['seconds']:.1f} s)")
+    lines.append(f"  r_hat_max {d['r_hat_max']}  ess_bulk_min {d['ess_bulk_min']:.1f}  divergences {d['divergences']}")
+    if result["active_features"]:
+        a = result["active_features"]
+        lines.append(f"  active features {a['active']} / {a['num_jumps']}; pruned accuracy {a['pruned_accuracy']}")
+    lines.append(f"  posterior: {result['inference_data']}")
+    return "\n".join(lines)

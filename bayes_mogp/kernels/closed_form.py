@@ -1,0 +1,364 @@
+r"""Closed-form NNGP and NTK kernels of deep fully-connected networks, as maps on covariance matrices.
+
+The building block is the Gaussian expectation of an activation under an arbitrary covariance
+(DESIGN.md section 2, seed 000 eq. 4 for ReLU; seed 002 for the NNGP/NTK recursions):
+
+.. math::
+
+    \mathcal{E}_\phi(\Sigma) = \mathbb{E}_{z \sim N(0, \Sigma)}[\phi(z) \phi(z)^\top],
+    \qquad
+    \dot{\mathcal{E}}_\phi(\Sigma) = \mathbb{E}_{z \sim N(0, \Sigma)}[\phi'(z) \phi'(z)^\top].
+
+Entry :math:`(i, j)` depends only on :math:`\Sigma_{ii}, \Sigma_{jj}, \Sigma_{ij}`, so both maps are
+elementwise over the matrix and accept any PSD ``cov`` of shape ``(..., n, n)``.  They are used
+twice in the package: in the deterministic NNGP/NTK recursions below and in the random-kernel chain
+of the MoGP limit (DESIGN.md section 2), which needs :math:`\mathcal{E}_\phi` for covariances that are
+not NNGP kernels of any data set, and its gradient.  neural-tangents computes the same quantities
+inside ``stax`` but does not expose them as a function of a covariance, hence this module.
+
+Network (neural-tangents' ``"ntk"`` parameterisation, so results match ``stax`` exactly), with
+``depth`` hidden layers, inputs :math:`x \in \mathbb{R}^{d}`:
+
+.. math::
+
+    K^{1}(x, x') = \sigma_w^2\, x \cdot x' / d + \sigma_b^2,\qquad \Theta^{1} = K^{1},
+
+    K^{l+1} = \sigma_w^2\, \mathcal{E}_\phi(K^{l}) + \sigma_b^2,\qquad
+    \Theta^{l+1} = K^{l+1} + \sigma_w^2\, \dot{\mathcal{E}}_\phi(K^{l}) \odot \Theta^{l},
+
+for :math:`l = 1, \dots, \text{depth}`; the NNGP is :math:`K^{\text{depth}+1}` and the NTK
+:math:`\Theta^{\text{depth}+1}` (the readout layer included).  ``w_var`` is :math:`\sigma_w^2` and
+``b_var`` is :math:`\sigma_b^2`; ``w_var=2, b_var=0`` with ReLU is He initialisation (the "iid" row of
+DESIGN.md section 1).
+
+Memory: kernel matrices between ``x1`` (n1, d) and ``x2`` (n2, d) are computed in row blocks of
+``block_size`` rows, each block needing only the per-point variances, so the temporaries are
+``O(block_size * n2)`` and the only full-size array is the result (n = 10^4: 0.8 GB in float64).
+
+Closed forms (:math:`\rho = \Sigma_{12} / \sqrt{\Sigma_{11}\Sigma_{22}}`, :math:`\theta = \arccos\rho`,
+:math:`s = \sqrt{\Sigma_{11}\Sigma_{22} - \Sigma_{12}^2}`):
+
+============  ==========================================================  ===========================
+activation    :math:`\mathcal{E}_\phi`                                     :math:`\dot{\mathcal{E}}_\phi`
+============  ==========================================================  ===========================
+relu          :math:`(s + (\pi - \theta)\Sigma_{12}) / (2\pi)`             :math:`(\pi-\theta)/(2\pi)`
+abs           :math:`(2 s + (\pi - 2\theta)\Sigma_{12}) \cdot 2/(2\pi)`    :math:`1 - 2\theta/\pi`
+erf           :math:`\tfrac{2}{\pi}\arcsin\frac{2\Sigma_{12}}{\sqrt{(1+2\Sigma_{11})(1+2\Sigma_{22})}}`
+                                                                          :math:`\tfrac{4}{\pi}((1+2\Sigma_{11})(1+2\Sigma_{22}) - 4\Sigma_{12}^2)^{-1/2}`
+identity      :math:`\Sigma_{12}`                                          1
+sin           :math:`e^{-(\Sigma_{11}+\Sigma_{22})/2}\sinh\Sigma_{12}`     :math:`e^{-(\Sigma_{11}+\Sigma_{22})/2}\cosh\Sigma_{12}`
+cos           :math:`e^{-(\Sigma_{11}+\Sigma_{22})/2}\cosh\Sigma_{12}`     :math:`e^{-(\Sigma_{11}+\Sigma_{22})/2}\sinh\Sigma_{12}`
+============  ==========================================================  ===========================
+
+The ReLU map has a hand-written derivative (``jax.custom_jvp``): differentiating ``arccos`` and the
+square root separately gives ``inf - inf`` on the diagonal (:math:`\rho = 1`), while the true partial
+derivatives :math:`\partial/\partial\Sigma_{12} = (\pi-\theta)/(2\pi)` and
+:math:`\partial/\partial\Sigma_{11} = s / (4\pi\Sigma_{11})` are bounded.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..validation import check_choice, check_finite_array, check_int, check_nonnegative, check_positive
+
+__all__ = [
+    "ACTIVATIONS",
+    "activation_expectation",
+    "activation_derivative_expectation",
+    "nngp_kernel",
+    "ntk_kernel",
+    "nngp_ntk_kernels",
+    "kernel_diagonals",
+]
+
+ACTIVATIONS = ("relu", "abs", "erf", "identity", "sin", "cos")
+_TINY = 1e-300
+
+
+def _safe_div(num, den):
+    ok = den > 0
+    return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
+
+
+def _sqrt_nonneg(x):
+    """sqrt(max(x, 0)) with a zero (not NaN) derivative at and below 0."""
+    ok = x > 0
+    return jnp.where(ok, jnp.sqrt(jnp.where(ok, x, 1.0)), 0.0)
+
+
+def _theta_s(k11, k22, k12):
+    s = _sqrt_nonneg(k11 * k22 - k12 * k12)
+    theta = jnp.arctan2(s, k12)  # = arccos(rho) in [0, pi], well-defined when s = 0
+    return theta, s
+
+
+@jax.custom_jvp
+def _arccos1(k11, k22, k12):
+    """E[relu(u) relu(v)] for (u, v) ~ N(0, [[k11, k12], [k12, k22]]), elementwise."""
+    theta, s = _theta_s(k11, k22, k12)
+    return (s + (jnp.pi - theta) * k12) / (2 * jnp.pi)
+
+
+@_arccos1.defjvp
+def _arccos1_jvp(primals, tangents):
+    k11, k22, k12 = primals
+    t11, t22, t12 = tangents
+    theta, s = _theta_s(k11, k22, k12)
+    out = (s + (jnp.pi - theta) * k12) / (2 * jnp.pi)
+    d12 = (jnp.pi - theta) / (2 * jnp.pi)
+    d11 = _safe_div(s, 4 * jnp.pi * k11)
+    d22 = _safe_div(s, 4 * jnp.pi * k22)
+    return out, d11 * t11 + d22 * t22 + d12 * t12
+
+
+def _step_expectation(k11, k22, k12):
+    """E[1{u>0} 1{v>0}] = (pi - theta) / (2 pi)."""
+    theta, _ = _theta_s(k11, k22, k12)
+    return (jnp.pi - theta) / (2 * jnp.pi)
+
+
+def _pair_maps(activation):
+    """(E[phi phi], E[phi' phi']) as functions of (k11, k22, k12), elementwise."""
+    if activation == "relu":
+        return _arccos1, _step_expectation
+    if activation == "abs":
+        # |u| = relu(u) + relu(-u): E[|u||v|] = 2 J(k12) + 2 J(-k12); E[sgn u sgn v] = 1 - 2 theta / pi.
+        def e_abs(k11, k22, k12):
+            return 2 * (_arccos1(k11, k22, k12) + _arccos1(k11, k22, -k12))
+
+        def d_abs(k11, k22, k12):
+            return 4 * _step_expectation(k11, k22, k12) - 1
+
+        return e_abs, d_abs
+    if activation == "erf":
+
+        def e_erf(k11, k22, k12):
+            den = jnp.sqrt((1 + 2 * k11) * (1 + 2 * k22))
+            return (2 / jnp.pi) * jnp.arcsin(jnp.clip(2 * k12 / den, -1.0, 1.0))
+
+        def d_erf(k11, k22, k12):
+            return (4 / jnp.pi) / jnp.sqrt((1 + 2 * k11) * (1 + 2 * k22) - 4 * k12 * k12)
+
+        return e_erf, d_erf
+    if activation == "identity":
+        return (lambda k11, k22, k12: k12), (lambda k11, k22, k12: jnp.ones_like(k12))
+    if activation == "sin":
+        return (
+            lambda k11, k22, k12: jnp.exp(-(k11 + k22) / 2) * jnp.sinh(k12),
+            lambda k11, k22, k12: jnp.exp(-(k11 + k22) / 2) * jnp.cosh(k12),
+        )
+    if activation == "cos":
+        return (
+            lambda k11, k22, k12: jnp.exp(-(k11 + k22) / 2) * jnp.cosh(k12),
+            lambda k11, k22, k12: jnp.exp(-(k11 + k22) / 2) * jnp.sinh(k12),
+        )
+    raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
+
+
+def _diag_self(activation):
+    """(E[phi(u)^2], E[phi'(u)^2]) for u ~ N(0, k), elementwise (the diagonal of the maps)."""
+    e, d = _pair_maps(activation)
+    return (lambda k: e(k, k, k)), (lambda k: d(k, k, k))
+
+
+def _check_cov(cov):
+    if isinstance(cov, (np.ndarray, list, tuple, float, int)):
+        check_finite_array("cov", cov)
+    cov = jnp.asarray(cov)
+    if cov.ndim < 2 or cov.shape[-1] != cov.shape[-2]:
+        raise ValueError(f"cov must have shape (..., n, n), got {cov.shape}")
+    if not jnp.issubdtype(cov.dtype, jnp.floating):
+        cov = cov.astype(jnp.result_type(float))
+    return cov
+
+
+def activation_expectation(activation: str, cov):
+    r""":math:`\mathbb{E}_{z\sim N(0,\Sigma)}[\phi(z)\phi(z)^\top]` for a PSD ``cov`` of shape (..., n, n).
+
+    ``activation`` is one of :data:`ACTIVATIONS`.  Jittable and differentiable with respect to
+    ``cov`` (bounded derivatives on the diagonal for ReLU, see the module docstring).  Returns an
+    array of the shape and dtype of ``cov``.
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    cov = _check_cov(cov)
+    e, _ = _pair_maps(activation)
+    d = jnp.diagonal(cov, axis1=-2, axis2=-1)
+    return e(d[..., :, None], d[..., None, :], cov)
+
+
+def activation_derivative_expectation(activation: str, cov):
+    r""":math:`\mathbb{E}_{z\sim N(0,\Sigma)}[\phi'(z)\phi'(z)^\top]` (the NTK factor), shape of ``cov``."""
+    check_choice("activation", activation, ACTIVATIONS)
+    cov = _check_cov(cov)
+    _, dd = _pair_maps(activation)
+    d = jnp.diagonal(cov, axis1=-2, axis2=-1)
+    return dd(d[..., :, None], d[..., None, :], cov)
+
+
+def _check_inputs(x1, x2, name1="x1", name2="x2"):
+    def conv(name, x):
+        if isinstance(x, (np.ndarray, list, tuple)):
+            check_finite_array(name, x, ndim=2)
+        x = jnp.asarray(x)
+        if x.ndim != 2:
+            raise ValueError(f"{name} must have shape (n, d), got shape {x.shape}")
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.result_type(float))
+        return x
+
+    x1 = conv(name1, x1)
+    x2 = x1 if x2 is None else conv(name2, x2)
+    if x1.shape[1] != x2.shape[1]:
+        raise ValueError(f"x1 and x2 must have the same number of features, got {x1.shape[1]} and {x2.shape[1]}")
+    return x1, x2
+
+
+def _check_hyper(depth, activation, w_var, b_var):
+    depth = check_int("depth", depth, minimum=1)
+    check_choice("activation", activation, ACTIVATIONS)
+    w_var = check_positive("w_var", w_var)
+    b_var = check_nonnegative("b_var", b_var)
+    return depth, w_var, b_var
+
+
+@partial(jax.jit, static_argnames=("depth", "activation"))
+def _diag_chain(x, depth, activation, w_var, b_var):
+    """Per-point variances K^l(x, x), l = 1..depth+1: shape (depth + 1, n)."""
+    e_self, _ = _diag_self(activation)
+    k = w_var * jnp.sum(x * x, axis=1) / x.shape[1] + b_var
+    out = [k]
+    for _ in range(depth):
+        k = w_var * e_self(k) + b_var
+        out.append(k)
+    return jnp.stack(out)
+
+
+@partial(jax.jit, static_argnames=("depth", "activation", "want_nngp", "want_ntk"))
+def _block(x1, x2, d1, d2, depth, activation, w_var, b_var, want_nngp, want_ntk):
+    """Kernel block between rows x1 (b, d) and x2 (n2, d), given their variance chains d1, d2."""
+    e, de = _pair_maps(activation)
+    k = w_var * (x1 @ x2.T) / x1.shape[1] + b_var
+    theta = k
+    for layer in range(depth):
+        k11 = d1[layer][:, None]
+        k22 = d2[layer][None, :]
+        if want_ntk:
+            theta = theta * de(k11, k22, k)
+        k = w_var * e(k11, k22, k) + b_var
+        if want_ntk:
+            theta = k + w_var * theta
+    return (k if want_nngp else None), (theta if want_ntk else None)
+
+
+def _pad_rows(a, rows, axis=0):
+    extra = rows - a.shape[axis]
+    if extra <= 0:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, extra)
+    return jnp.pad(a, widths, constant_values=1.0)  # padded points get unit variance; results are dropped
+
+
+def _blocked(x1, x2, depth, activation, w_var, b_var, want_nngp, want_ntk, block_size):
+    """Kernel matrices in blocks of equal shape (padded), so that XLA compiles one block function.
+
+    With ``x2 is x1`` (and concrete inputs) only the tiles on and above the diagonal are computed and
+    the rest is mirrored.  Temporaries are O(block entries); the result is the only (n1, n2) array.
+    """
+    d1 = _diag_chain(x1, depth, activation, w_var, b_var)
+    symmetric = x2 is x1 and not isinstance(x1, jax.core.Tracer)
+    d2 = d1 if x2 is x1 else _diag_chain(x2, depth, activation, w_var, b_var)
+    n1, n2 = x1.shape[0], x2.shape[0]
+    budget = 2_000_000  # entries per block: 16 MB per float64 temporary
+    args = (depth, activation, w_var, b_var, want_nngp, want_ntk)
+    if symmetric and (n1 >= 800 if block_size is None else block_size < n1):
+        if block_size is None:
+            tiles = max(2, -(-n1 // int(budget**0.5)))
+            block_size = -(-n1 // tiles)
+        b = check_int("block_size", block_size, minimum=1)
+        nb = -(-n1 // b)
+        xp, dp = _pad_rows(x1, nb * b), _pad_rows(d1, nb * b, axis=1)
+        dtype = np.dtype(x1.dtype)
+        outs = [np.empty((nb * b, nb * b), dtype) if want else None for want in (want_nngp, want_ntk)]
+        for i in range(nb):
+            ri = slice(i * b, (i + 1) * b)
+            for j in range(i, nb):
+                rj = slice(j * b, (j + 1) * b)
+                blocks = _block(xp[ri], xp[rj], dp[:, ri], dp[:, rj], *args)
+                for out, blk in zip(outs, blocks):
+                    if out is not None:
+                        blk = np.asarray(blk)
+                        out[ri, rj] = blk
+                        if j != i:
+                            out[rj, ri] = blk.T
+        return tuple(None if out is None else jnp.asarray(out[:n1, :n1]) for out in outs)
+    if block_size is None:
+        block_size = max(1, min(n1, budget // max(1, n2)))
+    b = check_int("block_size", block_size, minimum=1)
+    nb = -(-n1 // b)
+    xp, dp = _pad_rows(x1, nb * b), _pad_rows(d1, nb * b, axis=1)
+    nngp_blocks, ntk_blocks = [], []
+    for i in range(nb):
+        ri = slice(i * b, (i + 1) * b)
+        kb, tb = _block(xp[ri], x2, dp[:, ri], d2, *args)
+        if want_nngp:
+            nngp_blocks.append(kb)
+        if want_ntk:
+            ntk_blocks.append(tb)
+
+    def cat(blocks):
+        out = blocks[0] if len(blocks) == 1 else jnp.concatenate(blocks, axis=0)
+        return out[:n1] if out.shape[0] != n1 else out
+
+    return (cat(nngp_blocks) if want_nngp else None), (cat(ntk_blocks) if want_ntk else None)
+
+
+def nngp_kernel(x1, x2=None, *, depth: int, activation: str = "relu", w_var: float = 2.0, b_var: float = 0.0,
+                block_size: int | None = None):
+    r"""Closed-form NNGP kernel :math:`K^{\text{depth}+1}(x_1, x_2)` of a fully-connected network.
+
+    ``x1`` (n1, d), ``x2`` (n2, d) or ``None`` (then ``x2 = x1``).  Returns an (n1, n2) array in the
+    input dtype.  Computed in row blocks of ``block_size`` rows (default: ~2e6 entries per block).
+    Equal to ``stax.serial(Dense(., sqrt(w_var), sqrt(b_var)), phi, ..., Dense(1, ...))`` in
+    neural-tangents (checked to 1e-6 relative in float64 in ``tests/test_kernels.py``).
+    """
+    depth, w_var, b_var = _check_hyper(depth, activation, w_var, b_var)
+    x1, x2 = _check_inputs(x1, x2)
+    return _blocked(x1, x2, depth, activation, w_var, b_var, True, False, block_size)[0]
+
+
+def ntk_kernel(x1, x2=None, *, depth: int, activation: str = "relu", w_var: float = 2.0, b_var: float = 0.0,
+               block_size: int | None = None):
+    r"""Closed-form NTK :math:`\Theta^{\text{depth}+1}(x_1, x_2)` (infinite width, "ntk" parameterisation).
+
+    Same arguments and shapes as :func:`nngp_kernel`.
+    """
+    depth, w_var, b_var = _check_hyper(depth, activation, w_var, b_var)
+    x1, x2 = _check_inputs(x1, x2)
+    return _blocked(x1, x2, depth, activation, w_var, b_var, False, True, block_size)[1]
+
+
+def nngp_ntk_kernels(x1, x2=None, *, depth: int, activation: str = "relu", w_var: float = 2.0,
+                     b_var: float = 0.0, block_size: int | None = None):
+    """Both kernels in one pass: ``(nngp, ntk)``, each (n1, n2)."""
+    depth, w_var, b_var = _check_hyper(depth, activation, w_var, b_var)
+    x1, x2 = _check_inputs(x1, x2)
+    return _blocked(x1, x2, depth, activation, w_var, b_var, True, True, block_size)
+
+
+def kernel_diagonals(x, *, depth: int, activation: str = "relu", w_var: float = 2.0, b_var: float = 0.0):
+    r"""Diagonals :math:`K(x_i, x_i)` and :math:`\Theta(x_i, x_i)`, each (n,), in O(n d) memory."""
+    depth, w_var, b_var = _check_hyper(depth, activation, w_var, b_var)
+    x, _ = _check_inputs(x, None, "x", "x")
+    chain = _diag_chain(x, depth, activation, w_var, b_var)
+    _, d_self = _diag_self(activation)
+    theta = chain[0]
+    for layer in range(depth):
+        theta = chain[layer + 1] + w_var * d_self(chain[layer]) * theta
+    return chain[-1], theta
+

@@ -1,0 +1,97 @@
+r"""The random-kernel prior of the MoGP limit on a finite set of inputs (seed 000 section 3; DESIGN.md section 2).
+
+One hidden layer, inputs ``x`` (n, d): the outputs are independent GPs given the random kernel
+
+.. math::
+
+    K = \sigma_v^2\Big[(a + R(\lambda_{(J)}))\,E_{z\sim N(0,\Sigma)}[\phi(z)\phi(z)^T]
+        + \sum_{j\le J} \lambda_{(j)}\,\phi(z_j)\phi(z_j)^T\Big],\qquad \Sigma = x x^T / d,
+
+:math:`z_j \sim N(0, \Sigma)` iid, :math:`\lambda_{(j)} = \bar\rho^{-1}(G_j)` the J largest jumps
+(Ferguson-Klass, :meth:`InfiniteWidthLimit.sample_jumps`), and :math:`R(x) = \int_0^x u\,\rho(du)` the
+mean of the jumps left out, folded into the drift.  The truncation error is reported as
+``remainder_share`` = :math:`R / (a + R + \sum_j \lambda_{(j)})`, the fraction of :math:`\Lambda`
+replaced by its mean (it goes to 0 as J grows).
+
+Deep networks: the kernels form a Markov chain, :math:`\Sigma^{(l+1)} = K` computed as above from
+:math:`\Sigma^{(l)}` with fresh jumps and features at each layer (``depth`` hidden layers).
+
+:func:`finite_width_kernel` is the same kernel of a finite network of width p under eq. (1)
+(:math:`\sum_{j\le p}\lambda_j\phi(h_j)\phi(h_j)^T`, :math:`\lambda_j` from the width-p prior), the object
+that converges in law to :func:`sample_random_kernel` (tested in ``tests/test_mogp.py``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..validation import check_finite_array, check_int, check_positive
+
+__all__ = ["RandomKernel", "sample_random_kernel", "sample_outputs", "finite_width_kernel"]
+
+
+class RandomKernel(NamedTuple):
+    kernel: jax.Array  # (n, n) the last layer's random kernel
+    jumps: jax.Array  # (depth, J) the jumps used at each layer, decreasing
+    remainder: jax.Array  # (depth,) R(lambda_(J)) folded into the drift at each layer
+    remainder_share: jax.Array  # (depth,) R / (a + R + sum lambda): the truncation error
+
+
+def _phi(activation):
+    from ..kernels import activation_expectation
+
+    fns = {"relu": lambda z: jnp.maximum(z, 0.0), "erf": jax.scipy.special.erf, "identity": lambda z: z,
+           "abs": jnp.abs}
+    if activation not in fns:
+        raise ValueError(f"activation must be one of {', '.join(fns)}; got {activation!r}")
+    return fns[activation], (lambda cov: activation_expectation(activation, cov))
+
+
+def _psd_factor(cov):
+    ev, vec = jnp.linalg.eigh(0.5 * (cov + cov.T))
+    return vec * jnp.sqrt(jnp.clip(ev, 0.0, None))
+
+
+def sample_random_kernel(key, x, limit, *, num_jumps: int = 100, depth: int = 1, activation: str = "relu",
+                         sigma_v2: float = 1.0) -> RandomKernel:
+    """One draw of the truncated MoGP limit kernel on the inputs ``x`` (n, d); see the module docstring."""
+    x = check_finite_array("x", x, ndim=2)
+    num_jumps = check_int("num_jumps", num_jumps, 1)
+    depth = check_int("depth", depth, 1)
+    sigma_v2 = check_positive("sigma_v2", sigma_v2)
+    act, expect = _phi(activation)
+    x = jnp.asarray(x, dtype=jnp.result_type(float))
+    cov = x @ x.T / x.shape[1]
+    jumps, rems, shares = [], [], []
+    for key_l in jax.random.split(key, depth):
+        kj, kz = jax.random.split(key_l)
+        lam = limit.sample_jumps(kj, num_jumps)
+        rem = limit.remainder_mean(lam[-1])
+        z = jax.random.normal(kz, (num_jumps, cov.shape[0]), dtype=cov.dtype) @ _psd_factor(cov).T
+        f = act(z)  # (J, n)
+        cov = sigma_v2 * ((limit.drift + rem) * expect(cov) + (f.T * lam) @ f)
+        jumps.append(lam)
+        rems.append(rem)
+        shares.append(rem / (limit.drift + rem + jnp.sum(lam)))
+    return RandomKernel(cov, jnp.stack(jumps), jnp.stack(rems), jnp.stack(shares))
+
+
+def sample_outputs(key, kernel, num_outputs: int):
+    """``num_outputs`` outputs sharing one kernel draw: (num_outputs, n), iid N(0, kernel) given it."""
+    num_outputs = check_int("num_outputs", num_outputs, 1)
+    return jax.random.normal(key, (num_outputs, kernel.shape[0]), dtype=kernel.dtype) @ _psd_factor(kernel).T
+
+
+def finite_width_kernel(key, x, prior, *, activation: str = "relu", sigma_v2: float = 1.0):
+    """The kernel of one finite network of width ``prior.width`` (one hidden layer, eq. (1))."""
+    x = jnp.asarray(check_finite_array("x", x, ndim=2), dtype=jnp.result_type(float))
+    act, _ = _phi(activation)
+    kl, kv = jax.random.split(key)
+    lam = prior.sample(kl, (prior.width,))
+    h = x @ jax.random.normal(kv, (x.shape[1], prior.width), dtype=x.dtype) / np.sqrt(x.shape[1])
+    f = act(h)  # (n, p)
+    return sigma_v2 * (f * lam) @ f.T

@@ -1,0 +1,136 @@
+r"""Finite-width fully-connected networks under eq. (1) of seed 000 (DESIGN.md sections 1-2), and pruning.
+
+Layer :math:`l = 0` (input): :math:`h^{(1)}_j = d_{in}^{-1/2}\sum_i V^{(1)}_{ij} x_i + b^{(1)}_j`.
+Layer :math:`l \ge 1`: :math:`h^{(l+1)}_k = \sum_j \sqrt{\lambda^{(l)}_j}\,V^{(l+1)}_{jk}\,\phi(h^{(l)}_j)
++ b^{(l+1)}_k`, with :math:`V \sim N(0, \sigma_v^2)` iid, :math:`\lambda^{(l)}_j \sim F_{p_l}` iid (the
+prior of hidden layer :math:`l`), :math:`b \sim N(0, \sigma_b^2)` (no bias when ``bias_std = 0``).
+
+Shapes: ``x`` is ``(n, d_in)``; a network's parameters are ``V[l]`` of shape ``(p_l, p_{l+1})``
+(``p_0 = d_in``, last ``d_out``), ``lam[l]`` of shape ``(p_l,)`` for the hidden layers ``l = 1..L``,
+``b[l]`` of shape ``(p_{l+1},)``; outputs ``(n, d_out)``.  :func:`sample_outputs` draws many networks
+with ``vmap``, in chunks of ``chunk_size`` networks to bound memory (``chunk_size * sum_l p_l p_{l+1}``
+floats at a time).
+
+Pruning keeps, at each hidden layer, the nodes with the largest :math:`\lambda`: a fraction
+``kappa`` (:math:`\lceil\kappa p\rceil` nodes) or those with :math:`\lambda > \epsilon`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from .priors import NodeVariancePrior
+from .validation import check_choice, check_in_interval, check_int, check_nonnegative, check_positive
+
+__all__ = ["ACTIVATIONS", "MLP", "init", "apply", "prune_masks", "sample_outputs"]
+
+ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "erf": jax.scipy.special.erf,
+    "gelu": jax.nn.gelu,
+    "identity": lambda z: z,
+}
+
+
+@dataclass(frozen=True)
+class MLP:
+    """A fully-connected architecture: ``d_in``, one prior per hidden layer (its width), ``d_out``."""
+
+    d_in: int
+    priors: tuple
+    d_out: int = 1
+    activation: str = "relu"
+    sigma_v: float = 1.0
+    bias_std: float = 0.0
+
+    def __post_init__(self):
+        check_int("d_in", self.d_in, minimum=1)
+        check_int("d_out", self.d_out, minimum=1)
+        if not callable(self.activation):
+            check_choice("activation", self.activation, ACTIVATIONS)
+        check_positive("sigma_v", self.sigma_v)
+        check_nonnegative("bias_std", self.bias_std)
+        priors = tuple(self.priors)
+        if not priors or not all(isinstance(p, NodeVariancePrior) for p in priors):
+            raise TypeError("priors must be a non-empty sequence of NodeVariancePrior (one per hidden layer)")
+        object.__setattr__(self, "priors", priors)
+
+    @property
+    def widths(self) -> tuple:
+        return (self.d_in,) + tuple(p.width for p in self.priors) + (self.d_out,)
+
+    @property
+    def phi(self):
+        return self.activation if callable(self.activation) else ACTIVATIONS[self.activation]
+
+
+def init(key, net: MLP) -> dict:
+    """One network's parameters ``{"V": [...], "lam": [...], "b": [...]}`` (shapes in the module docstring)."""
+    widths = net.widths
+    keys = jax.random.split(key, 3 * len(widths))
+    dtype = jnp.result_type(float)
+    V = [net.sigma_v * jax.random.normal(keys[i], (widths[i], widths[i + 1]), dtype) for i in range(len(widths) - 1)]
+    lam = [p.sample(keys[len(widths) + i], (p.width,)) for i, p in enumerate(net.priors)]
+    b = [net.bias_std * jax.random.normal(keys[2 * len(widths) + i], (widths[i + 1],), dtype) for i in range(len(widths) - 1)]
+    return {"V": V, "lam": lam, "b": b}
+
+
+def apply(params: dict, x, net: MLP, masks=None):
+    """Outputs ``(n, d_out)``; ``masks`` (one boolean ``(p_l,)`` per hidden layer) zero the pruned nodes."""
+    phi = net.phi
+    h = x @ params["V"][0] / math.sqrt(net.d_in) + params["b"][0]
+    for l, lam in enumerate(params["lam"]):
+        scale = jnp.sqrt(lam) if masks is None else jnp.sqrt(lam) * masks[l]
+        h = (phi(h) * scale) @ params["V"][l + 1] + params["b"][l + 1]
+    return h
+
+
+def prune_masks(lams, *, kappa=None, eps=None):
+    r"""Boolean masks keeping the :math:`\lceil\kappa p\rceil` largest :math:`\lambda` (or :math:`\lambda > \epsilon`)."""
+    if (kappa is None) == (eps is None):
+        raise ValueError("give exactly one of kappa (fraction kept, in (0, 1]) or eps (threshold >= 0)")
+    masks = []
+    for lam in lams:
+        if kappa is not None:
+            kappa = check_in_interval("kappa", kappa, 0.0, 1.0, low_open=True)
+            k = int(math.ceil(kappa * lam.shape[-1]))
+            # rank of each node by decreasing lambda (ties broken by index): exactly k nodes kept
+            rank = jnp.argsort(jnp.argsort(-lam, axis=-1), axis=-1)
+            masks.append(rank < k)
+        else:
+            masks.append(lam > check_nonnegative("eps", eps))
+    return masks
+
+
+def sample_outputs(key, net: MLP, x, num_networks: int, *, chunk_size: int = 256, kappa=None, eps=None,
+                   return_params: bool = False):
+    """Outputs of ``num_networks`` independent networks at inputs ``x``: ``(num_networks, n, d_out)``.
+
+    With ``kappa`` or ``eps`` also the pruned networks' outputs (same weights): returns ``(full, pruned)``.
+    ``return_params`` adds the stacked parameters (mind the memory at large widths).
+    """
+    from .validation import check_finite_array
+
+    x = jnp.asarray(check_finite_array("x", x, ndim=2), dtype=jnp.result_type(float))
+    if x.shape[1] != net.d_in:
+        raise ValueError(f"x must have d_in = {net.d_in} columns, got {x.shape[1]}")
+    num_networks = check_int("num_networks", num_networks, minimum=1)
+    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    prune = kappa is not None or eps is not None
+
+    def one(k):
+        params = init(k, net)
+        out = apply(params, x, net)
+        if prune:
+            out = (out, apply(params, x, net, prune_masks(params["lam"], kappa=kappa, eps=eps)))
+        return (out, params) if return_params else out
+
+    batched = jax.jit(jax.vmap(one))
+    keys = jax.random.split(key, num_networks)
+    pieces = [batched(keys[i : i + chunk_size]) for i in range(0, num_networks, chunk_size)]
+    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0), *pieces)

@@ -1,0 +1,182 @@
+r"""The measurements behind Table 1 of seed 000 (DESIGN.md section 3) and the rules that turn them into cells.
+
+Setting (seed 000, section 3): one hidden ReLU layer of width :math:`p`, two outputs, no bias,
+:math:`\sigma_v = 1`, one input with :math:`\|x\|^2 = d_{in}`, so the features
+:math:`h_j = d_{in}^{-1/2}\sum_i V_{ij}x_i` are iid :math:`N(0,1)` and are drawn as such (equal in law);
+:math:`Z_k = \sum_j \sqrt{\lambda_j} V_{jk}\,\mathrm{relu}(h_j)`, :math:`W_{jk} = \sqrt{\lambda_j}V_{jk}`.
+
+Measured per model, from ``num_networks`` sampled networks at each width, and the rules:
+
+* ``limit``: interquartile range of :math:`\sum_j\lambda_j` across widths; **GP** iff at the largest
+  width it is below 0.01 or below half its value at the smallest width (it shrinks to a constant
+  limit), else **MoGP**.
+* ``dependent_outputs``: Spearman correlation of :math:`|Z_1|, |Z_2|` at the largest width (their
+  linear correlation is 0 by symmetry); **dependent** iff :math:`r_s\sqrt{N-1} > 3.09` (one-sided test
+  of independence at level 0.001); a 95% interval is reported.
+* ``tail_Z`` / ``tail_W``: Hill estimate of the tail index of :math:`|Z_1|` (top 1%) and of
+  :math:`|W_{j1}|` (pooled, top 0.1%); **power-law** iff below 2 (infinite variance), else
+  **exponential** (Gaussian and exponential tails give Hill estimates that grow with the threshold,
+  here well above 2).  Excess kurtosis of :math:`Z_1` is reported.
+* ``active_nodes_mean``: mean number of nodes with :math:`\lambda > 0` (counted in log space);
+  finite (the number) iff it grows by less than 1.5x from the smallest to the largest width, else
+  ``null`` (infinitely many).
+* ``max_W_to_zero``: median of :math:`\max_j|W_{j1}|` (the mean is infinite for (d)); **yes** iff it
+  falls by more than half from the smallest to the largest width.
+* ``ordered_W2_decay``: medians of the 20 largest :math:`W_{j1}^2` at the largest width, fitted
+  against :math:`j` (exponential) and :math:`\log j` (power law); the better :math:`R^2` decides;
+  only where the number of active nodes is infinite and :math:`\max|W|\not\to 0`, else ``"-"``.
+* ``compressible``: relative pruning error with :math:`\kappa = 0.1`,
+  :math:`E[\sum_{j\ \mathrm{pruned}}\lambda_j\phi_j^2/\sum_j\lambda_j\phi_j^2]` (the conditional share
+  of :math:`\mathrm{Var}(Z)` removed); **yes** iff it is below 0.05 at the largest width and at most
+  half its value at the smallest width (or 0 at both).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .priors import get_prior
+from .validation import check_choice, check_in_interval, check_int
+
+__all__ = ["MODELS", "TABLE1_PAPER", "measure_model", "decide", "run_table1"]
+
+MODELS = ("iid", "a", "b", "c", "d")
+
+#: The paper's qualitative cells, used only by the tests and the notebook to compare, never to decide.
+TABLE1_PAPER = {
+    "iid": dict(limit="GP", dependent_outputs=False, tail_Z="exponential", max_W_to_zero=True, compressible=False),
+    "a": dict(limit="GP", dependent_outputs=False, tail_Z="exponential", max_W_to_zero=True, compressible=False),
+    "b": dict(limit="MoGP", dependent_outputs=True, tail_Z="exponential", max_W_to_zero=False, compressible=True),
+    "c": dict(limit="MoGP", dependent_outputs=True, tail_Z="exponential", max_W_to_zero=False, compressible=True),
+    "d": dict(limit="MoGP", dependent_outputs=True, tail_Z="power-law", max_W_to_zero=False, compressible=True),
+}
+
+NUM_TOP = 20
+
+
+def _hill(x, frac):
+    x = np.sort(np.abs(np.asarray(x)).ravel())[::-1]
+    x = x[x > 0]  # zero weights (Bernoulli: inactive nodes) carry no tail
+    k = max(int(frac * x.size), 10)
+    if x.size <= k:
+        return float("nan")
+    top, thr = x[:k], x[k]
+    return float(1.0 / np.mean(np.log(top / thr)))
+
+
+def _simulate(key, prior, num_networks, kappa, chunk):
+    p = prior.width
+    k_keep = int(math.ceil(kappa * p))
+
+    def one(k):
+        k1, k2, k3 = jax.random.split(k, 3)
+        loglam = prior.log_sample(k1, (p,))
+        lam = jnp.exp(loglam)
+        phi = jax.nn.relu(jax.random.normal(k2, (p,)))
+        V = jax.random.normal(k3, (p, 2))
+        a = jnp.sqrt(lam) * phi
+        z = a @ V
+        contrib = lam * phi**2
+        rank = jnp.argsort(jnp.argsort(-lam))
+        pruned = jnp.where(rank < k_keep, 0.0, contrib).sum()
+        total = contrib.sum()
+        rel = jnp.where(total > 0, pruned / jnp.where(total > 0, total, 1.0), 0.0)
+        w = jnp.sqrt(lam) * V[:, 0]
+        top_w2 = jax.lax.top_k(w**2, min(NUM_TOP, p))[0]
+        return dict(z=z, sum_lam=lam.sum(), active=(loglam > -jnp.inf).sum(), max_w=jnp.max(jnp.abs(w)),
+                    prune_rel=rel, top_w2=top_w2, w_sample=w[:50])
+
+    f = jax.jit(jax.vmap(one))
+    keys = jax.random.split(key, num_networks)
+    parts = [f(keys[i : i + chunk]) for i in range(0, num_networks, chunk)]
+    return {k: np.concatenate([np.asarray(pt[k]) for pt in parts]) for k in parts[0]}
+
+
+def measure_model(key, model: str, widths, num_networks: int, *, kappa: float = 0.1, chunk: int | None = None) -> dict:
+    """All measured figures for one Table-1 model (see the module docstring)."""
+    from .specs import load_spec
+
+    check_choice("model", model, MODELS)
+    spec = load_spec(f"table1_{model}")
+    out = {"widths": list(widths), "per_width": []}
+    sims = []
+    for i, p in enumerate(widths):
+        prior = get_prior(spec["prior"], int(p), **spec.get("hyper", {}))
+        c = chunk or max(1, min(num_networks, 2_000_000 // (int(p) * 8)))
+        sim = _simulate(jax.random.fold_in(key, i), prior, num_networks, kappa, c)
+        sims.append(sim)
+        out["per_width"].append(
+            dict(width=int(p), active_nodes_mean=float(sim["active"].mean()),
+                 median_max_abs_W=float(np.median(sim["max_w"])), pruning_error=float(sim["prune_rel"].mean()),
+                 sum_lam_iqr=float(np.subtract(*np.quantile(sim["sum_lam"], [0.75, 0.25]))))
+        )
+    big = sims[-1]
+    z1, z2 = big["z"][:, 0], big["z"][:, 1]
+    from scipy import stats
+
+    rs = float(stats.spearmanr(np.abs(z1), np.abs(z2)).statistic)
+    n = z1.size
+    half = 1.96 / math.sqrt(n - 3)
+    out["spearman_abs_Z"] = rs
+    out["spearman_abs_Z_ci95"] = [math.tanh(math.atanh(rs) - half), math.tanh(math.atanh(rs) + half)]
+    out["independence_z"] = rs * math.sqrt(n - 1)
+    out["kurtosis_Z"] = float(stats.kurtosis(z1))
+    out["hill_Z"] = _hill(big["z"], 0.01)
+    out["hill_W"] = _hill(big["w_sample"], 0.001)
+    med = np.median(big["top_w2"], axis=0)
+    med = med[med > 0]
+    j = np.arange(1, med.size + 1)
+    if med.size >= 5:
+        y = np.log(med)
+        r2 = lambda xx: float(np.corrcoef(xx, y)[0, 1] ** 2)  # noqa: E731
+        out["ordered_W2_r2_exp"], out["ordered_W2_r2_power"] = r2(j), r2(np.log(j))
+        out["ordered_W2_power_slope"] = float(np.polyfit(np.log(j), y, 1)[0])
+        out["ordered_W2_exp_rate"] = float(-np.polyfit(j, y, 1)[0])
+    return out
+
+
+def decide(m: dict) -> dict:
+    """The qualitative cells from the measurements, by the rules of the module docstring."""
+    first, last = m["per_width"][0], m["per_width"][-1]
+    active_finite = last["active_nodes_mean"] < 1.5 * first["active_nodes_mean"]
+    max_w0 = last["median_max_abs_W"] < 0.5 * first["median_max_abs_W"]
+    e0, e1 = first["pruning_error"], last["pruning_error"]
+    cells = dict(
+        limit="GP" if (last["sum_lam_iqr"] < 0.5 * first["sum_lam_iqr"] or last["sum_lam_iqr"] < 0.01) else "MoGP",
+        dependent_outputs=bool(m["independence_z"] > 3.09),
+        tail_Z="power-law" if m["hill_Z"] < 2 else "exponential",
+        tail_W="power-law" if m["hill_W"] < 2 else "exponential",  # NaN -> exponential
+        max_W_to_zero=bool(max_w0),
+        compressible=bool(e1 < 0.05 and (e1 <= 0.5 * e0 or e0 == 0)),
+        active_nodes_mean=last["active_nodes_mean"] if active_finite else None,
+    )
+    decay = "-"
+    if not active_finite and not max_w0 and "ordered_W2_r2_exp" in m:
+        if m["ordered_W2_r2_exp"] >= m["ordered_W2_r2_power"]:
+            decay = f"O(e^-cj), c = {m['ordered_W2_exp_rate']:.2f}"
+        else:
+            decay = f"O(j^{m['ordered_W2_power_slope']:.2f})"
+    cells["ordered_W2_decay"] = decay
+    return cells
+
+
+def run_table1(key, widths, num_networks: int, *, kappa: float = 0.1, models=MODELS, progress=None) -> dict:
+    """``{"rows": [...]}``: for each model its cells, whether they agree with the paper, and the figures."""
+    widths = [check_int("widths", w, minimum=2) for w in widths]
+    if len(widths) < 2 or sorted(widths) != widths:
+        raise ValueError(f"widths must be at least two increasing integers, got {widths}")
+    num_networks = check_int("num_networks", num_networks, minimum=100)
+    kappa = check_in_interval("kappa", kappa, 0.0, 1.0, low_open=True)
+    rows = []
+    it = progress(models) if progress else models
+    for i, model in enumerate(it):
+        m = measure_model(jax.random.fold_in(key, i), model, widths, num_networks, kappa=kappa)
+        cells = decide(m)
+        paper = TABLE1_PAPER[model]
+        agrees = all(cells[k] == v for k, v in paper.items())
+        rows.append({"model": model, **cells, "agrees_with_paper": agrees, "measured": m})
+    return {"rows": rows, "widths": widths, "num_networks": num_networks, "kappa": kappa}

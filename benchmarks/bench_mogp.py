@@ -1,0 +1,85 @@
+"""Time per likelihood gradient: Woodbury after one eigendecomposition vs a direct n x n Cholesky.
+
+Same data, same parameters, both jitted, in one process (absolute times are inflated by other load on
+shared machines; the ratio is what to read).  The gradient is with respect to everything NUTS moves:
+GP scale, noise, the J jumps and the r-dimensional latents of the J features (rotation included).
+
+    uv run python benchmarks/bench_mogp.py [--quick] [--n 1000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bayes_mogp.mogp import likelihood as lk  # noqa: E402
+
+
+def _median_time(f, args, repeats):
+    jax.block_until_ready(f(*args))  # compile
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--num-jumps", type=int, default=8)
+    ap.add_argument("--rank", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--quick", action="store_true", help="n = 300, 5 repeats")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    n, reps = (300, 5) if a.quick else (a.n, a.repeats)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 50))
+    k_phi = jnp.asarray(x @ x.T / 50 + np.exp(-0.5 * ((x[:, None] - x[None]) ** 2).sum(-1) / 50))
+    fac = jnp.asarray(x[:, : a.rank] / np.sqrt(a.rank))
+    y = jnp.asarray(rng.normal(size=(n, a.classes)))
+    t = time.perf_counter()
+    base = lk.eigen_base(k_phi, y)
+    jax.block_until_ready(base.evecs)
+    t_eig = time.perf_counter() - t
+    params = (jnp.asarray(0.5), jnp.asarray(0.05), jnp.asarray(rng.gamma(0.5, size=a.num_jumps)),
+              jnp.asarray(rng.normal(size=(a.num_jumps, a.rank))))
+
+    def woodbury(p):
+        s, noise, lam, u = p
+        return lk.woodbury_log_likelihood(base, s, noise, lam, jnp.maximum(fac @ u.T, 0.0))
+
+    def direct(p):
+        s, noise, lam, u = p
+        return lk.direct_log_likelihood(k_phi, y, s, noise, lam, jnp.maximum(fac @ u.T, 0.0))
+
+    gw, gd = jax.jit(jax.value_and_grad(woodbury)), jax.jit(jax.value_and_grad(direct))
+    vw, vd = gw(params)[0], gd(params)[0]
+    tw = _median_time(gw, (params,), reps)
+    td = _median_time(gd, (params,), reps)
+    out = {"device": jax.devices()[0].platform, "n": n, "classes": a.classes, "num_jumps": a.num_jumps,
+           "rank": a.rank, "median_s_woodbury": tw, "median_s_direct_cholesky": td, "ratio": td / tw,
+           "one_time_eigendecomposition_s": t_eig, "loglik_rel_diff": float(abs(vw - vd) / abs(vd))}
+    if a.json:
+        print(json.dumps(out))
+    else:
+        print(f"n={n} C={a.classes} J={a.num_jumps} r={a.rank} on {out['device']}")
+        print(f"  Woodbury value+grad   median {tw * 1e3:8.3f} ms")
+        print(f"  direct Cholesky       median {td * 1e3:8.3f} ms")
+        print(f"  ratio direct/Woodbury        {td / tw:8.1f}x   (eigendecomposition once: {t_eig:.2f} s;"
+              f" log-lik rel. diff {out['loglik_rel_diff']:.1e})")
+
+
+if __name__ == "__main__":
+    main()

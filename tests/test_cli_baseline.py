@@ -1,0 +1,52 @@
+"""`bayes-mogp baseline`: JSON schema, determinism, one-line errors with exit code 2."""
+
+import json
+
+import pytest
+
+from bayes_mogp.cli.main import main
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_baseline_json_schema_and_determinism(capsys):
+    argv = ["baseline", "--dataset", "mnist", "--n-train", "60", "--n-test", "50", "--depth", "2", "--json"]
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    res = json.loads(out)
+    assert (res["dataset"], res["n_train"], res["n_test"]) == ("mnist", 60, 50)
+    for name in ("nngp", "ntk"):
+        r = res["results"][name]
+        assert set(r) >= {"accuracy", "nll", "ece", "seconds"}
+        # 60 MNIST images already give ~70 % with a depth-2 NNGP; chance is 10 %.
+        assert r["accuracy"] > 0.4 and 0.0 <= r["ece"] <= 1.0 and r["seconds"] > 0
+    code, out2, _ = _run(argv, capsys)
+    res2 = json.loads(out2)
+    for name in ("nngp", "ntk"):
+        for k in ("accuracy", "nll", "ece"):
+            assert res["results"][name][k] == res2["results"][name][k]
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--dataset", "cifar"], "invalid choice"),
+        (["--n-train", "4001"], "--n-train"),
+        (["--n-test", "1001"], "--n-test"),
+        (["--depth", "0"], "--depth"),
+        (["--activation", "tanh"], "--activation"),
+    ],
+)
+def test_baseline_bad_arguments_one_line_exit_2(argv, needle, capsys):
+    try:
+        code = main(["baseline", *argv])
+    except SystemExit as exc:  # argparse errors exit directly
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if "error" in line]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err

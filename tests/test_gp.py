@@ -1,0 +1,112 @@
+"""Exact GP posterior, marginal likelihood, NTK-ensemble prediction (against neural-tangents)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from bayes_mogp.gp import (
+    amplitude_mle,
+    classification_metrics,
+    gp_posterior,
+    log_marginal_likelihood,
+    ntk_ensemble_predict,
+)
+from bayes_mogp.kernels import import_neural_tangents, nngp_ntk_kernels, stax_model
+
+RNG = np.random.default_rng(0)
+XTR = RNG.normal(size=(15, 4))
+XTE = RNG.normal(size=(6, 4))
+YTR = RNG.normal(size=(15, 2))
+K_ALL, T_ALL = nngp_ntk_kernels(np.vstack([XTR, XTE]), depth=2, b_var=0.1)
+K, KS, KSS = K_ALL[:15, :15], K_ALL[15:, :15], K_ALL[15:, 15:]
+T, TS, TSS = T_ALL[:15, :15], T_ALL[15:, :15], T_ALL[15:, 15:]
+
+
+def test_posterior_matches_dense_formula():
+    nv = 0.05
+    post = gp_posterior(K, KS, YTR, noise_var=nv, k_test_test=KSS)
+    a = np.asarray(K) + nv * np.eye(15)
+    mean = np.asarray(KS) @ np.linalg.solve(a, YTR)
+    cov = np.asarray(KSS) - np.asarray(KS) @ np.linalg.solve(a, np.asarray(KS).T)
+    np.testing.assert_allclose(post.mean, mean, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(post.cov, cov, rtol=1e-8, atol=1e-12)
+    assert post.jitter == 0.0
+    diag = gp_posterior(K, KS, YTR[:, 0], noise_var=nv, k_test_test=jnp.diag(KSS))
+    assert diag.cov is None and diag.mean.shape == (6, 1)
+    np.testing.assert_allclose(diag.var, np.diag(cov), rtol=1e-8, atol=1e-12)
+
+
+def test_jitter_is_added_and_reported_for_a_singular_kernel():
+    x = np.vstack([XTR, XTR[:3]])  # duplicated rows: singular kernel, no noise
+    k, _ = nngp_ntk_kernels(x, depth=1)
+    post = gp_posterior(k, k[:2], np.ones(18), noise_var=0.0)
+    assert post.jitter > 0 and bool(jnp.all(jnp.isfinite(post.mean)))
+
+
+def test_log_marginal_likelihood_matches_scipy():
+    nv = 0.1
+    a = np.asarray(K) + nv * np.eye(15)
+    ref = sum(multivariate_normal(np.zeros(15), a).logpdf(YTR[:, c]) for c in range(2))
+    assert abs(log_marginal_likelihood(K, YTR, noise_var=nv) - ref) < 1e-9 * abs(ref)
+
+
+def test_amplitude_mle_maximises_the_marginal_likelihood():
+    nv = 0.1
+    s = amplitude_mle(K, YTR, noise_var=nv)
+    lml = lambda scale: log_marginal_likelihood(scale * K, YTR, noise_var=scale * nv)
+    assert lml(s) > lml(0.9 * s) and lml(s) > lml(1.1 * s)
+
+
+@pytest.mark.parametrize("t", [None, 0.5, 5.0])
+def test_ntk_ensemble_matches_neural_tangents(t):
+    nt = import_neural_tangents()
+    model = stax_model("mlp", depth=2, b_var=0.1)
+    lr = 1.0
+    predict_fn = nt.predict.gradient_descent_mse_ensemble(
+        model.kernel_fn, XTR, YTR, learning_rate=lr, diag_reg=0.0
+    )
+    ref = predict_fn(t=t, x_test=XTE, get="ntk", compute_cov=True)
+    ours = ntk_ensemble_predict(
+        T, TS, YTR, t=t, learning_rate=lr / YTR.size,  # neural-tangents' loss is the MSE averaged over Y's entries
+        nngp_train_train=K, nngp_test_train=KS, nngp_test_test=KSS,
+    )
+    np.testing.assert_allclose(ours.mean, ref.mean, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.cov, ref.covariance, rtol=1e-6, atol=1e-9)
+
+
+def test_ntk_ensemble_limits():
+    """t = 0 gives the prior (mean 0, cov = NNGP); large t tends to t = inf."""
+    p0 = ntk_ensemble_predict(T, TS, YTR, t=0.0, nngp_train_train=K, nngp_test_train=KS, nngp_test_test=KSS)
+    np.testing.assert_allclose(p0.mean, 0.0, atol=1e-12)
+    np.testing.assert_allclose(p0.cov, KSS, rtol=1e-10, atol=1e-12)
+    pinf = ntk_ensemble_predict(T, TS, YTR, nngp_train_train=K, nngp_test_train=KS, nngp_test_test=jnp.diag(KSS))
+    pbig = ntk_ensemble_predict(T, TS, YTR, t=1e9, nngp_train_train=K, nngp_test_train=KS, nngp_test_test=KSS)
+    np.testing.assert_allclose(pbig.mean, pinf.mean, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(jnp.diag(pbig.cov), pinf.var, rtol=1e-5, atol=1e-8)
+
+
+def test_classification_metrics_perfect_and_reference_nll():
+    labels = np.array([0, 1, 2, 1])
+    targets = np.eye(3)[labels] - 0.1
+    m = classification_metrics(jax.random.key(0), targets, np.full(4, 1e-8), labels, targets, num_samples=200)
+    assert m.accuracy == 1.0 and m.ece < 1e-12
+    mean = targets + 0.3 * RNG.normal(size=targets.shape)
+    var = np.array([0.1, 0.2, 0.3, 0.4])
+    m = classification_metrics(jax.random.key(0), mean, var, labels, targets, noise_var=0.05)
+    ref = -np.mean([np.sum(multivariate_normal(mean[i], (var[i] + 0.05) * np.eye(3)).logpdf(targets[i]))
+                    for i in range(4)])
+    assert abs(m.nll - ref) < 1e-10
+    np.testing.assert_allclose(m.probs.sum(1), 1.0)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="noise_var"):
+        gp_posterior(K, KS, YTR, noise_var=-1.0)
+    with pytest.raises(ValueError, match="y_train"):
+        gp_posterior(K, KS, YTR[:3], noise_var=0.1)
+    with pytest.raises(ValueError, match="k_test_test"):
+        gp_posterior(K, KS, YTR, noise_var=0.1, k_test_test=np.ones(3))
+    with pytest.raises(ValueError, match="nngp"):
+        ntk_ensemble_predict(T, TS, YTR, nngp_test_test=KSS)

@@ -1,0 +1,191 @@
+"""MoGP: Woodbury likelihood against a direct Cholesky, random-kernel prior, regression, CLI errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bayes_mogp.mogp import likelihood as lk
+
+
+def _problem(n=40, c=3, j=5, m=7, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n + m, 6))
+    k_all = x @ x.T / 6 + 0.5 * np.exp(-0.5 * ((x[:, None] - x[None]) ** 2).sum(-1) / 4)
+    phi_all = np.maximum(x @ rng.normal(size=(6, j)), 0)
+    y = rng.normal(size=(n, c))
+    lam = rng.gamma(0.5, 1.0, size=j)
+    return k_all, phi_all, y, lam, n
+
+
+def test_woodbury_matches_direct_cholesky():
+    k_all, phi_all, y, lam, n = _problem()
+    base = lk.eigen_base(k_all[:n, :n], y)
+    for scale, noise in [(1.0, 0.1), (0.3, 1e-3), (2.0, 1.0)]:
+        a = lk.woodbury_log_likelihood(base, scale, noise, jnp.asarray(lam), jnp.asarray(phi_all[:n]))
+        b = lk.direct_log_likelihood(jnp.asarray(k_all[:n, :n]), y, scale, noise, jnp.asarray(lam),
+                                     jnp.asarray(phi_all[:n]))
+        # both float64 on a kernel with condition number < 1e5: agreement to ~1e-10 relative
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+def test_woodbury_gradient_matches_direct():
+    k_all, phi_all, y, lam, n = _problem(seed=1)
+    base = lk.eigen_base(k_all[:n, :n], y)
+    kphi = jnp.asarray(k_all[:n, :n])
+
+    def f(params, which):
+        s, noise, lam_, phi = params
+        if which == "w":
+            return lk.woodbury_log_likelihood(base, s, noise, lam_, phi)
+        return lk.direct_log_likelihood(kphi, y, s, noise, lam_, phi)
+
+    p = (0.7, 0.05, jnp.asarray(lam), jnp.asarray(phi_all[:n]))
+    gw = jax.grad(f)(p, "w")
+    gd = jax.grad(f)(p, "d")
+    for a, b in zip(jax.tree.leaves(gw), jax.tree.leaves(gd)):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_zero_jumps_and_empty_network_are_the_gp():
+    k_all, phi_all, y, lam, n = _problem(seed=2)
+    base = lk.eigen_base(k_all[:n, :n], y)
+    a = lk.woodbury_log_likelihood(base, 1.0, 0.1, jnp.zeros(5), jnp.asarray(phi_all[:n]))
+    b = lk.woodbury_log_likelihood(base, 1.0, 0.1, jnp.zeros(0), jnp.zeros((n, 0)))
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_predict_matches_dense_gp_posterior():
+    k_all, phi_all, y, lam, n = _problem(seed=3)
+    scale, noise = 0.8, 0.2
+    base = lk.eigen_base(k_all[:n, :n], y)
+    pbase = lk.predict_base(base, k_all[:n, n:], np.diag(k_all[n:, n:]))
+    mean, var = lk.predict(base, pbase, scale, noise, jnp.asarray(lam), jnp.asarray(phi_all[:n]),
+                           jnp.asarray(phi_all[n:]))
+    kfull = scale * k_all + (phi_all * lam) @ phi_all.T
+    kxx = kfull[:n, :n] + noise * np.eye(n)
+    ks = kfull[:n, n:]
+    mean_ref = ks.T @ np.linalg.solve(kxx, y)
+    var_ref = np.diag(kfull[n:, n:]) - np.sum(ks * np.linalg.solve(kxx, ks), axis=0)
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(var, var_ref, rtol=1e-7, atol=1e-10)
+
+
+def test_eigen_base_refuses_nan():
+    k_all, phi_all, y, lam, n = _problem()
+    y = y.copy()
+    y[0, 0] = np.nan
+    with pytest.raises(ValueError, match="y contains 1 NaN"):
+        lk.eigen_base(k_all[:n, :n], y)
+
+
+def test_finite_networks_converge_in_law_to_the_random_kernel_sampler():
+    """KS on K(x, x), K(x, x') and one output: width 2000 matches the limit sampler, width 5 does not.
+
+    1000 draws each: the KS test has power ~1 against the width-5 law (p < 1e-20 at 2000 draws) and
+    level 1e-3 under the null; horseshoe (model (d)) because its tail makes the GP-vs-MoGP gap largest.
+    """
+    from scipy.stats import ks_2samp
+
+    from bayes_mogp.mogp.prior import finite_width_kernel, sample_outputs, sample_random_kernel
+    from bayes_mogp.priors import get_prior
+
+    x = np.array([[1.0, 0.5, -0.3], [0.2, -1.0, 0.8]])
+    lim = get_prior("horseshoe", 10).limit
+    keys = jax.random.split(jax.random.PRNGKey(0), 1000)
+    rk = jax.vmap(lambda k: sample_random_kernel(k, x, lim, num_jumps=100).kernel)(keys)
+    zk = jax.vmap(lambda k, K: sample_outputs(k, K, 2))(keys, rk)
+    for width, close in [(5, False), (2000, True)]:
+        prior = get_prior("horseshoe", width)
+        fk = jax.vmap(lambda k: finite_width_kernel(k, x, prior))(jax.random.split(jax.random.PRNGKey(1), 1000))
+        zf = jax.vmap(lambda k, K: sample_outputs(k, K, 2))(keys, fk)
+        pvals = [ks_2samp(rk[:, 0, 0], fk[:, 0, 0]).pvalue, ks_2samp(rk[:, 0, 1], fk[:, 0, 1]).pvalue,
+                 ks_2samp(zk[:, 0, 0], zf[:, 0, 0]).pvalue]
+        if close:
+            assert min(pvals[:2]) > 1e-3 and pvals[2] > 1e-3, pvals
+        else:
+            assert min(pvals[:2]) < 1e-6, pvals
+
+
+def test_random_kernel_deep_chain_and_truncation_report():
+    from bayes_mogp.mogp.prior import sample_random_kernel
+    from bayes_mogp.priors import get_prior
+
+    x = np.random.default_rng(0).normal(size=(6, 4))
+    lim = get_prior("horseshoe", 10).limit
+    rk = sample_random_kernel(jax.random.PRNGKey(3), x, lim, num_jumps=50, depth=3)
+    assert rk.jumps.shape == (3, 50) and np.all(np.diff(rk.jumps, axis=1) <= 0)
+    assert np.all(np.linalg.eigvalsh(np.asarray(rk.kernel)) > -1e-8 * np.trace(rk.kernel))
+    # more jumps, smaller remainder share (the truncation error goes to 0 as J grows)
+    shares = [float(sample_random_kernel(jax.random.PRNGKey(3), x, lim, num_jumps=j).remainder_share[0])
+              for j in (5, 50, 300)]
+    assert shares[0] > shares[1] > shares[2] and shares[2] < 0.05, shares
+    with pytest.raises(ValueError, match="num_jumps must be an integer >= 1, got 0"):
+        sample_random_kernel(jax.random.PRNGKey(0), x, lim, num_jumps=0)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--prior", "no_such_prior"], "prior name must be one of"),
+    (["--num-jumps", "0"], "--num-jumps must be an integer >= 1, got 0"),
+    (["--data-npz", "NAN"], "x_train contains 1 NaN/Inf"),
+])
+def test_cli_user_errors_are_one_line_exit_2(argv, message, tmp_path, capsys):
+    from bayes_mogp.cli.main import main
+
+    if "NAN" in argv:
+        x = np.ones((20, 5))
+        x[3, 2] = np.nan
+        path = tmp_path / "d.npz"
+        np.savez(path, x_train=x, labels_train=np.arange(20) % 10, x_test=np.ones((4, 5)), labels_test=np.arange(4))
+        argv = ["--data-npz", str(path)]
+    assert main(["mogp", *argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.slow  # notebook 03 runs the same path (fit_map, run_nuts, predict_draws) in CI
+def test_regression_runs_and_predictive_is_a_mixture(tmp_path):
+    """Tiny end-to-end fit (n = 60): MAP then NUTS; predictive probabilities are distributions and the
+    mixture mean is the average of the per-draw GP means."""
+    from bayes_mogp.mogp import regression as rg
+    from bayes_mogp.priors import get_prior
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(80) % 3
+    x = rng.normal(size=(80, 6)) + 2.0 * np.eye(6)[labels]
+    y = np.eye(3)[labels[:60]] - 0.1
+    sigma = x @ x.T / 6
+    from bayes_mogp.kernels import activation_expectation
+
+    kphi = np.asarray(activation_expectation("relu", jnp.asarray(sigma)))
+    prob = rg.build_problem(kphi, sigma, y, 60, rank=6)
+    lim = get_prior("horseshoe", 10).limit
+    kw = dict(problem=prob, limit=lim, num_jumps=3)
+    params, losses = rg.fit_map(jax.random.PRNGKey(0), kw, steps=100)
+    assert losses[-1] < losses[0]
+    mc = rg.run_nuts(jax.random.PRNGKey(1), kw, num_warmup=20, num_samples=10, num_chains=1,
+                     init_params=params, max_tree_depth=5)
+    s = mc.get_samples()
+    assert s["jumps"].shape == (10, 3) and np.all(np.diff(np.asarray(s["jumps"]), axis=1) <= 0)
+    means, var, noise = rg.predict_draws(prob, lim, s)
+    mean, v, p = rg.mixture_predictive(means, var, noise)
+    np.testing.assert_allclose(np.sum(p, -1), 1.0, rtol=1e-10)
+    np.testing.assert_allclose(mean, np.mean(means, 0), rtol=1e-12)
+    met = rg.classification_metrics(p, labels[60:])
+    assert met["accuracy"] >= 0.8  # well-separated clusters (NNGP gets 1.0 here); chance is 1/3
+    # the pruned network (GP part dropped, J features kept) still predicts
+    pm, _, _ = rg.predict_draws(prob, lim, s, gp_part=False)
+    assert pm.shape == means.shape and np.all(np.isfinite(pm))
+
+
+def test_class_probabilities_match_monte_carlo():
+    from bayes_mogp.mogp.regression import class_probabilities
+
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=(4, 5))
+    var = rng.uniform(0.1, 1.0, size=4)
+    p = np.asarray(class_probabilities(jnp.asarray(mean), jnp.asarray(var)))
+    z = mean[None] + np.sqrt(var)[None, :, None] * rng.normal(size=(100000, 4, 5))
+    mc = np.stack([(z.argmax(-1) == k).mean(0) for k in range(5)], -1)
+    # Monte Carlo standard error <= sqrt(0.25 / 1e5) = 1.6e-3: 5 sigma
+    np.testing.assert_allclose(p, mc, atol=8e-3)

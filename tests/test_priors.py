@@ -1,0 +1,166 @@
+"""Per-node variance priors: API, Lévy-measure identities, limits (KS at p = 1e4), errors."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from bayes_mogp.priors import (
+    PRIOR_NAMES,
+    CustomPrior,
+    InfiniteWidthLimit,
+    LevyMeasure,
+    NodeVariancePrior,
+    NumericLevyMeasure,
+    get_prior,
+)
+
+MOGP = ["bernoulli", "beta", "horseshoe", "gamma_mogp", "generalized_gamma"]
+GP = ["iid", "inverse_gamma", "gamma_gp"]
+CONTINUOUS = ["beta", "horseshoe", "gamma_mogp", "generalized_gamma"]
+
+
+def test_names_and_aliases():
+    assert set(PRIOR_NAMES) == set(MOGP + GP)
+    for alias, name in {"a": "inverse_gamma", "b": "bernoulli", "c": "beta", "d": "horseshoe"}.items():
+        assert get_prior(alias, 10).name == name
+
+
+@pytest.mark.parametrize("name", PRIOR_NAMES)
+def test_api_shapes_and_numpyro(name):
+    prior = get_prior(name, 50)
+    assert isinstance(prior, NodeVariancePrior) and prior.width == 50 and isinstance(prior.hyper, dict)
+    assert prior.distribution.batch_shape == ()
+    key = jax.random.PRNGKey(1)
+    lam = prior.sample(key, (7, 3))
+    assert lam.shape == (7, 3) and jnp.all(jnp.isfinite(lam)) and jnp.all(lam >= 0)
+    assert jnp.array_equal(lam, prior.sample(key, (7, 3)))  # same key, same result
+    layer = prior.distribution.expand([50]).sample(key)
+    assert layer.shape == (50,)
+    lim = prior.limit
+    assert isinstance(lim, InfiniteWidthLimit) and isinstance(lim.levy, LevyMeasure)
+    assert lim.regime == ("GP" if name in GP else "MoGP")
+    assert lim.sample_total(key, (4,)).shape == (4,)
+    jumps = lim.sample_jumps(key, 6, (2,))
+    assert jumps.shape == (2, 6) and jnp.all(jnp.diff(jumps, axis=-1) <= 0)
+
+
+@pytest.mark.parametrize("name", ["beta", "gamma_mogp"])
+def test_tiny_concentration_no_nan(name):
+    prior = get_prior(name, 10**7)  # concentration 1e-7: most draws underflow in linear space
+    lam = prior.sample(jax.random.PRNGKey(0), (1000,))
+    assert not jnp.any(jnp.isnan(lam))
+    assert jnp.all(jnp.isfinite(prior.log_sample(jax.random.PRNGKey(0), (1000,))))
+
+
+@pytest.mark.parametrize("name", CONTINUOUS)
+def test_levy_identities_against_quadrature(name):
+    levy = get_prior(name, 100).limit.levy
+    dens = lambda u: float(levy.density(u))  # noqa: E731
+    upper = 1.0 if name == "beta" else np.inf
+    for x in (0.01, 0.3):
+        tail = integrate.quad(dens, x, upper, limit=200)[0]
+        assert float(levy.tail(x)) == pytest.approx(tail, rel=1e-6)
+        assert float(levy.inverse_tail(levy.tail(x))) == pytest.approx(x, rel=1e-6)
+        mom = integrate.quad(lambda u: u * dens(u), 0, x, limit=200)[0]
+        assert float(levy.truncated_first_moment(x)) == pytest.approx(mom, rel=1e-5)
+    for t in (0.5, 3.0):
+        psi = integrate.quad(lambda u: -math.expm1(-t * u) * dens(u), 0, upper, limit=400)[0]
+        assert float(levy.laplace_exponent(t)) == pytest.approx(psi, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", CONTINUOUS)
+def test_inverse_tail_jit_and_grad(name):
+    levy = get_prior(name, 100).limit.levy
+    g = jnp.array([0.3, 1.0, 4.0])
+    x = jax.jit(levy.inverse_tail)(g)
+    grad = jax.grad(lambda a: levy.inverse_tail(a).sum())(g)
+    # implicit function theorem: d rhobar^-1(g)/dg = -1 / rho(x)
+    np.testing.assert_allclose(grad, -1.0 / levy.density(x), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", MOGP)
+def test_limit_sampler_laplace_transform(name):
+    # E exp(-t Lambda) = exp(-psi(t)); MC error of a mean of n values in [0, 1] is <= 0.5/sqrt(n) = 0.0035;
+    # tolerance 5 standard errors.
+    lim = get_prior(name, 100).limit
+    lam = np.asarray(lim.sample_total(jax.random.PRNGKey(3), (20000,)))
+    for t in (0.2, 1.0):
+        assert np.mean(np.exp(-t * lam)) == pytest.approx(float(np.exp(-lim.laplace_exponent(t))), abs=0.018)
+
+
+KS_N = 150  # sums at p = 1e4 per family (jax.random.gamma is slow on CPU: ~8 us a draw); KS at level 0.001
+
+
+@pytest.mark.parametrize("name", MOGP)
+def test_sum_at_width_1e4_matches_limit(name):
+    prior = get_prior(name, 10_000)
+    k1, k2 = jax.random.split(jax.random.PRNGKey(11))
+    sums = np.asarray(prior.sample(k1, (KS_N, 10_000)).sum(-1))
+    limit = np.asarray(prior.limit.sample_total(k2, (4000,)))
+    if name == "bernoulli":  # discrete: chi-square against Poisson(2) on {0,...,4, >=5}
+        counts = np.bincount(np.minimum(sums.round().astype(int), 5), minlength=6)
+        probs = np.append(stats.poisson.pmf(np.arange(5), 2.0), stats.poisson.sf(4, 2.0))
+        assert stats.chisquare(counts, KS_N * probs).pvalue > 1e-3
+        return
+    assert stats.ks_2samp(sums, limit).pvalue > 1e-3
+    if name == "horseshoe":  # Lambda = 2 pi / Z^2 (Levy law with scale 2 pi)
+        assert stats.kstest(sums, stats.levy(scale=2 * math.pi).cdf).pvalue > 1e-3
+    if name == "gamma_mogp":
+        assert stats.kstest(sums, stats.gamma(2.0).cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("name", GP)
+def test_gp_sum_concentrates(name):
+    # Lambda = a = 2 is constant: the sum concentrates (IG(2): infinite variance, so use quantiles)
+    sums = np.asarray(get_prior(name, 10_000).sample(jax.random.PRNGKey(5), (KS_N, 10_000)).sum(-1))
+    q = np.quantile(sums, [0.05, 0.5, 0.95])
+    assert abs(q[1] - 2.0) < 0.02 and q[2] - q[0] < 0.25
+
+
+def test_bernoulli_jumps_and_active_nodes():
+    prior = get_prior("b", 1000)
+    active = np.asarray((prior.sample(jax.random.PRNGKey(2), (4000, 1000)) > 0).sum(-1))
+    assert abs(active.mean() - 2.0) < 0.1  # SE sqrt(2/4000) = 0.022
+    jumps = prior.limit.sample_jumps(jax.random.PRNGKey(2), 10)
+    assert set(np.unique(np.asarray(jumps))) <= {0.0, 1.0}
+
+
+def test_custom_prior_numeric_levy_matches_gamma():
+    import numpyro.distributions as dist
+
+    levy = NumericLevyMeasure(lambda x: 2 * np.exp(-x) / x)
+    prior = CustomPrior(1000, law=lambda p: dist.Gamma(2.0 / p, 1.0), levy=levy, name="my_gamma")
+    ref = get_prior("gamma_mogp", 1000).limit.levy
+    for x in (0.05, 0.7):
+        assert float(levy.tail(x)) == pytest.approx(float(ref.tail(x)), rel=1e-6)
+    g = np.array([0.5, 2.0])
+    np.testing.assert_allclose(levy.inverse_tail(g), ref.inverse_tail(g), rtol=1e-6)
+    assert prior.limit.regime == "MoGP" and prior.sample(jax.random.PRNGKey(0), (3,)).shape == (3,)
+
+
+@pytest.mark.parametrize(
+    "name,kwargs,param",
+    [
+        ("horseshoe", {"scale": -1.0}, "scale"),
+        ("inverse_gamma", {"shape": 0.5}, "shape"),
+        ("generalized_gamma", {"sigma": 1.5}, "sigma"),
+        ("iid", {"c": 0.0}, "c"),
+        ("bernoulli", {"rate": 200.0}, "width"),
+    ],
+)
+def test_invalid_hyperparameters_name_the_parameter(name, kwargs, param):
+    with pytest.raises(ValueError, match=param):
+        get_prior(name, 100, **kwargs)
+
+
+def test_invalid_width_name_and_unknown_hyper():
+    with pytest.raises(ValueError, match="width"):
+        get_prior("beta", 0)
+    with pytest.raises(ValueError, match="prior name"):
+        get_prior("nope", 10)
+    with pytest.raises(TypeError, match="unknown hyperparameter"):
+        get_prior("beta", 10, sigma=0.3)

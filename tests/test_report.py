@@ -1,0 +1,60 @@
+"""InferenceData, diagnostics and the HTML report, on synthetic draws (no sampler: fast and exact)."""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from bayes_mogp.report import diagnostics, save_inference_data, to_inference_data, write_report
+
+
+def _draws(shift=0.0, chains=4, draws=200, seed=0):
+    rng = np.random.default_rng(seed)
+    offset = shift * np.arange(chains)[:, None]
+    lam = np.sort(rng.gamma(1.0, size=(chains, draws, 5)), axis=-1)[..., ::-1]
+    samples = {"tau0": np.exp(rng.normal(size=(chains, draws)) + offset), "lam_sorted0": lam,
+               "V0": rng.normal(size=(chains, draws, 2, 3))}
+    energy = rng.normal(size=(chains, draws))
+    stats = {"diverging": np.zeros((chains, draws), bool), "energy": energy, "potential_energy": energy,
+             "num_steps": np.full((chains, draws), 7)}
+    ll = -rng.gamma(2.0, 0.3, size=(chains, draws, 20))
+    return to_inference_data(samples, stats, log_likelihood={"y": ll}, observed_data={"y": np.zeros(20, int)},
+                             posterior_predictive={"y": np.zeros((chains, draws, 20), int),
+                                                   "test_prob": rng.uniform(size=(chains, draws, 3))})
+
+
+def test_inference_data_groups_and_netcdf_roundtrip(tmp_path):
+    import arviz as az
+
+    idata = _draws()
+    assert {"posterior", "sample_stats", "log_likelihood", "posterior_predictive", "observed_data"} <= set(idata.groups())
+    # ArviZ's sign convention: lp = -potential_energy.
+    np.testing.assert_allclose(idata.sample_stats["lp"].values, -idata.sample_stats["energy"].values)
+    back = az.from_netcdf(save_inference_data(idata, tmp_path / "p.nc"), engine="h5netcdf")
+    np.testing.assert_array_equal(back.posterior["tau0"].values, idata.posterior["tau0"].values)
+
+
+def test_diagnostics_pass_iid_chains_and_flag_separated_chains():
+    good = diagnostics(_draws())
+    # 800 iid draws: split R-hat deviates from 1 by O(1/sqrt(800)) per quantity; 1.03 is a wide bound
+    # over the ~10 quantities; ESS bulk of iid draws is ~800 (> 400 leaves a factor 2 for MC error).
+    assert good["r_hat_max"] < 1.03 and good["ess_bulk_min"] > 400
+    assert good["divergences"] == 0 and np.isfinite(good["loo"]["elpd"]) and good["bfmi_min"] > 0.5
+    assert {"tau0", "lam_sorted0", "log_lik_total", "test_prob"} <= set(good["per_quantity"])
+    bad = diagnostics(_draws(shift=3.0))  # chain means 3 sd apart: not mixed
+    assert bad["per_quantity"]["tau0"]["r_hat_max"] > 1.5
+
+
+def test_write_report_html_pngs_and_summary_keys(tmp_path):
+    summary = write_report(_draws(draws=60), tmp_path, extra={"accuracy": 0.9, "nll": 0.3, "seconds": 2.0})
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("r_hat_max", "ess_bulk_min", "divergences", "accuracy", "nll", "seconds", "ess_per_second"):
+        assert key in saved
+    assert saved["ess_per_second"] == pytest.approx(summary["ess_bulk_min"] / 2.0)
+    page = (tmp_path / "report.html").read_text()
+    for plot in ("trace", "rank", "energy", "pair"):
+        png = (tmp_path / f"report_{plot}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert base64.b64encode(png).decode()[:200] in page  # embedded, self-contained
+    assert "src='http" not in page
