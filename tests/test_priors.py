@@ -129,6 +129,41 @@ def test_bernoulli_jumps_and_active_nodes():
     assert set(np.unique(np.asarray(jumps))) <= {0.0, 1.0}
 
 
+def test_bernoulli_variance_is_discrete_and_drops_into_discrete_hmc_gibbs():
+    """BernoulliVariance in a plain NumPyro model, sampled by DiscreteHMCGibbs (Gibbs on its indicator, NUTS on x).
+
+    lam ~ s Bernoulli(q), x ~ N(0, 1), y | x, lam ~ N(x, 1 + lam): integrating x, y | lam ~ N(0, 2 + lam), so
+    P(lam = s | y) = q N(y; 0, 2 + s) / (q N(y; 0, 2 + s) + (1 - q) N(y; 0, 2)) exactly.
+    """
+    import arviz as az
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS, DiscreteHMCGibbs
+
+    from bayes_mogp.priors import BernoulliVariance
+
+    q, s, y = 0.3, 4.0, 2.5
+    d = BernoulliVariance(q, s)
+    assert d.support.is_discrete
+    assert bool(d.support(jnp.array(s))) and bool(d.support(jnp.array(0.0))) and not bool(d.support(jnp.array(1.0)))
+    support = d.enumerate_support()
+    np.testing.assert_allclose(np.exp(np.asarray(d.log_prob(support))), [1 - q, q], rtol=1e-12)
+
+    def model():
+        lam = numpyro.deterministic("lam", d.scale * numpyro.sample("b", d.indicator()))
+        x = numpyro.sample("x", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(x, jnp.sqrt(1.0 + lam)), obs=y)
+
+    mcmc = MCMC(DiscreteHMCGibbs(NUTS(model)), num_warmup=500, num_samples=4000, progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0))
+    on = np.asarray(mcmc.get_samples()["lam"] == s, dtype=float)
+    exact = q * stats.norm.pdf(y, 0, math.sqrt(2 + s))
+    exact /= exact + (1 - q) * stats.norm.pdf(y, 0, math.sqrt(2.0))
+    ess = float(az.ess(on[None, :]))
+    se = math.sqrt(exact * (1 - exact) / ess)
+    assert abs(on.mean() - exact) < 4 * se, (on.mean(), exact, se)  # 4 Monte Carlo standard errors
+
+
 def test_custom_prior_numeric_levy_matches_gamma():
     import numpyro.distributions as dist
 

@@ -18,6 +18,7 @@ Draws are returned grouped by chain: every array has shape ``(chains, draws, ...
 from __future__ import annotations
 
 import pickle
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -147,6 +148,8 @@ def run_nuts(key, config: BNNConfig, X, y, *, num_warmup: int = 500, num_samples
     seconds = time.perf_counter() - t0
     if checkpoint is not None:
         _save_checkpoint(checkpoint, mcmc.last_state, samples, stats, seconds, settings)
+    if progress:
+        print(f"nuts: warmup done, {first}/{num_samples} draws per chain, {seconds:.0f} s", file=sys.stderr, flush=True)
     return _continue(mcmc, kernel, X, y, samples, stats, seconds, settings, checkpoint, chunk,
                      stop_after=stop_after)
 
@@ -171,6 +174,9 @@ def _continue(mcmc, kernel, X, y, samples, stats, seconds, settings, checkpoint,
         done += n
         if checkpoint is not None:
             _save_checkpoint(checkpoint, mcmc.last_state, samples, stats, seconds, settings)
+        if mcmc.progress_bar:
+            print(f"nuts: {done}/{target} draws per chain, {seconds:.0f} s"
+                  + (f", checkpoint {checkpoint}" if checkpoint is not None else ""), file=sys.stderr, flush=True)
     return NutsResult(samples, stats, seconds, mcmc.last_state, settings)
 
 

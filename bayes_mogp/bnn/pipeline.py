@@ -29,7 +29,7 @@ from .inference import resume_nuts, run_nuts
 from .models import BNNConfig
 from .prediction import classification_metrics, flatten_chains, pca_inputs, predict_probs, pruning_curve
 
-__all__ = ["config_from_spec", "prepare_data", "fit", "predict", "posterior_samples"]
+__all__ = ["config_from_spec", "prepare_data", "fit", "inference_data", "predict", "posterior_samples"]
 
 _MODEL_KEYS = ("prior", "prior_hyper", "widths", "activation", "global_scale", "slab_scale", "sigma_v", "sigma_b")
 NUM_DIAG_TEST = 50  # test points whose predicted probability of the true class is a diagnosed quantity
@@ -104,7 +104,7 @@ def fit(spec: dict, out_dir, *, seed: int = 0, resume: bool = False, progress: b
                        max_tree_depth=inf["max_tree_depth"], checkpoint=ck,
                        checkpoint_every=inf["checkpoint_every"], progress=progress)
     t0 = time.perf_counter()
-    idata = _inference_data(config, res.samples, res.stats, arrays, seed)
+    idata = inference_data(config, res.samples, res.stats, arrays, seed)
     from ..report import save_inference_data
 
     save_inference_data(idata, out / "posterior.nc")
@@ -116,7 +116,15 @@ def fit(spec: dict, out_dir, *, seed: int = 0, resume: bool = False, progress: b
     return {"out": str(out), **info}
 
 
-def _inference_data(config, samples, stats, arrays, seed):
+def inference_data(config, samples, stats, arrays, seed: int = 0):
+    """ArviZ InferenceData of a BNN fit (groups as ArviZ's ``from_numpyro``).
+
+    ``samples``/``stats``: the ``(chain, draw, ...)`` dicts of :class:`~bayes_mogp.bnn.NutsResult`;
+    ``arrays``: ``x_train``, ``y_train``, ``x_test``, ``y_test``.  Groups: ``posterior``,
+    ``sample_stats``, ``log_likelihood`` (``y``: per training point), ``posterior_predictive`` (``y``:
+    replicated training labels drawn with a NumPy generator seeded by ``seed``; ``test_prob``: the
+    probability of the true label for the first test points), ``observed_data``.
+    """
     from ..report import to_inference_data
 
     chains, draws = next(iter(samples.values())).shape[:2]

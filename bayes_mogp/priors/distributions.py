@@ -37,11 +37,40 @@ __all__ = [
 ]
 
 
+class _ZeroOrScale(constraints.Constraint):
+    """The discrete two-point support ``{0, scale}`` (``is_discrete``: NumPyro's Gibbs/enumeration see it)."""
+
+    is_discrete = True
+    event_dim = 0
+
+    def __init__(self, scale):
+        self.scale = scale
+
+    def __call__(self, x):
+        return (x == 0) | (x == self.scale)
+
+    def feasible_like(self, prototype):
+        return jnp.zeros_like(prototype)
+
+    def tree_flatten(self):
+        return (self.scale,), (("scale",), dict())
+
+    def __repr__(self):
+        return f"ZeroOrScale(scale={self.scale})"
+
+
 class BernoulliVariance(dist.Distribution):
-    r""":math:`\lambda = s B`, :math:`B \sim \mathrm{Bernoulli}(q)`: mass :math:`q` at ``scale`` and :math:`1-q` at 0."""
+    r""":math:`\lambda = s B`, :math:`B \sim \mathrm{Bernoulli}(q)`: mass :math:`q` at ``scale`` and :math:`1-q` at 0.
+
+    The support is discrete (``{0, scale}``, ``support.is_discrete``), so NumPyro never moves it by HMC.
+    NumPyro's Gibbs kernels (``DiscreteHMCGibbs``, ``MixedHMC``) propose integer values ``0..K-1``; in
+    such a model sample the indicator and scale it::
+
+        b = numpyro.sample("b", d.indicator())      # Bernoulli(q), Gibbs-updated
+        lam = numpyro.deterministic("lam", d.scale * b)
+    """
 
     arg_constraints = {"probs": constraints.unit_interval, "scale": constraints.positive}
-    support = constraints.nonnegative
     has_enumerate_support = True
     pytree_data_fields = ("probs", "scale")
 
@@ -60,6 +89,14 @@ class BernoulliVariance(dist.Distribution):
         on = jnp.log(self.probs) * jnp.ones_like(value)
         off = jnp.log1p(-self.probs) * jnp.ones_like(value)
         return jnp.where(value == self.scale, on, jnp.where(value == 0, off, -jnp.inf))
+
+    def indicator(self) -> dist.Bernoulli:
+        """The on/off indicator :math:`B \\sim \\mathrm{Bernoulli}(q)` (``lam = scale * B``)."""
+        return dist.Bernoulli(probs=self.probs)
+
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self):
+        return _ZeroOrScale(self.scale)
 
     def enumerate_support(self, expand=True):
         values = jnp.stack([jnp.zeros(self.batch_shape), jnp.broadcast_to(self.scale, self.batch_shape)])

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bayes_mogp.bnn import BNNConfig, flatten_chains, pca_inputs, predict_probs, pruning_curve, run_nuts
-from bayes_mogp.bnn.pipeline import _inference_data
+from bayes_mogp.bnn.pipeline import inference_data
 from bayes_mogp.data import mnist_5k_split
 from bayes_mogp.report import diagnostics
 
@@ -32,7 +32,7 @@ print(f"{N} training images, PCA {PCA} components ({ratio:.0%} of the variance)"
 config = BNNConfig(d_in=PCA, d_out=10, widths=(WIDTH,), prior="horseshoe")
 res = run_nuts(jax.random.PRNGKey(0), config, xtr, split.labels_train, num_warmup=WARM, num_samples=DRAWS,
                num_chains=CHAINS)
-idata = _inference_data(config, res.samples, res.stats, arrays, 0)
+idata = inference_data(config, res.samples, res.stats, arrays, 0)
 print(f"{res.seconds:.1f} s, {int(res.stats['diverging'].sum())} divergences")
 idata
 
