@@ -1,0 +1,74 @@
+"""Why the horseshoe BNN is slow under NUTS: leapfrog steps per draw and adapted step size, side by side.
+
+One chain per variant, same data (MNIST subset, PCA inputs), same key, same NUTS settings, one process:
+
+* ``iid``: no per-node variance (the reference geometry);
+* ``horseshoe/fixed``: our non-centred horseshoe with the global scale fixed at pi/p (model (d));
+* ``horseshoe/half_cauchy``: the same with a half-Cauchy global scale (``models/bnn_horseshoe.toml``).
+
+Prints, per variant, the mean number of leapfrog steps per draw, the adapted step size, seconds per
+iteration (warmup and compilation included: in ``--quick`` mode compilation dominates, so read the step
+counts there) and the ratios of steps and of seconds per iteration to ``iid``.  With ``max_tree_depth``
+10, 1023 steps per draw means NUTS hits the tree-depth cap on every draw.
+
+    uv run python benchmarks/bench_bnn_geometry.py [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import jax
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="100 images, PCA 10, 8 units, 50 + 20 iterations")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import numpy as np
+
+    from bayes_mogp.bnn import BNNConfig, pca_inputs, run_nuts
+    from bayes_mogp.data import mnist_5k_split
+
+    n, pca, width, warm, draws = (100, 10, 8, 50, 20) if args.quick else (500, 50, 50, 300, 50)
+    split = mnist_5k_split(n_train=n, n_test=1000)
+    xtr, _, _ = pca_inputs(split.x_train, split.x_test, pca)
+    variants = [("iid", {}), ("horseshoe/fixed", {"global_scale": "fixed"}),
+                ("horseshoe/half_cauchy", {"global_scale": "half_cauchy"})]
+    rows = {}
+    for name, kw in variants:
+        config = BNNConfig(d_in=pca, d_out=10, widths=(width,), prior=name.split("/")[0], **kw)
+        t0 = time.perf_counter()
+        res = run_nuts(jax.random.PRNGKey(args.seed), config, xtr, split.labels_train, num_warmup=warm,
+                       num_samples=draws, num_chains=1)
+        sec = time.perf_counter() - t0
+        rows[name] = {"mean_leapfrog_steps": float(np.mean(res.stats["num_steps"])),
+                      "step_size": float(np.mean(res.stats["adapt_state.step_size"])),
+                      "seconds_per_iteration": sec / (warm + draws),
+                      "divergences": int(np.sum(res.stats["diverging"]))}
+        print(f"{name:24s} steps/draw {rows[name]['mean_leapfrog_steps']:7.1f}  step size "
+              f"{rows[name]['step_size']:.2e}  s/iter {rows[name]['seconds_per_iteration']:.3f}", file=sys.stderr)
+    base = rows["iid"]["seconds_per_iteration"]
+    steps = rows["iid"]["mean_leapfrog_steps"]
+    for r in rows.values():
+        r["ratio_to_iid"] = r["seconds_per_iteration"] / base
+        r["steps_ratio_to_iid"] = r["mean_leapfrog_steps"] / steps
+    out = {"settings": {"n_train": n, "pca": pca, "width": width, "num_warmup": warm, "num_samples": draws},
+           "variants": rows}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for k, r in rows.items():
+            print(f"{k:24s} {r['steps_ratio_to_iid']:6.2f}x the leapfrog steps and {r['ratio_to_iid']:6.2f}x the "
+                  "time per iteration of iid")
+    return out
+
+
+if __name__ == "__main__":
+    main()
