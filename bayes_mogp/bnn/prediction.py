@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..metrics import classification_metrics
 from ..validation import check_finite_array, check_in_interval, check_int
 from .models import BNNConfig, forward
 
@@ -85,23 +86,6 @@ def predict_probs(config: BNNConfig, samples: dict, X, *, lam_mask=None, batch: 
 def predict_mean(config: BNNConfig, samples: dict, X, **kw) -> np.ndarray:
     """Posterior predictive mean ``(n, d_out)``: the average of :func:`predict_probs` over draws."""
     return predict_probs(config, samples, X, **kw).mean(axis=0)
-
-
-def classification_metrics(probs, labels, *, num_bins: int = 15) -> dict:
-    """``{"accuracy", "nll", "ece"}`` of predictive probabilities ``(n, k)`` against integer labels ``(n,)``."""
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels).astype(int)
-    pred = probs.argmax(-1)
-    correct = pred == labels
-    p_true = np.clip(probs[np.arange(labels.size), labels], 1e-300, None)
-    conf = probs.max(-1)
-    bins = np.minimum((conf * num_bins).astype(int), num_bins - 1)
-    ece = 0.0
-    for b in range(num_bins):
-        sel = bins == b
-        if sel.any():
-            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
-    return {"accuracy": float(correct.mean()), "nll": float(-np.log(p_true).mean()), "ece": float(ece)}
 
 
 def prune_masks(config: BNNConfig, samples: dict, fraction: float):

@@ -86,7 +86,7 @@ def evaluate(split, *, key, depth=3, activation="relu", w_var=2.0, b_var=0.0, re
     import jax
     import numpy as np
 
-    from ..gp import amplitude_mle, classification_metrics, gp_posterior, ntk_ensemble_predict
+    from ..gp import amplitude_mle, gp_posterior, ntk_ensemble_predict
     from ..kernels import kernel_diagonals, nngp_kernel, nngp_ntk_kernels
 
     kw = dict(depth=depth, activation=activation, w_var=w_var, b_var=b_var)
@@ -106,14 +106,7 @@ def evaluate(split, *, key, depth=3, activation="relu", w_var=2.0, b_var=0.0, re
     amp = amplitude_mle(k, split.y_train, noise_var=noise)
     if "nngp" in which:
         post = gp_posterior(k, ks, split.y_train, noise_var=noise, k_test_test=kss)
-        m = classification_metrics(key_nngp, post.mean, amp * post.var, split.labels_test, split.y_test,
-                                   noise_var=amp * noise)
-        results["nngp"] = {"accuracy": m.accuracy, "nll": m.nll, "ece": m.ece,
-                           "seconds": time.perf_counter() - t0, "jitter": post.jitter,
-                           "predictions": {"mean": np.asarray(post.mean), "var": amp * np.asarray(post.var),
-                                           "probs": m.probs}}
-        if log:
-            log(f"baseline: NNGP accuracy {m.accuracy:.4f} ({results['nngp']['seconds']:.1f} s)")
+        results["nngp"] = _scored("NNGP", key_nngp, post, amp, noise, split, t0, log)
     if "ntk" in which:
         t0 = time.perf_counter()
         k, th = nngp_ntk_kernels(split.x_train, **kw)
@@ -122,15 +115,26 @@ def evaluate(split, *, key, depth=3, activation="relu", w_var=2.0, b_var=0.0, re
         diag_reg = reg * float(np.mean(np.diag(np.asarray(th))))
         pred = ntk_ensemble_predict(th, ths, split.y_train, diag_reg=diag_reg,
                                     nngp_train_train=k, nngp_test_train=ks, nngp_test_test=kss)
-        m = classification_metrics(key_ntk, pred.mean, amp * pred.var, split.labels_test, split.y_test,
-                                   noise_var=amp * noise)
-        results["ntk"] = {"accuracy": m.accuracy, "nll": m.nll, "ece": m.ece,
-                          "seconds": time.perf_counter() - t0, "jitter": pred.jitter,
-                          "predictions": {"mean": np.asarray(pred.mean), "var": amp * np.asarray(pred.var),
-                                          "probs": m.probs}}
-        if log:
-            log(f"baseline: NTK accuracy {m.accuracy:.4f} ({results['ntk']['seconds']:.1f} s)")
+        results["ntk"] = _scored("NTK", key_ntk, pred, amp, noise, split, t0, log)
     return results, amp
+
+
+def _scored(name, key, pred, amp, noise, split, t0, log) -> dict:
+    """Metrics and predictions of one GP predictive (``mean``, ``var``, ``jitter``), variances scaled by ``amp``."""
+    import time
+
+    import numpy as np
+
+    from ..gp import classification_metrics
+
+    m = classification_metrics(key, pred.mean, amp * pred.var, split.labels_test, split.y_test,
+                               noise_var=amp * noise)
+    res = {"accuracy": m.accuracy, "nll": m.nll, "ece": m.ece, "seconds": time.perf_counter() - t0,
+           "jitter": pred.jitter,
+           "predictions": {"mean": np.asarray(pred.mean), "var": amp * np.asarray(pred.var), "probs": m.probs}}
+    if log:
+        log(f"baseline: {name} accuracy {m.accuracy:.4f} ({res['seconds']:.1f} s)")
+    return res
 
 
 def format_text(result: dict) -> str:

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import metrics
 from ..numerics import require_x64
 from ..validation import check_choice, check_finite_array, check_int, check_positive
 from . import likelihood as lk
@@ -237,17 +238,5 @@ def target_nll(means, variances, noises, targets) -> float:
 
 
 def classification_metrics(probs, labels, *, num_bins: int = 15) -> dict:
-    """Accuracy, categorical NLL of the class probabilities and expected calibration error (15 bins)."""
-    probs = np.asarray(probs)
-    labels = np.asarray(labels).astype(int)
-    pred = probs.argmax(-1)
-    conf = probs.max(-1)
-    correct = (pred == labels).astype(float)
-    nll = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))))
-    bins = np.minimum((conf * num_bins).astype(int), num_bins - 1)
-    ece = 0.0
-    for b in range(num_bins):
-        sel = bins == b
-        if sel.any():
-            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
-    return {"accuracy": float(correct.mean()), "nll": nll, "ece": float(ece)}
+    """Accuracy, categorical NLL (probabilities floored at 1e-12) and 15-bin ECE: :func:`bayes_mogp.metrics.classification_metrics`."""
+    return metrics.classification_metrics(probs, labels, num_bins=num_bins, min_prob=1e-12)
