@@ -122,3 +122,35 @@ def test_fit_cli_bad_spec_or_nan_data_is_one_line_exit_2(tmp_path, capsys, prior
     assert code == 2, err
     errors = [line for line in err.strip().splitlines() if "error" in line]
     assert len(errors) == 1 and match in errors[0] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("global_scale, slab", [("half_cauchy", None), ("half_normal", 4.0), ("fixed", 2.0)])
+def test_horseshoe_prior_law_is_the_same_in_our_and_the_centred_parametrisation(global_scale, slab):
+    """Same prior, two geometries: the law of a node variance lam_1 (and of tau) under ``bnn_model`` equals
+    that under ``centred_horseshoe_model`` (two-sample KS, 4000 draws each: the 0.1% critical value of the
+    statistic is 1.95 sqrt(2/4000) = 0.044); tau / tau0 is half-normal(1) or half-Cauchy(1) (one-sample KS,
+    critical value 1.95 / sqrt(4000) = 0.031); with a slab, lam <= c^2 2/p."""
+    from numpyro.infer import Predictive
+    from scipy import stats
+
+    from bayes_mogp.bnn import bnn_model, centred_horseshoe_model
+
+    p, n = 8, 4000
+    cfg = BNNConfig(d_in=2, d_out=2, widths=(p,), prior="horseshoe", global_scale=global_scale, slab_scale=slab)
+    X = np.zeros((1, 2))
+    draws = {}
+    for name, model in (("ours", bnn_model), ("centred", centred_horseshoe_model)):
+        out = Predictive(model, num_samples=n)(jax.random.PRNGKey(3), cfg, X)
+        draws[name] = {k: np.asarray(out[k]) for k in ("lam0", "tau0")}
+    lam_a, lam_b = draws["ours"]["lam0"][:, 0], draws["centred"]["lam0"][:, 0]
+    assert stats.ks_2samp(lam_a, lam_b).statistic < 0.044
+    tau0 = np.pi / p
+    tau = draws["ours"]["tau0"].reshape(-1)
+    if global_scale == "fixed":
+        np.testing.assert_allclose(tau, tau0)
+    else:
+        law = stats.halfnorm if global_scale == "half_normal" else stats.halfcauchy
+        assert stats.kstest(tau / tau0, law.cdf).statistic < 0.031
+        assert stats.ks_2samp(tau, draws["centred"]["tau0"].reshape(-1)).statistic < 0.044
+    if slab is not None:
+        assert lam_a.max() <= slab**2 * 2.0 / p * (1 + 1e-12)

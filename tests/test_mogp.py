@@ -189,3 +189,44 @@ def test_class_probabilities_match_monte_carlo():
     mc = np.stack([(z.argmax(-1) == k).mean(0) for k in range(5)], -1)
     # Monte Carlo standard error <= sqrt(0.25 / 1e5) = 1.6e-3: 5 sigma
     np.testing.assert_allclose(p, mc, atol=8e-3)
+
+
+def test_cli_spec_fills_unset_flags_and_flags_override(tmp_path):
+    """`mogp SPEC`: the spec's settings replace the built-in defaults; an explicit flag beats the spec."""
+    import argparse
+
+    from bayes_mogp.cli import mogp as cmd
+
+    parser = argparse.ArgumentParser()
+    cmd.add_arguments(parser)
+    args = parser.parse_args(["mogp_fashion_beta", "--num-chains", "3"])
+    cmd.resolve_settings(args)
+    assert (args.dataset, args.prior, args.num_chains, args.rank) == ("fashion", "beta", 3, 32)
+    args = parser.parse_args([])
+    cmd.resolve_settings(args)
+    assert {k: getattr(args, k) for k in cmd.DEFAULTS} == cmd.DEFAULTS
+
+
+def test_cli_spec_with_unknown_key_is_one_line_exit_2(tmp_path, capsys):
+    from bayes_mogp.cli.main import main
+
+    bad = tmp_path / "mogp_bad.toml"
+    bad.write_text('[model]\nprior = "horseshoe"\nwidth = 3\n')
+    assert main(["mogp", str(bad), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[model] has unknown key(s) ['width']" in err[0], err
+
+
+def test_likelihood_gradient_is_finite_when_some_jumps_are_exactly_zero():
+    """A finite Levy measure (Bernoulli) gives jumps equal to 0: the Woodbury likelihood and its gradient
+    stay finite there and the likelihood equals the direct Cholesky one."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 3))
+    k_phi = x @ x.T / 3 + 0.1 * np.eye(12)
+    y = rng.normal(size=(12, 2))
+    phi = jnp.asarray(rng.normal(size=(12, 3)))
+    base = lk.eigen_base(k_phi, y)
+    lam = jnp.asarray([0.7, 0.0, 0.0])
+    ll, grad = jax.value_and_grad(lambda l: lk.woodbury_log_likelihood(base, 0.5, 0.1, l, phi))(lam)
+    assert np.all(np.isfinite(np.asarray(grad))), grad
+    np.testing.assert_allclose(ll, lk.direct_log_likelihood(jnp.asarray(k_phi), y, 0.5, 0.1, lam, phi), rtol=1e-10)

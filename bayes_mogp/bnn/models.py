@@ -20,7 +20,9 @@ divergences, min ESS 2.6).  The per-node variances :math:`\lambda^{(l)}` (shape 
   rstanarm's ``hs()``), and the global scale :math:`\tau = \tau_0 t`, :math:`t` half-Cauchy(1) in the
   same two-factor form, centred on the width scaling of the prior: :math:`\tau_0 = \pi / p`
   (DESIGN table row (d): :math:`\lambda = \pi^2 U^2 / p^2`).  ``global_scale="fixed"`` keeps
-  :math:`\tau = \tau_0` (exactly model (d)).  ``slab_scale = c`` gives the regularised horseshoe of
+  :math:`\tau = \tau_0` (exactly model (d)); ``"half_normal"`` draws :math:`\tau = \tau_0 |t|`,
+  :math:`t \sim N(0, 1)`: a random global scale with light tails, which the classification headline
+  needs (separable data push a half-Cauchy :math:`\tau` into its tail: see ``models/bnn_horseshoe.toml``).  ``slab_scale = c`` gives the regularised horseshoe of
   Piironen and Vehtari (2017), :math:`\tilde\lambda = c^2 \lambda / (c^2 + \lambda)`, with ``c`` on
   the width scale (``c^2`` is multiplied by ``2 / p`` so that it is the slab of a He-scaled node).
 * ``iid``: :math:`\lambda_j = 2/p` (no latent variable).
@@ -54,7 +56,7 @@ __all__ = ["BNNConfig", "bnn_model", "centred_horseshoe_model", "forward", "ACTI
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "erf": jax.scipy.special.erf}
 LIKELIHOODS = ("categorical", "gaussian")
-GLOBAL_SCALES = ("half_cauchy", "fixed")
+GLOBAL_SCALES = ("half_cauchy", "half_normal", "fixed")
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ class BNNConfig:
     likelihood : {"categorical", "gaussian"}
     sigma_v, sigma_b : float
         Standard deviations of the standardised weights and of the biases.
-    global_scale : {"half_cauchy", "fixed"}
-        Horseshoe only: random global scale centred on :math:`\\pi/p`, or fixed at it.
+    global_scale : {"half_cauchy", "half_normal", "fixed"}
+        Horseshoe only: random global scale :math:`\\tau_0 t` with :math:`\\tau_0 = \\pi/p` and ``t``
+        half-Cauchy(1) or half-normal(1), or fixed at :math:`\\tau_0`.
     slab_scale : float or None
         Horseshoe only: regularised-horseshoe slab (None: no slab).
     noise_scale : float
@@ -171,6 +174,8 @@ def _node_variances(config: BNNConfig, layer: int):
         tau0 = _horseshoe_tau0(prior)
         if config.global_scale == "fixed":
             tau = jnp.asarray(tau0)
+        elif config.global_scale == "half_normal":
+            tau = tau0 * numpyro.sample(f"tau{layer}_t", dist.HalfNormal(1.0))
         else:
             tau = tau0 * _half_cauchy_noncentred(f"tau{layer}", ())
         numpyro.deterministic(f"tau{layer}", tau)
@@ -243,9 +248,10 @@ def _likelihood(config, f, y):
 def centred_horseshoe_model(config: BNNConfig, X, y=None):
     """The same horseshoe BNN written the plain way (as in NumPyro's BNN example): the benchmark's baseline.
 
-    :math:`\\tau \\sim \\mathrm{HalfCauchy}(\\tau_0)`, :math:`U_j \\sim \\mathrm{HalfCauchy}(1)` and
-    :math:`W_{jk} \\sim N(0, \\tau^2 U_j^2 \\sigma_v^2)` sampled directly (centred), first layer and biases
-    as in :func:`bnn_model`.  Same prior, different geometry.
+    :math:`\\tau \\sim \\mathrm{HalfCauchy}(\\tau_0)` (or ``HalfNormal(tau_0)``, or fixed, as
+    ``config.global_scale`` says), :math:`U_j \\sim \\mathrm{HalfCauchy}(1)` and
+    :math:`W_{jk} \\sim N(0, \\tilde\\lambda_j \\sigma_v^2)` sampled directly (centred), with the same slab as
+    :func:`bnn_model`; first layer and biases as in :func:`bnn_model`.  Same prior, different geometry.
     """
     if config.prior_name != "horseshoe":
         raise ValueError(f"centred_horseshoe_model needs prior 'horseshoe', got {config.prior_name!r}")
@@ -259,11 +265,16 @@ def centred_horseshoe_model(config: BNNConfig, X, y=None):
         tau0 = _horseshoe_tau0(config.priors[layer])
         if config.global_scale == "fixed":
             tau = jnp.asarray(tau0)
+        elif config.global_scale == "half_normal":
+            tau = numpyro.sample(f"tau{layer}_c", dist.HalfNormal(tau0))
         else:
             tau = numpyro.sample(f"tau{layer}_c", dist.HalfCauchy(tau0))
         numpyro.deterministic(f"tau{layer}", tau)
         u = numpyro.sample(f"u{layer}_c", dist.HalfCauchy(1.0).expand((p,)).to_event(1))
         lam = (tau * u) ** 2
+        if config.slab_scale is not None:
+            c2 = config.slab_scale**2 * 2.0 / p
+            lam = c2 * lam / (c2 + lam)
         numpyro.deterministic(f"lam{layer}", lam)
         numpyro.deterministic(f"lam_sorted{layer}", -jnp.sort(-lam))
         scale = jnp.sqrt(lam)[:, None] * config.sigma_v

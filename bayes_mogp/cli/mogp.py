@@ -19,26 +19,57 @@ NAME = "mogp"
 HELP = "MoGP regression (posterior over random kernels by NUTS) vs NNGP on MNIST / Fashion-MNIST"
 
 
+# Built-in settings; a spec (``models/mogp_*.toml``) overrides them and explicit flags override both.
+DEFAULTS = {"dataset": "mnist", "prior": "horseshoe", "n_train": 1000, "n_test": 1000, "num_jumps": 8, "rank": 32,
+            "depth": 3, "drift": "prior", "map_steps": 1500, "num_warmup": 100, "num_samples": 100,
+            "max_tree_depth": 6, "num_chains": 2, "source": None}
+# Spec table -> keys it may hold (TOML names are the flag names with "_" for "-").
+SPEC_KEYS = {"model": ("prior", "num_jumps", "rank", "depth", "drift"),
+             "data": ("dataset", "n_train", "n_test", "source"),
+             "inference": ("map_steps", "num_warmup", "num_samples", "max_tree_depth", "num_chains")}
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
-    parser.add_argument("--prior", default="horseshoe", help="per-node variance prior (bayes_mogp.priors names)")
-    parser.add_argument("--n-train", type=int, default=1000)
-    parser.add_argument("--n-test", type=int, default=1000)
-    parser.add_argument("--num-jumps", "-J", type=int, default=8, help="largest jumps kept, J >= 1 (default 8)")
-    parser.add_argument("--rank", type=int, default=32, help="rank of the feature prior factor (default 32)")
-    parser.add_argument("--depth", type=int, default=3, help="hidden layers of the base kernel (default 3)")
-    parser.add_argument("--drift", choices=("prior", "free"), default="prior",
-                        help="drift a from the prior's limit, or free with a half-normal prior")
-    parser.add_argument("--map-steps", type=int, default=1500)
-    parser.add_argument("--num-warmup", type=int, default=100)
-    parser.add_argument("--num-samples", type=int, default=100)
-    parser.add_argument("--max-tree-depth", type=int, default=6, help="NUTS tree depth cap (default 6)")
-    parser.add_argument("--num-chains", type=int, default=2)
+    parser.add_argument("spec", nargs="?", default=None,
+                        help="optional model spec (models/mogp_*.toml, by name or path); flags override it")
+    parser.add_argument("--dataset", choices=("mnist", "fashion"), default=None, help="default mnist")
+    parser.add_argument("--prior", default=None, help="per-node variance prior (bayes_mogp.priors names; default horseshoe)")
+    parser.add_argument("--n-train", type=int, default=None, help="default 1000")
+    parser.add_argument("--n-test", type=int, default=None, help="default 1000")
+    parser.add_argument("--num-jumps", "-J", type=int, default=None, help="largest jumps kept, J >= 1 (default 8)")
+    parser.add_argument("--rank", type=int, default=None, help="rank of the feature prior factor (default 32)")
+    parser.add_argument("--depth", type=int, default=None, help="hidden layers of the base kernel (default 3)")
+    parser.add_argument("--drift", choices=("prior", "free"), default=None,
+                        help="drift a from the prior's limit (default), or free with a half-normal prior")
+    parser.add_argument("--map-steps", type=int, default=None, help="default 1500")
+    parser.add_argument("--num-warmup", type=int, default=None, help="default 100")
+    parser.add_argument("--num-samples", type=int, default=None, help="default 100")
+    parser.add_argument("--max-tree-depth", type=int, default=None, help="NUTS tree depth cap (default 6)")
+    parser.add_argument("--num-chains", type=int, default=None, help="default 2")
     parser.add_argument("--source", default=None, help="data source (as in `baseline`)")
     parser.add_argument("--data-npz", default=None,
                         help="own data: .npz with x_train, labels_train, x_test, labels_test (overrides --dataset)")
     parser.add_argument("--out", default="runs", help="folder for the InferenceData netCDF (default runs/)")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for smoke tests")
+
+
+def resolve_settings(args) -> None:
+    """Fill every unset flag of ``args`` from the spec (if one is named), then from :data:`DEFAULTS`."""
+    from_spec = {}
+    if args.spec is not None:
+        from ..specs import load_spec
+
+        spec = load_spec(args.spec)
+        for table, keys in SPEC_KEYS.items():
+            section = spec.get(table, {})
+            unknown = sorted(set(section) - set(keys))
+            if unknown:
+                raise _common.UsageError(f"spec {spec['_path']}: [{table}] has unknown key(s) {unknown}; "
+                                         f"allowed: {', '.join(keys)}")
+            from_spec.update(section)
+    for key, default in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, from_spec.get(key, default))
 
 
 def _load_split(args):
@@ -64,6 +95,7 @@ def run(args) -> dict:
     from ..priors import get_prior
     from ..validation import check_int
 
+    resolve_settings(args)
     num_jumps = check_int("--num-jumps", args.num_jumps, 1)
     check_int("--rank", args.rank, 1)
     depth = check_int("--depth", args.depth, 1)
@@ -154,7 +186,7 @@ def run(args) -> dict:
     if active is not None:
         atomic_save_npz(os.path.join(args.out, stem + "_features.npz"), weights=weights,
                         lambda_median=active["lambda_median"])
-    return {"dataset": args.dataset, "prior": args.prior, "n_train": n, "n_test": int(split.x_test.shape[0]),
+    return {"spec": args.spec, "dataset": args.dataset, "prior": args.prior, "n_train": n, "n_test": int(split.x_test.shape[0]),
             "settings": {"num_jumps": num_jumps, "rank": args.rank, "depth": depth, "drift": args.drift,
                          "num_warmup": args.num_warmup, "num_samples": args.num_samples,
                          "num_chains": args.num_chains, "map_steps": args.map_steps,

@@ -90,10 +90,17 @@ def eigen_base(k_phi, y) -> EigenBase:
     return EigenBase(evals, evecs, evecs.T @ jnp.asarray(y, dtype=jnp.float64))
 
 
+def _safe_sqrt(lam):
+    """sqrt(lam) whose gradient at lam = 0 is 0, not inf: a finite Levy measure (the Bernoulli prior) gives
+    jumps that are exactly 0, and inf * 0 in the chain rule would turn every NUTS gradient into NaN."""
+    pos = lam > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, lam, 1.0)), 0.0)
+
+
 def _woodbury_factors(base: EigenBase, scale, noise, lam, phi):
     d = scale * base.evals + noise  # (n,)
     phit = base.evecs.T @ phi  # (n, J)  the O(n^2 J) rotation
-    sq = jnp.sqrt(lam)  # (J,)
+    sq = _safe_sqrt(lam)  # (J,)
     pd = phit / d[:, None]  # D^-1 Phi~
     a = jnp.eye(lam.shape[0], dtype=phi.dtype) + sq[:, None] * (phit.T @ pd) * sq[None, :]
     chol = jnp.linalg.cholesky(a)

@@ -54,7 +54,7 @@ for ax, name in zip(axes, ["beta", "horseshoe", "gamma_mogp"]):
 # Every cell is decided from the measurements by the rules in `bayes_mogp/table1.py`.
 
 # %%
-widths, num = ([30, 300, 1000], 600) if QUICK else ([30, 300, 3000, 10000], 4000)
+widths, num = ([30, 300], 400) if QUICK else ([30, 300, 3000, 10000], 4000)
 table = run_table1(key, widths, num)
 for r in table["rows"]:
     print({k: v for k, v in r.items() if k != "measured"})

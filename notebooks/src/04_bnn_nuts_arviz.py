@@ -28,8 +28,20 @@ xtr, xte, ratio = pca_inputs(split.x_train, split.x_test, PCA)
 arrays = {"x_train": xtr, "y_train": split.labels_train, "x_test": xte, "y_test": split.labels_test}
 print(f"{N} training images, PCA {PCA} components ({ratio:.0%} of the variance)")
 
+# %% [markdown]
+# The prior is the one of `models/bnn_horseshoe.toml`: half-Cauchy local scales, a half-normal global scale
+# centred on the width scaling pi/p, and the slab of the regularised horseshoe.  The PCA inputs are
+# linearly separable, so the softmax likelihood keeps rewarding larger output weights: with the plain
+# horseshoe's Cauchy tails the largest lambdas run to the hundreds and NUTS hits its tree-depth cap on
+# every draw (`benchmarks/bench_bnn_geometry.py` shows it side by side); the slab bounds them.
+
 # %%
-config = BNNConfig(d_in=PCA, d_out=10, widths=(WIDTH,), prior="horseshoe")
+from bayes_mogp.specs import load_spec
+
+MODEL = load_spec("bnn_horseshoe")["model"]
+config = BNNConfig(d_in=PCA, d_out=10, widths=(WIDTH,), prior="horseshoe", global_scale=MODEL["global_scale"],
+                   slab_scale=MODEL["slab_scale"])
+print(config.global_scale, "global scale, slab", config.slab_scale)
 res = run_nuts(jax.random.PRNGKey(0), config, xtr, split.labels_train, num_warmup=WARM, num_samples=DRAWS,
                num_chains=CHAINS)
 idata = inference_data(config, res.samples, res.stats, arrays, 0)
@@ -68,13 +80,13 @@ curve
 
 # %% [markdown]
 # ## Posterior lambdas across priors
-# The ordered node variances: the horseshoe's decay like a power law, the inverse gamma's (GP regime)
+# The ordered node variances: the (regularised) horseshoe's are capped by the slab and then decay, the inverse gamma's (GP regime)
 # stay flat, the Bernoulli's switch nodes on and off (DiscreteHMCGibbs).
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3.2))
 for prior in ("horseshoe", "inverse_gamma", "bernoulli"):
-    cfg = BNNConfig(d_in=PCA, d_out=10, widths=(WIDTH,), prior=prior)
+    cfg = config if prior == "horseshoe" else BNNConfig(d_in=PCA, d_out=10, widths=(WIDTH,), prior=prior)
     r = res if prior == "horseshoe" else run_nuts(jax.random.PRNGKey(1), cfg, xtr, split.labels_train,
                                                   num_warmup=WARM, num_samples=DRAWS, num_chains=CHAINS)
     lam = r.samples["lam_sorted0"].reshape(-1, WIDTH)
