@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -44,12 +45,12 @@ def main(argv=None) -> dict:
 
     from bayes_mogp.bnn import BNNConfig, pca_inputs, run_nuts
     from bayes_mogp.data import mnist_5k_split
+    from bayes_mogp.specs import load_spec
 
     n, pca, width, warm, draws = (100, 10, 8, 50, 20) if args.quick else (500, 50, 50, 300, 50)
     split = mnist_5k_split(n_train=n, n_test=1000)
     xtr, _, _ = pca_inputs(split.x_train, split.x_test, pca)
-    from bayes_mogp.specs import load_spec
-
+    tau0 = math.pi / width  # the horseshoe's global-scale width scaling (bayes_mogp.bnn.models)
     slab = float(load_spec("bnn_horseshoe")["model"].get("slab_scale", 4.0))
     variants = [("iid", {}), ("horseshoe/fixed", {"global_scale": "fixed"}),
                 ("horseshoe/half_cauchy", {"global_scale": "half_cauchy"}),
@@ -64,7 +65,6 @@ def main(argv=None) -> dict:
     rows = {}
     for name, kw in variants:
         config = BNNConfig(d_in=pca, d_out=10, widths=(width,), prior=name.split("/")[0], **kw)
-        tau0 = 3.141592653589793 / width
         t0 = time.perf_counter()
         res = run_nuts(jax.random.PRNGKey(args.seed), config, xtr, split.labels_train, num_warmup=warm,
                        num_samples=draws, num_chains=1)

@@ -22,9 +22,11 @@ divergences, min ESS 2.6).  The per-node variances :math:`\lambda^{(l)}` (shape 
   (DESIGN table row (d): :math:`\lambda = \pi^2 U^2 / p^2`).  ``global_scale="fixed"`` keeps
   :math:`\tau = \tau_0` (exactly model (d)); ``"half_normal"`` draws :math:`\tau = \tau_0 |t|`,
   :math:`t \sim N(0, 1)`: a random global scale with light tails, which the classification headline
-  needs (separable data push a half-Cauchy :math:`\tau` into its tail: see ``models/bnn_horseshoe.toml``).  ``slab_scale = c`` gives the regularised horseshoe of
-  Piironen and Vehtari (2017), :math:`\tilde\lambda = c^2 \lambda / (c^2 + \lambda)`, with ``c`` on
-  the width scale (``c^2`` is multiplied by ``2 / p`` so that it is the slab of a He-scaled node).
+  needs (separable data push a half-Cauchy :math:`\tau` into its tail: see ``models/bnn_horseshoe.toml``);
+  its site ``tau{l}_z`` is the same half-normal factor as in the half-Cauchy form.  ``slab_scale = c``
+  gives the regularised horseshoe of Piironen and Vehtari (2017),
+  :math:`\tilde\lambda = c^2 \lambda / (c^2 + \lambda)` (:func:`_slab`), with ``c`` on the width scale
+  (``c^2`` is multiplied by ``2 / p`` so that it is the slab of a He-scaled node).
 * ``iid``: :math:`\lambda_j = 2/p` (no latent variable).
 * a prior with discrete support (``bernoulli``): the site ``lam{l}`` is discrete; sample it with
   :class:`numpyro.infer.DiscreteHMCGibbs` (Gibbs updates of the gates, NUTS for the rest), which
@@ -175,15 +177,12 @@ def _node_variances(config: BNNConfig, layer: int):
         if config.global_scale == "fixed":
             tau = jnp.asarray(tau0)
         elif config.global_scale == "half_normal":
-            tau = tau0 * numpyro.sample(f"tau{layer}_t", dist.HalfNormal(1.0))
+            tau = tau0 * numpyro.sample(f"tau{layer}_z", dist.HalfNormal(1.0))
         else:
             tau = tau0 * _half_cauchy_noncentred(f"tau{layer}", ())
         numpyro.deterministic(f"tau{layer}", tau)
         u = _half_cauchy_noncentred(f"u{layer}", (p,))
-        lam = (tau * u) ** 2
-        if config.slab_scale is not None:
-            c2 = config.slab_scale**2 * 2.0 / p
-            lam = c2 * lam / (c2 + lam)
+        lam = _slab(config, (tau * u) ** 2, p)
     elif _is_discrete(prior):
         # A discrete law (e.g. BernoulliVariance on {0, s}) enters as an index over its support, so that
         # the site is discrete for NumPyro whatever the distribution declares as its support.
@@ -197,6 +196,15 @@ def _node_variances(config: BNNConfig, layer: int):
     numpyro.deterministic(f"lam{layer}", lam)
     numpyro.deterministic(f"lam_sorted{layer}", -jnp.sort(-lam))
     return lam
+
+
+def _slab(config: BNNConfig, lam, p: int):
+    """The regularised horseshoe's slab :math:`c^2 \\lambda / (c^2 + \\lambda)`, :math:`c^2` = ``slab_scale``
+    squared times ``2 / p``; ``lam`` unchanged without a slab."""
+    if config.slab_scale is None:
+        return lam
+    c2 = config.slab_scale**2 * 2.0 / p
+    return c2 * lam / (c2 + lam)
 
 
 def _horseshoe_tau0(prior) -> float:
@@ -271,10 +279,7 @@ def centred_horseshoe_model(config: BNNConfig, X, y=None):
             tau = numpyro.sample(f"tau{layer}_c", dist.HalfCauchy(tau0))
         numpyro.deterministic(f"tau{layer}", tau)
         u = numpyro.sample(f"u{layer}_c", dist.HalfCauchy(1.0).expand((p,)).to_event(1))
-        lam = (tau * u) ** 2
-        if config.slab_scale is not None:
-            c2 = config.slab_scale**2 * 2.0 / p
-            lam = c2 * lam / (c2 + lam)
+        lam = _slab(config, (tau * u) ** 2, p)
         numpyro.deterministic(f"lam{layer}", lam)
         numpyro.deterministic(f"lam_sorted{layer}", -jnp.sort(-lam))
         scale = jnp.sqrt(lam)[:, None] * config.sigma_v

@@ -20,7 +20,8 @@ def add_arguments(parser):
     parser.add_argument("--n-train", type=int, default=None, help="training images (default: the spec's)")
     parser.add_argument("--quick", action="store_true", help="tiny run (also when BAYES_MOGP_QUICK=1)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress bars (default: NumPyro's progress bars and one line per checkpoint on stderr)")
+                        help="no progress bars (default: NumPyro's progress bars and one line per "
+                             "checkpoint on stderr)")
 
 
 def run(args) -> dict:

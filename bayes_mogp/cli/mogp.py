@@ -32,20 +32,27 @@ SPEC_KEYS = {"model": ("prior", "num_jumps", "rank", "depth", "drift"),
 def add_arguments(parser) -> None:
     parser.add_argument("spec", nargs="?", default=None,
                         help="optional model spec (models/mogp_*.toml, by name or path); flags override it")
-    parser.add_argument("--dataset", choices=("mnist", "fashion"), default=None, help="default mnist")
-    parser.add_argument("--prior", default=None, help="per-node variance prior (bayes_mogp.priors names; default horseshoe)")
-    parser.add_argument("--n-train", type=int, default=None, help="default 1000")
-    parser.add_argument("--n-test", type=int, default=None, help="default 1000")
-    parser.add_argument("--num-jumps", "-J", type=int, default=None, help="largest jumps kept, J >= 1 (default 8)")
-    parser.add_argument("--rank", type=int, default=None, help="rank of the feature prior factor (default 32)")
-    parser.add_argument("--depth", type=int, default=None, help="hidden layers of the base kernel (default 3)")
+    d = DEFAULTS
+    parser.add_argument("--dataset", choices=("mnist", "fashion"), default=None, help=f"default {d['dataset']}")
+    parser.add_argument("--prior", default=None,
+                        help=f"per-node variance prior (bayes_mogp.priors names; default {d['prior']})")
+    parser.add_argument("--n-train", type=int, default=None, help=f"default {d['n_train']}")
+    parser.add_argument("--n-test", type=int, default=None, help=f"default {d['n_test']}")
+    parser.add_argument("--num-jumps", "-J", type=int, default=None,
+                        help=f"largest jumps kept, J >= 1 (default {d['num_jumps']})")
+    parser.add_argument("--rank", type=int, default=None,
+                        help=f"rank of the feature prior factor (default {d['rank']})")
+    parser.add_argument("--depth", type=int, default=None,
+                        help=f"hidden layers of the base kernel (default {d['depth']})")
     parser.add_argument("--drift", choices=("prior", "free"), default=None,
-                        help="drift a from the prior's limit (default), or free with a half-normal prior")
-    parser.add_argument("--map-steps", type=int, default=None, help="default 1500")
-    parser.add_argument("--num-warmup", type=int, default=None, help="default 100")
-    parser.add_argument("--num-samples", type=int, default=None, help="default 100")
-    parser.add_argument("--max-tree-depth", type=int, default=None, help="NUTS tree depth cap (default 6)")
-    parser.add_argument("--num-chains", type=int, default=None, help="default 2")
+                        help=f"drift a from the prior's limit, or free with a half-normal prior "
+                             f"(default {d['drift']})")
+    parser.add_argument("--map-steps", type=int, default=None, help=f"default {d['map_steps']}")
+    parser.add_argument("--num-warmup", type=int, default=None, help=f"default {d['num_warmup']}")
+    parser.add_argument("--num-samples", type=int, default=None, help=f"default {d['num_samples']}")
+    parser.add_argument("--max-tree-depth", type=int, default=None,
+                        help=f"NUTS tree depth cap (default {d['max_tree_depth']})")
+    parser.add_argument("--num-chains", type=int, default=None, help=f"default {d['num_chains']}")
     parser.add_argument("--source", default=None, help="data source (as in `baseline`)")
     parser.add_argument("--data-npz", default=None,
                         help="own data: .npz with x_train, labels_train, x_test, labels_test (overrides --dataset)")
@@ -186,7 +193,8 @@ def run(args) -> dict:
     if active is not None:
         atomic_save_npz(os.path.join(args.out, stem + "_features.npz"), weights=weights,
                         lambda_median=active["lambda_median"])
-    return {"spec": args.spec, "dataset": args.dataset, "prior": args.prior, "n_train": n, "n_test": int(split.x_test.shape[0]),
+    return {"spec": args.spec, "dataset": args.dataset, "prior": args.prior, "n_train": n,
+            "n_test": int(split.x_test.shape[0]),
             "settings": {"num_jumps": num_jumps, "rank": args.rank, "depth": depth, "drift": args.drift,
                          "num_warmup": args.num_warmup, "num_samples": args.num_samples,
                          "num_chains": args.num_chains, "map_steps": args.map_steps,

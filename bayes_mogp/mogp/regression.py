@@ -238,5 +238,6 @@ def target_nll(means, variances, noises, targets) -> float:
 
 
 def classification_metrics(probs, labels, *, num_bins: int = 15) -> dict:
-    """Accuracy, categorical NLL (probabilities floored at 1e-12) and 15-bin ECE: :func:`bayes_mogp.metrics.classification_metrics`."""
+    """Accuracy, categorical NLL (probabilities floored at 1e-12) and 15-bin ECE:
+    :func:`bayes_mogp.metrics.classification_metrics`."""
     return metrics.classification_metrics(probs, labels, num_bins=num_bins, min_prob=1e-12)
