@@ -163,9 +163,11 @@ def run(args) -> dict:
     ds = az.convert_to_dataset(ident)
     rhat = az.rhat(ds) if nc > 1 else None
     ess = az.ess(ds, method="bulk")
+    per_chain = rg.per_chain_summary(ident["log_likelihood"], np.asarray(means).reshape(nc, ns, *means.shape[1:]),
+                                     split.labels_test)
     diagnostics = {"r_hat_max": float(max(float(rhat[v].max()) for v in rhat.data_vars)) if rhat is not None else None,
                    "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
-                   "divergences": divergences, "quantities": sorted(ident),
+                   "divergences": divergences, "quantities": sorted(ident), "per_chain": per_chain,
                    "map_plus_nuts_seconds": nuts_seconds}
 
     active = None
@@ -175,7 +177,7 @@ def run(args) -> dict:
         pruned = {}
         for k in sorted({1, max(1, num_jumps // 2), num_jumps}):
             pm, pv, pn = rg.predict_draws(problem, limit, samples, drift=args.drift, gp_part=False, keep=k)
-            pruned[str(k)] = float(np.mean(np.argmax(np.mean(pm, 0), -1) == split.labels_test))
+            pruned[str(k)] = float(np.mean(np.argmax(np.asarray(pm).mean(0), -1) == split.labels_test))
         feats = np.asarray(samples["features"])  # (S, J, r)
         h_tr = np.einsum("nr,sjr->sjn", np.asarray(problem.feat_factor[:n]), feats)
         xtr = np.asarray(split.x_train)
@@ -184,7 +186,8 @@ def run(args) -> dict:
                   "kernel_share_median": np.median(share, 0),
                   "active": int(np.sum(np.median(share, 0) > 0.01)),
                   "pruned_accuracy": pruned, "trace_kept_by_rank": problem.trace_kept}
-    stem = f"mogp_{args.dataset}_{args.prior}_n{n}_s{args.seed}"
+    dataset = f"npz:{os.path.basename(args.data_npz)}" if args.data_npz else args.dataset
+    stem = f"mogp_{dataset.replace(':', '_')}_{args.prior}_n{n}_s{args.seed}"
     idata = az.from_numpyro(mcmc)
     out = os.path.join(args.out, stem + ".nc")
     os.makedirs(args.out, exist_ok=True)
@@ -193,7 +196,7 @@ def run(args) -> dict:
     if active is not None:
         atomic_save_npz(os.path.join(args.out, stem + "_features.npz"), weights=weights,
                         lambda_median=active["lambda_median"])
-    return {"spec": args.spec, "dataset": args.dataset, "prior": args.prior, "n_train": n,
+    return {"spec": args.spec, "dataset": dataset, "prior": args.prior, "n_train": n,
             "n_test": int(split.x_test.shape[0]),
             "settings": {"num_jumps": num_jumps, "rank": args.rank, "depth": depth, "drift": args.drift,
                          "num_warmup": args.num_warmup, "num_samples": args.num_samples,
@@ -212,6 +215,9 @@ def format_text(result: dict) -> str:
         lines.append(f"  {name:5s} accuracy {m['accuracy']:.4f}  nll {m['nll']:.4f}  nll_class {m['nll_class']:.4f}"
                      f"  ece {m['ece']:.4f}  ({m['seconds']:.1f} s)")
     lines.append(f"  r_hat_max {d['r_hat_max']}  ess_bulk_min {d['ess_bulk_min']:.1f}  divergences {d['divergences']}")
+    pc = d["per_chain"]
+    lines.append("  per chain: log-likelihood " + ", ".join(f"{v:.1f}" for v in pc["log_likelihood_mean"])
+                 + "; accuracy " + ", ".join(f"{v:.3f}" for v in pc["accuracy"]))
     if result["active_features"]:
         a = result["active_features"]
         lines.append(f"  active features {a['active']} / {a['num_jumps']}; pruned accuracy {a['pruned_accuracy']}")

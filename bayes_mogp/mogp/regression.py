@@ -52,6 +52,7 @@ __all__ = [
     "class_probabilities",
     "classification_metrics",
     "target_nll",
+    "per_chain_summary",
 ]
 
 
@@ -241,3 +242,21 @@ def classification_metrics(probs, labels, *, num_bins: int = 15) -> dict:
     """Accuracy, categorical NLL (probabilities floored at 1e-12) and 15-bin ECE:
     :func:`bayes_mogp.metrics.classification_metrics`."""
     return metrics.classification_metrics(probs, labels, num_bins=num_bins, min_prob=1e-12)
+
+
+def per_chain_summary(log_likelihood, means, labels) -> dict:
+    """What each chain says on its own: its mean log-likelihood and the accuracy of its own mixture mean.
+
+    ``log_likelihood`` (chains, draws); ``means`` (chains, draws, m, C) per-draw predictive means; ``labels``
+    (m,).  When the chains sit in different modes of the feature posterior (R-hat far above 1), these show
+    how far apart the modes are and whether a higher likelihood predicts better (it need not: see the
+    closing notes of issue 4 and ``benchmarks/study_mogp_capacity.py``).
+    """
+    ll = np.asarray(log_likelihood)
+    means = np.asarray(means)
+    if ll.ndim != 2 or means.ndim != 4 or means.shape[:2] != ll.shape:
+        raise ValueError(f"log_likelihood must be (chains, draws) and means (chains, draws, m, C); "
+                         f"got {ll.shape} and {means.shape}")
+    labels = np.asarray(labels)
+    acc = [float(np.mean(np.argmax(m.mean(0), -1) == labels)) for m in means]
+    return {"log_likelihood_mean": [float(v) for v in ll.mean(1)], "accuracy": acc}
