@@ -149,7 +149,7 @@ def run(args) -> dict:
     means, variances, noises = rg.predict_draws(problem, limit, samples, drift=args.drift)
     mean, var, probs = rg.mixture_predictive(means, variances, noises)
     met = rg.classification_metrics(probs, split.labels_test)
-    mogp = {"accuracy": float(np.mean(np.argmax(mean, -1) == split.labels_test)),
+    mogp = {"accuracy": float(np.mean(np.argmax(np.asarray(mean), -1) == split.labels_test)),
             "nll": rg.target_nll(means, variances, noises, split.y_test), "ece": met["ece"],
             "nll_class": met["nll"], "seconds": time.perf_counter() - t0}
 
