@@ -33,23 +33,20 @@ import numpy as np  # noqa: E402
 
 
 def _problem(dataset, n_train, n_test, seed=0):
+    """The CLI's split and kernels: pre-activation covariance of the last hidden layer and its ReLU kernel."""
     from bayes_mogp.data import train_test_split
     from bayes_mogp.kernels import activation_expectation, nngp_kernel
-    from bayes_mogp.mogp import regression as rg
 
     split = train_test_split(dataset, n_train, n_test, seed=seed)
     x_all = jnp.asarray(np.concatenate([split.x_train, split.x_test]))
     sigma = np.asarray(nngp_kernel(x_all, depth=2))  # depth-3 network: the last hidden layer's input covariance
     k_phi = np.asarray(activation_expectation("relu", jnp.asarray(sigma)))
-    return split, sigma, k_phi, rg
+    return split, sigma, k_phi
 
 
-def _accuracy(means, labels):
-    return float(np.mean(np.argmax(np.asarray(means).mean(0), -1) == labels))
+def part_map(args, limit, split, sigma, k_phi):
+    from bayes_mogp.mogp import regression as rg
 
-
-def part_map(args, limit):
-    split, sigma, k_phi, rg = _problem(args.dataset, args.n_train, args.n_test)
     rows = []
     for cfg in args.configs:
         num_jumps, rank = (int(v) for v in cfg.split(","))
@@ -62,16 +59,18 @@ def part_map(args, limit):
         means, _, _ = rg.predict_draws(problem, limit, draw, drift="free")
         row = {"num_jumps": num_jumps, "rank": rank, "trace_kept": round(problem.trace_kept, 3),
                "neg_log_joint": float(losses[-1]), "noise": float(params["noise"]),
-               "accuracy": _accuracy(means, split.labels_test), "seconds": round(time.perf_counter() - t, 1)}
+               "accuracy": rg.mean_accuracy(means.mean(0), split.labels_test),
+               "seconds": round(time.perf_counter() - t, 1)}
         print(json.dumps(row), file=sys.stderr, flush=True)
         rows.append(row)
     return {"part": "map", "dataset": args.dataset, "rows": rows}
 
 
-def part_chains(args, limit):
+def part_chains(args, limit, split, sigma, k_phi):
     from numpyro.infer import MCMC, NUTS, init_to_median
 
-    split, sigma, k_phi, rg = _problem(args.dataset, args.n_train, args.n_test)
+    from bayes_mogp.mogp import regression as rg
+
     problem = rg.build_problem(k_phi, sigma, split.y_train, args.n_train, rank=args.rank)
     kw = dict(problem=problem, limit=limit, num_jumps=args.num_jumps, drift="free")
     t = time.perf_counter()
@@ -91,7 +90,8 @@ def part_chains(args, limit):
             "log_likelihood_mean_draws": float(np.mean(s["log_likelihood"])),
             "leapfrog_steps_mean": float(np.mean(mc.get_extra_fields()["num_steps"])),
             "divergences": int(np.sum(mc.get_extra_fields()["diverging"])),
-            "accuracy": _accuracy(means, split.labels_test), "seconds": round(time.perf_counter() - t, 1)}
+            "accuracy": rg.mean_accuracy(means.mean(0), split.labels_test),
+            "seconds": round(time.perf_counter() - t, 1)}
 
 
 def main():
@@ -112,12 +112,11 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     from bayes_mogp.cli.baseline import evaluate
-    from bayes_mogp.data import train_test_split
     from bayes_mogp.priors import get_prior
 
     limit = get_prior(args.prior, 1000).limit
-    out = part_map(args, limit) if args.part == "map" else part_chains(args, limit)
-    split = train_test_split(args.dataset, args.n_train, args.n_test, seed=0)
+    split, sigma, k_phi = _problem(args.dataset, args.n_train, args.n_test)
+    out = (part_map if args.part == "map" else part_chains)(args, limit, split, sigma, k_phi)
     res, _ = evaluate(split, key=jax.random.PRNGKey(0), depth=3, which=("nngp",))
     out["nngp_accuracy"] = res["nngp"]["accuracy"]
     print(json.dumps(out))

@@ -149,7 +149,7 @@ def run(args) -> dict:
     means, variances, noises = rg.predict_draws(problem, limit, samples, drift=args.drift)
     mean, var, probs = rg.mixture_predictive(means, variances, noises)
     met = rg.classification_metrics(probs, split.labels_test)
-    mogp = {"accuracy": float(np.mean(np.argmax(np.asarray(mean), -1) == split.labels_test)),
+    mogp = {"accuracy": rg.mean_accuracy(mean, split.labels_test),
             "nll": rg.target_nll(means, variances, noises, split.y_test), "ece": met["ece"],
             "nll_class": met["nll"], "seconds": time.perf_counter() - t0}
 
@@ -158,13 +158,12 @@ def run(args) -> dict:
     grouped = mcmc.get_samples(group_by_chain=True)
     ident = {k: np.asarray(grouped[k]) for k in ("log_likelihood", "gp_scale", "noise", "sigma_v2", "jumps")
              if k in grouped}
-    true_mean = np.asarray(means)[:, np.arange(5), split.labels_test[:5]].reshape(nc, ns, 5)
-    ident["test_prediction"] = true_mean
+    chain_means = np.asarray(means).reshape(nc, ns, *means.shape[1:])  # (chains, draws, m, C)
+    ident["test_prediction"] = chain_means[:, :, np.arange(5), split.labels_test[:5]]
     ds = az.convert_to_dataset(ident)
     rhat = az.rhat(ds) if nc > 1 else None
     ess = az.ess(ds, method="bulk")
-    per_chain = rg.per_chain_summary(ident["log_likelihood"], np.asarray(means).reshape(nc, ns, *means.shape[1:]),
-                                     split.labels_test)
+    per_chain = rg.per_chain_summary(ident["log_likelihood"], chain_means, split.labels_test)
     diagnostics = {"r_hat_max": float(max(float(rhat[v].max()) for v in rhat.data_vars)) if rhat is not None else None,
                    "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
                    "divergences": divergences, "quantities": sorted(ident), "per_chain": per_chain,
@@ -177,7 +176,7 @@ def run(args) -> dict:
         pruned = {}
         for k in sorted({1, max(1, num_jumps // 2), num_jumps}):
             pm, pv, pn = rg.predict_draws(problem, limit, samples, drift=args.drift, gp_part=False, keep=k)
-            pruned[str(k)] = float(np.mean(np.argmax(np.asarray(pm).mean(0), -1) == split.labels_test))
+            pruned[str(k)] = rg.mean_accuracy(pm.mean(0), split.labels_test)
         feats = np.asarray(samples["features"])  # (S, J, r)
         h_tr = np.einsum("nr,sjr->sjn", np.asarray(problem.feat_factor[:n]), feats)
         xtr = np.asarray(split.x_train)

@@ -93,7 +93,7 @@ def fit(dataset, prior_name, *, depth=3, seed=0):
     means, var, noise = rg.predict_draws(prob, lim, s)
     mean, v, p = rg.mixture_predictive(means, var, noise)
     res = {k: {"accuracy": base[k]["accuracy"], "nll": base[k]["nll"]} for k in ("nngp", "ntk")}
-    res["mogp"] = {"accuracy": float(np.mean(np.argmax(mean, -1) == sp.labels_test)),
+    res["mogp"] = {"accuracy": rg.mean_accuracy(mean, sp.labels_test),
                    "nll": rg.target_nll(means, var, noise, sp.y_test)}
     return sp, prob, lim, mc, s, means, res
 
@@ -140,4 +140,4 @@ plt.show()
 # %%
 for k in range(1, J + 1):
     pm, _, _ = rg.predict_draws(prob, lim, s, gp_part=False, keep=k)
-    print(f"k = {k}: pruned accuracy {np.mean(np.argmax(np.mean(pm, 0), -1) == sp.labels_test):.3f}")
+    print(f"k = {k}: pruned accuracy {rg.mean_accuracy(pm.mean(0), sp.labels_test):.3f}")
