@@ -19,3 +19,10 @@ factorisations, log-likelihoods) check that ``jax_enable_x64`` is on and say how
 """
 
 __version__ = "0.1.0"
+
+
+def load(run_dir):
+    """The posterior saved in any run folder (NNGP/NTK, MoGP or BNN): :func:`bayes_mogp.runs.load`."""
+    from .runs import load as _load
+
+    return _load(run_dir)

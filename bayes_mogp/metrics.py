@@ -1,35 +1,124 @@
-"""Classification metrics of predictive class probabilities: accuracy, NLL, expected calibration error.
+r"""Scores of a :class:`~bayes_mogp.prediction.Prediction` against targets: the one place metrics live.
 
-One implementation for the BNN (:mod:`bayes_mogp.bnn`) and MoGP (:mod:`bayes_mogp.mogp`) predictives.
-(:func:`bayes_mogp.gp.classification_metrics` scores a GP on one-hot targets: Gaussian NLL, Monte Carlo
-class probabilities; it keeps its own right-closed ECE bins.)
+Regression (targets ``y`` (m,) or (m, k), user units):
+
+* ``rmse``: :math:`\sqrt{\frac{1}{mk}\sum_{i,c} (y_{ic} - \bar y_{ic})^2}` of the predictive mean;
+* ``nll``: :math:`-\frac1m \sum_i \log p(y_i)`, the predictive (mixture) density of each test point's
+  k outputs jointly, in nats per test point, user units;
+* ``coverage_90``: the fraction of test targets (all outputs) inside the central 90% interval of their
+  marginal predictive mixture.
+
+Classification (integer ``labels`` (m,)):
+
+* ``accuracy`` of :attr:`Prediction.predicted_class`;
+* ``nll_class``: :math:`-\frac1m\sum_i \log \max(p_{i y_i}, 10^{-12})`, the categorical NLL of the
+  class probabilities (comparable across every model);
+* ``nll``: the NLL of the model's own observation model: for a GP-type model (regression on one-hot
+  targets minus 1/C, a Gaussian mixture) the predictive density of the one-hot targets, as in the
+  GP-on-MNIST literature; for a BNN (categorical likelihood) the same as ``nll_class``;
+* ``ece``: expected calibration error over 15 equal-width bins of the confidence
+  :math:`\max_k p_{ik}` (bin :math:`\lfloor \mathrm{conf}\cdot B\rfloor`, the last bin closed):
+  :math:`\sum_b \frac{n_b}{m}|\mathrm{acc}_b - \mathrm{conf}_b|`, with the accuracy of the
+  probabilities' own argmax (Guo et al. 2017).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["classification_metrics"]
+__all__ = ["rmse", "nll", "coverage", "accuracy", "nll_class", "ece", "score", "one_hot_targets",
+           "classification_metrics"]
+
+MIN_PROB = 1e-12
+ECE_BINS = 15
 
 
-def classification_metrics(probs, labels, *, num_bins: int = 15, min_prob: float = 1e-300) -> dict:
-    r"""``{"accuracy", "nll", "ece"}`` of class probabilities ``probs`` (n, k) against integer ``labels`` (n,).
+def _targets(pred, y) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    if pred.loc is not None and y.shape != pred.loc.shape[1:]:
+        raise ValueError(f"targets must have shape {pred.loc.shape[1:]} (m, k), got {y.shape}")
+    return y
 
-    Accuracy of :math:`\arg\max_k p_{ik}`; NLL :math:`-\frac1n\sum_i \log \max(p_{i y_i}, \text{min\_prob})`;
-    ECE over ``num_bins`` equal-width bins of the confidence :math:`\max_k p_{ik}` (bin
-    :math:`\lfloor \text{conf} \cdot B\rfloor`, the last bin closed):
-    :math:`\sum_b \frac{n_b}{n}|\text{acc}_b - \text{conf}_b|`.
-    """
+
+def rmse(pred, y) -> float:
+    """Root mean squared error of the predictive mean over all test points and outputs."""
+    y = _targets(pred, y)
+    return float(np.sqrt(np.mean((y - pred.mean) ** 2)))
+
+
+def nll(pred, y) -> float:
+    """Mean negative log predictive density per test point (all outputs jointly), nats."""
+    return float(-np.mean(pred.log_density(_targets(pred, y))))
+
+
+def coverage(pred, y, level: float = 0.9) -> float:
+    """Fraction of targets inside the central ``level`` interval of their marginal predictive law."""
+    y = _targets(pred, y)
+    lo, hi = pred.interval(level)
+    return float(np.mean((y >= lo) & (y <= hi)))
+
+
+def _labels(labels, m) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (m,):
+        raise ValueError(f"labels must have shape ({m},), got {labels.shape}")
+    return labels.astype(np.int64)
+
+
+def accuracy(pred, labels) -> float:
+    """Fraction of ``labels`` equal to the predicted class (float64)."""
+    labels = _labels(labels, pred.num_points)
+    return float(np.mean(pred.predicted_class == labels))
+
+
+def nll_class(probs, labels, *, min_prob: float = MIN_PROB) -> float:
+    """Categorical NLL of class probabilities ``probs`` (m, C), floored at ``min_prob``."""
     probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels).astype(int)
-    pred = probs.argmax(-1)
-    correct = (pred == labels).astype(float)
-    p_true = np.clip(probs[np.arange(labels.size), labels], min_prob, None)
+    labels = _labels(labels, probs.shape[0])
+    return float(-np.mean(np.log(np.clip(probs[np.arange(labels.size), labels], min_prob, None))))
+
+
+def ece(probs, labels, *, num_bins: int = ECE_BINS) -> float:
+    """Expected calibration error of ``probs`` (m, C) over ``num_bins`` equal-width confidence bins."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = _labels(labels, probs.shape[0])
     conf = probs.max(-1)
+    correct = (probs.argmax(-1) == labels).astype(float)
     bins = np.minimum((conf * num_bins).astype(int), num_bins - 1)
-    ece = 0.0
+    total = 0.0
     for b in range(num_bins):
         sel = bins == b
         if sel.any():
-            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
-    return {"accuracy": float(correct.mean()), "nll": float(-np.log(p_true).mean()), "ece": float(ece)}
+            total += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
+    return float(total)
+
+
+def classification_metrics(probs, labels, *, num_bins: int = ECE_BINS, min_prob: float = MIN_PROB) -> dict:
+    """``{"accuracy", "nll", "ece"}`` of class probabilities alone (argmax accuracy, categorical NLL)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = _labels(labels, probs.shape[0])
+    return {"accuracy": float(np.mean(probs.argmax(-1) == labels)),
+            "nll": nll_class(probs, labels, min_prob=min_prob), "ece": ece(probs, labels, num_bins=num_bins)}
+
+
+def one_hot_targets(labels, num_classes: int) -> np.ndarray:
+    """One-hot rows minus 1/C (zero mean over classes): the regression targets of GP-type classifiers."""
+    return np.eye(num_classes)[np.asarray(labels, dtype=np.int64)] - 1.0 / num_classes
+
+
+def score(pred, targets) -> dict:
+    """Every metric of the task: regression ``{"n", "rmse", "nll", "coverage_90"}``, classification
+    ``{"n", "accuracy", "nll", "nll_class", "ece"}``.
+
+    ``targets``: real targets (regression) or integer labels (classification).  For a GP-type
+    classifier (a prediction with ``loc``), ``nll`` is the density of the one-hot targets minus 1/C.
+    """
+    if pred.task == "regression":
+        return {"n": pred.num_points, "rmse": rmse(pred, targets), "nll": nll(pred, targets),
+                "coverage_90": coverage(pred, targets, 0.9)}
+    labels = _labels(targets, pred.num_points)
+    nc = nll_class(pred.probs, labels)
+    own = nll(pred, one_hot_targets(labels, pred.loc.shape[-1])) if pred.loc is not None else nc
+    return {"n": pred.num_points, "accuracy": accuracy(pred, labels), "nll": own, "nll_class": nc,
+            "ece": ece(pred.probs, labels)}

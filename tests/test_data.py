@@ -122,8 +122,8 @@ def test_preprocess_and_one_hot():
         preprocess(np.full((2, 4), np.nan))
 
 
-def test_mnist_5k_fixed_split():
-    s = mnist_5k_split(200, 1000, seed=0)
+def test_mnist_5k_fixed_split(mnist_split):
+    s = mnist_split  # mnist_5k_split(200, 1000, seed=0), shared (tests/conftest.py)
     assert s.x_test.shape == (1000, 784) and np.all(np.bincount(s.labels_test) == 100)
     assert np.all(np.bincount(s.labels_train) == 20)
     # the test split never changes with the seed; the training subset does

@@ -41,8 +41,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .io import atomic_path
-from .validation import check_choice, check_finite_array, check_int
+from ..io import atomic_path
+from ..validation import check_choice, check_finite_array, check_int
 
 __all__ = [
     "DATASETS",

@@ -1,0 +1,131 @@
+"""Run folders: one format for every model, so that any run can be predicted from, reported on and reloaded.
+
+A run folder holds
+
+* ``manifest.json``: ``{"format": "bayes-mogp-run", "format_version", "kind", "package_version",
+  "created", "spec", "data"}``; ``kind`` is the model (``"nngp"``, ``"mogp"``, ``"bnn"``), ``spec`` the
+  settings the model was fitted with, ``data`` what :meth:`bayes_mogp.data.Dataset.describe` says
+  (name, task, sizes, SHA-256 fingerprint of the training arrays);
+* ``arrays.npz``: the model's arrays (training inputs, fitted transforms, ...), never pickles;
+* ``posterior.nc``: ArviZ InferenceData (netCDF, h5netcdf engine) where the model has posterior draws;
+* whatever the command adds (``results.json``, ``predictions_<name>.npz``, ``report.html``, ...).
+
+Every file is written atomically (:mod:`bayes_mogp.io`), the manifest last, so a folder with a manifest
+is complete.  :func:`load` reads any run and returns the posterior object of its kind; a folder without
+a manifest, of another kind than expected, or of another format version is refused with one line
+(:class:`RunFolderError`, a ``ValueError``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_save_npz, atomic_write_json
+
+__all__ = ["FORMAT_VERSION", "KINDS", "RunFolderError", "write_run", "read_manifest", "read_arrays",
+           "load", "save_inference_data", "load_inference_data"]
+
+FORMAT = "bayes-mogp-run"
+FORMAT_VERSION = 1
+#: kind -> "module:Class" of its posterior (imported on demand, so loading one kind never imports the others)
+KINDS = {"nngp": "bayes_mogp.nngp:NNGPPosterior", "mogp": "bayes_mogp.mogp.posterior:MoGPPosterior",
+         "bnn": "bayes_mogp.bnn.posterior:BNNPosterior"}
+
+
+class RunFolderError(ValueError):
+    """A run folder that is missing, incomplete, of another kind or of another format version."""
+
+
+def write_run(out_dir, *, kind: str, spec: dict, data: dict, arrays: dict, inference_data=None) -> Path:
+    """Write a run folder (arrays, then the netCDF, then the manifest); returns its path."""
+    from . import __version__
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_save_npz(out / "arrays.npz", **arrays)
+    if inference_data is not None:
+        save_inference_data(inference_data, out / "posterior.nc")
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "package_version": __version__,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "spec": spec, "data": data}
+    atomic_write_json(out / "manifest.json", manifest)
+    return out
+
+
+def read_manifest(run_dir, *, kind: str | None = None) -> dict:
+    """The manifest of ``run_dir``; one-line :class:`RunFolderError` if it is not a run of ``kind``."""
+    run = Path(run_dir)
+    if not run.exists():
+        raise RunFolderError(f"{run}: run folder not found")
+    if not run.is_dir():
+        raise RunFolderError(f"{run}: not a folder (a run folder holds manifest.json, arrays.npz, ...)")
+    path = run / "manifest.json"
+    if not path.exists():
+        raise RunFolderError(f"{run}: not a bayes-mogp run folder (no manifest.json); it may come from an older "
+                             f"version: fit it again")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{path}: corrupt manifest ({type(exc).__name__})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise RunFolderError(f"{path}: not a bayes-mogp run manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise RunFolderError(f"{path}: run format version {version}, this bayes-mogp reads version "
+                             f"{FORMAT_VERSION}; fit the model again with this version")
+    if manifest.get("kind") not in KINDS:
+        raise RunFolderError(f"{path}: unknown run kind {manifest.get('kind')!r}")
+    if kind is not None and manifest["kind"] != kind:
+        raise RunFolderError(f"{run}: a {manifest['kind']} run, not a {kind} run")
+    return manifest
+
+
+def read_arrays(run_dir, name: str = "arrays.npz") -> dict:
+    """The arrays of a run folder (no pickles); one-line error naming the file if missing or corrupt."""
+    path = Path(run_dir) / name
+    if not path.exists():
+        raise RunFolderError(f"{path}: missing from the run folder")
+    if not zipfile.is_zipfile(path):
+        raise RunFolderError(f"{path}: corrupt (not an .npz archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise RunFolderError(f"{path}: corrupt ({type(exc).__name__})") from None
+
+
+def save_inference_data(idata, path) -> Path:
+    """InferenceData as netCDF (h5netcdf engine), written atomically."""
+    from .io import atomic_path
+
+    with atomic_path(path, suffix=".nc") as tmp:
+        idata.to_netcdf(str(tmp), engine="h5netcdf")
+    return Path(path)
+
+
+def load_inference_data(run_dir, name: str = "posterior.nc"):
+    """The run's InferenceData; one-line error naming the file if missing or unreadable."""
+    import arviz as az
+
+    path = Path(run_dir) / name
+    if not path.exists():
+        raise RunFolderError(f"{path}: missing from the run folder")
+    try:
+        return az.from_netcdf(str(path), engine="h5netcdf")
+    except Exception as exc:  # noqa: BLE001 - h5py/xarray raise many types for a damaged file
+        raise RunFolderError(f"{path}: corrupt netCDF ({type(exc).__name__})") from None
+
+
+def load(run_dir):
+    """The posterior saved in any run folder (``NNGPPosterior``, ``MoGPPosterior``, ``BNNPosterior``)."""
+    manifest = read_manifest(run_dir)
+    module, cls = KINDS[manifest["kind"]].split(":")
+    return getattr(importlib.import_module(module), cls).load(run_dir)
