@@ -70,6 +70,7 @@ __all__ = [
     "ACTIVATIONS",
     "activation_expectation",
     "activation_derivative_expectation",
+    "cross_expectation",
     "nngp_kernel",
     "ntk_kernel",
     "nngp_ntk_kernels",
@@ -189,6 +190,19 @@ def activation_expectation(activation: str, cov):
     e, _ = _pair_maps(activation)
     d = jnp.diagonal(cov, axis1=-2, axis2=-1)
     return e(d[..., :, None], d[..., None, :], cov)
+
+
+def cross_expectation(activation: str, var1, var2, cov12):
+    r""":math:`\mathbb{E}[\phi(u)\phi(v)]` for :math:`(u, v)` Gaussian with variances ``var1``, ``var2`` and
+    covariance ``cov12``, elementwise (broadcasting): the block :math:`\mathcal{E}_\phi(\Sigma)_{12}` of a
+    covariance given only its two diagonals and its off-diagonal block.
+
+    E.g. ``var1`` (n, 1), ``var2`` (1, m), ``cov12`` (n, m) -> (n, m): the base kernel between training
+    and test inputs without forming the joint (n + m, n + m) covariance.  Jittable, differentiable.
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    e, _ = _pair_maps(activation)
+    return e(jnp.asarray(var1), jnp.asarray(var2), jnp.asarray(cov12))
 
 
 def activation_derivative_expectation(activation: str, cov):

@@ -1,0 +1,238 @@
+r"""Exact GP regression with the NNGP or NTK kernel of a deep network: ``fit(key, data) -> NNGPPosterior``.
+
+The infinite-width limit in the GP regime (seed 000 with :math:`\rho = 0`; seed 002): outputs are
+independent GPs with the NNGP kernel :math:`K` of :func:`bayes_mogp.kernels.nngp_kernel`
+(``depth`` hidden layers, ``activation``, weight and bias variances).  Targets :math:`Y` (n, k), in the
+model's units (standardised regression targets, or one-hot labels minus 1/C), are modelled as
+:math:`Y_{:,c} \sim N(0, s\,(K + \sigma^2 I))`:
+
+* ``kernel="nngp"``: the exact GP posterior (:func:`bayes_mogp.gp.gp_posterior`, float64 Cholesky with
+  adaptive jitter): mean :math:`K_*(K + \sigma^2 I)^{-1}Y`, latent variance
+  :math:`s\,(K_{**} - K_*(K+\sigma^2I)^{-1}K_*^\top)`;
+* ``kernel="ntk"``: the infinite ensemble of networks trained by gradient flow to :math:`t = \infty`
+  (:func:`bayes_mogp.gp.ntk_ensemble_predict`), with the NTK regularised by the same relative noise.
+
+Noise and amplitude are fitted on the training data only: ``noise="ml"`` maximises the marginal
+likelihood over the relative noise :math:`r = \sigma^2/\bar d` (:func:`bayes_mogp.gp.noise_mle`,
+:math:`\bar d` the mean diagonal of :math:`K`) with the amplitude :math:`s` in closed form; a number fixes
+:math:`r` (``1e-3``, the rule of Lee et al. 2018) and fits only :math:`s`.  The predictive law of a new
+observation is :math:`N(\mu_*, s\,(v_* + \sigma^2))` in model units, mapped back to the user's units.
+Solvers: ``solver="cholesky"`` holds :math:`K` dense in float64 (n up to about 10^4); ``"cg"`` is
+:func:`bayes_mogp.iterative_gp.exact_gp_predict` (preconditioned conjugate gradients on a blocked,
+float32-stored, sharded kernel operator; the noise must then be given, not fitted, the amplitude comes from
+the solve, the predictive variance is the Nystrom (DTC) approximation of the preconditioner, and each
+``predict`` call runs the solve); ``"auto"`` picks CG above :data:`bayes_mogp.iterative_gp.predict.DENSE_MAX_N`.
+
+Classification: class probabilities :math:`P(\arg\max_c y_c = k)` by Gauss-Hermite quadrature
+(:func:`bayes_mogp.prediction.gaussian_class_probabilities`); the predicted class is the argmax of the mean.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset, InputTransform, TargetTransform, as_dataset
+from .prediction import Prediction, gaussian_class_probabilities
+from .validation import check_choice, check_positive
+
+__all__ = ["fit", "NNGPPosterior", "DEFAULTS", "KERNELS", "estimate_cost", "FLOP_RATE"]
+
+KERNELS = ("nngp", "ntk")
+#: the settings of :func:`fit` (``b_var=None``: 1 for standardised inputs, 0 for images)
+DEFAULTS = {"kernel": "nngp", "depth": 3, "activation": "relu", "w_var": 2.0, "b_var": None, "noise": "ml",
+            "solver": "auto"}
+SOLVERS = ("auto", "cholesky", "cg")
+
+#: sustained float64 flop rate assumed by :func:`estimate_cost` (2 CPU cores: 1e10 to 2e10)
+FLOP_RATE = 1e10
+
+
+def estimate_cost(n_train: int, n_test: int, input_dim: int, depth: int) -> dict:
+    """Seconds and bytes of a dense fit and prediction: kernels (n^2 d + depth n^2), Cholesky (n^3/3),
+    the marginal-likelihood eigendecomposition (~10 n^3), test kernels (n m d); memory of three (n, n)
+    float64 matrices and the (m, n) test kernel."""
+    n, m = n_train, n_test
+    flops = 2 * (n * n + n * m) * (input_dim + 20 * depth) + n**3 / 3 + 10 * n**3 + 2 * n * n * m
+    return {"seconds": 2 * flops / FLOP_RATE, "bytes": 8 * (3 * n * n + 2 * n * m)}
+
+
+def fit(key, data, y=None, **settings) -> "NNGPPosterior":
+    """Fit the exact GP on ``data`` (a :class:`bayes_mogp.data.Dataset`, or arrays ``x``, ``y``; integer ``y``
+    are class labels).  Settings: see :data:`DEFAULTS` and the module docstring.  ``key`` is accepted for
+    the common ``fit(key, data)`` signature; the exact GP draws nothing at random."""
+    from .gp import amplitude_mle, noise_mle
+    from .iterative_gp.predict import DENSE_MAX_N
+    from .kernels import kernel_diagonals, nngp_kernel
+
+    del key
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown NNGP setting(s) {unknown}; allowed: {', '.join(DEFAULTS)}")
+    data: Dataset = as_dataset(data, y)
+    s = {**DEFAULTS, **settings}
+    check_choice("kernel", s["kernel"], KERNELS)
+    if s["b_var"] is None:
+        s["b_var"] = 1.0 if data.input_transform.kind == "standardize" else 0.0
+    t0 = time.perf_counter()
+    x, yt = data.inputs(), data.targets()
+    kw = dict(depth=s["depth"], activation=s["activation"], w_var=s["w_var"], b_var=s["b_var"])
+    check_choice("solver", s["solver"], SOLVERS)
+    if s["solver"] == "cg" or (s["solver"] == "auto" and data.n_train > DENSE_MAX_N):
+        if s["noise"] == "ml":
+            raise ValueError(f"noise='ml' needs the dense solver (n <= {DENSE_MAX_N}); with {data.n_train} "
+                             f"training points give a relative noise, e.g. noise=1e-3")
+        rel = check_positive("noise", s["noise"])
+        s["solver"] = "cg"
+        noise_var = rel * float(np.mean(np.asarray(kernel_diagonals(x, **kw)[0])))
+        post = NNGPPosterior(s, x, yt, rel, noise_var, float("nan"), data.describe(), data.input_transform,
+                             data.target_transform, data.task, data.num_classes)
+        post.timings = {"fit_seconds": time.perf_counter() - t0}
+        return post
+    s["solver"] = "cholesky"
+    k = np.asarray(nngp_kernel(x, **kw))
+    dbar = float(np.mean(np.diag(k)))
+    if s["noise"] == "ml":
+        rel, noise_var, amp = noise_mle(k, yt)
+    else:
+        rel = check_positive("noise", s["noise"])
+        noise_var = rel * dbar
+        amp = amplitude_mle(k, yt, noise_var=noise_var)
+    post = NNGPPosterior(s, x, yt, rel, noise_var, amp, data.describe(), data.input_transform,
+                         data.target_transform, data.task, data.num_classes)
+    post._k_train = k
+    post.timings = {"fit_seconds": time.perf_counter() - t0}
+    return post
+
+
+@dataclass
+class NNGPPosterior:
+    """A fitted exact GP (NNGP or NTK ensemble): training inputs/targets in model units, noise, amplitude."""
+
+    settings: dict
+    x_train: np.ndarray
+    y_train: np.ndarray
+    relative_noise: float
+    noise_var: float
+    amplitude: float
+    data_info: dict
+    input_transform: InputTransform
+    target_transform: TargetTransform | None
+    task: str
+    num_classes: int | None
+    timings: dict = field(default_factory=dict)
+    kind = "nngp"
+    diagnostic_vars = ()
+
+    @property
+    def _kernel_kwargs(self) -> dict:
+        s = self.settings
+        return dict(depth=s["depth"], activation=s["activation"], w_var=s["w_var"], b_var=s["b_var"])
+
+    def predict_latent(self, x, progress=None):
+        """Model-unit predictive mean (m, k) and latent variance (m,) of f at user-unit inputs ``x``, before
+        the amplitude; and the jitter the Cholesky needed.  ``progress``: the iterative solver's callback."""
+        from .gp import gp_posterior, ntk_ensemble_predict
+        from .kernels import kernel_diagonals, nngp_kernel, nngp_ntk_kernels
+
+        xm = self.input_transform(x)
+        if xm.ndim != 2 or xm.shape[1] != self.x_train.shape[1]:
+            raise ValueError(f"x must have shape (m, {self.x_train.shape[1]}), got {np.shape(x)}")
+        kw = self._kernel_kwargs
+        if self.settings.get("solver") == "cg":
+            from .iterative_gp import exact_gp_predict
+
+            res = exact_gp_predict(self.x_train, self.y_train, xm, kernel=self.settings["kernel"],
+                                   noise_var=self.noise_var, solver="cg", variance="nystrom", progress=progress, **kw)
+            self.amplitude, self.solver_info = res.info["amplitude"], res.info
+            return res.mean, res.var, 0.0
+        if getattr(self, "_k_train", None) is None:
+            self._k_train = np.asarray(nngp_kernel(self.x_train, **kw))
+        kss, _ = kernel_diagonals(xm, **kw)
+        if self.settings["kernel"] == "nngp":
+            ks = nngp_kernel(xm, self.x_train, **kw)
+            post = gp_posterior(self._k_train, ks, self.y_train, noise_var=self.noise_var, k_test_test=kss)
+        else:
+            k, th = nngp_ntk_kernels(self.x_train, **kw)
+            ks, ths = nngp_ntk_kernels(xm, self.x_train, **kw)
+            diag_reg = self.relative_noise * float(np.mean(np.diag(np.asarray(th))))
+            post = ntk_ensemble_predict(th, ths, self.y_train, diag_reg=diag_reg, nngp_train_train=k,
+                                        nngp_test_train=ks, nngp_test_test=kss)
+        return np.asarray(post.mean), np.asarray(post.var), post.jitter
+
+    def predict(self, x, *, progress=None) -> Prediction:
+        """Predictive distribution of a new observation at ``x`` (m, d), user units.  ``progress``: a callback
+        for the iterative solver's stages (:class:`bayes_mogp.iterative_gp.Progress` events)."""
+        mean, var, jitter = self.predict_latent(x, progress=progress)
+        self.jitter = jitter
+        var_y = self.amplitude * (np.maximum(var, 0.0) + self.noise_var)  # (m,)
+        sd = np.sqrt(var_y)[:, None] * np.ones(mean.shape[1])
+        if self.task == "regression":
+            t = self.target_transform
+            return Prediction("regression", t.inverse_mean(mean)[None], t.inverse_scale(sd)[None])
+        probs = np.asarray(gaussian_class_probabilities(mean, var_y))
+        return Prediction("classification", mean[None], sd[None], probs=probs)
+
+    def score(self, x, targets) -> dict:
+        from .metrics import score
+
+        return score(self.predict(x), targets)
+
+    def evaluate(self, x, targets) -> dict:
+        return self.score(x, targets)
+
+    def pointwise_loo(self) -> np.ndarray:
+        r"""(n,) exact leave-one-out log predictive densities :math:`\log p(y_i \mid y_{-i})` of the training
+        targets (all outputs jointly; user units for regression), Rasmussen and Williams (2006) eq. 5.12."""
+        import jax.numpy as jnp
+
+        from .mogp.likelihood import eigen_base, loo_log_density
+
+        if getattr(self, "_k_train", None) is None:
+            from .kernels import nngp_kernel
+
+            self._k_train = np.asarray(nngp_kernel(self.x_train, **self._kernel_kwargs))
+        base = eigen_base(self._k_train, self.y_train)
+        loo = np.asarray(loo_log_density(base, self.amplitude, self.amplitude * self.noise_var, jnp.zeros(0),
+                                         jnp.zeros((self.x_train.shape[0], 0))))
+        if self.target_transform is not None:
+            loo = loo - float(np.sum(np.log(self.target_transform.scale)))
+        return loo
+
+    def to_inference_data(self):
+        """ArviZ InferenceData with the fitted amplitude and noise as a single draw, and the observed targets."""
+        import arviz as az
+
+        post = {"amplitude": np.full((1, 1), self.amplitude), "noise_var": np.full((1, 1), self.noise_var),
+                "relative_noise": np.full((1, 1), self.relative_noise)}
+        return az.from_dict(posterior=post, observed_data={"y": self.y_train}, dims={"y": ["point", "output"]})
+
+    def save(self, out_dir) -> Path:
+        from .runs import write_run
+
+        arrays = {"x_train": self.x_train, "y_train": self.y_train, "amplitude": np.asarray(self.amplitude),
+                  "noise_var": np.asarray(self.noise_var), "relative_noise": np.asarray(self.relative_noise),
+                  **self.input_transform.to_arrays(), "task": np.asarray(self.task),
+                  "num_classes": np.asarray(-1 if self.num_classes is None else self.num_classes)}
+        if self.target_transform is not None:
+            arrays.update(self.target_transform.to_arrays())
+        return write_run(out_dir, kind=self.kind, spec={**self.settings, "timings": self.timings},
+                         data=self.data_info, arrays=arrays)
+
+    @classmethod
+    def load(cls, run_dir) -> "NNGPPosterior":
+        from .runs import read_arrays, read_manifest
+
+        manifest = read_manifest(run_dir, kind=cls.kind)
+        a = read_arrays(run_dir)
+        spec = dict(manifest["spec"])
+        timings = spec.pop("timings", {})
+        nc = int(a["num_classes"])
+        target = TargetTransform.from_arrays(a) if "target_shift" in a else None
+        spec.setdefault("solver", "cholesky")
+        return cls(spec, a["x_train"], a["y_train"], float(a["relative_noise"]), float(a["noise_var"]),
+                   float(a["amplitude"]), manifest["data"], InputTransform.from_arrays(a), target, str(a["task"]),
+                   None if nc < 0 else nc, timings)
