@@ -1,7 +1,7 @@
 """Why the MoGP does not beat the NNGP here: the feature posterior rewards fitting, not generalising.
 
-Not a speed benchmark: the study behind the issue-4 closing notes, on the `mogp` CLI's data and model
-(``bayes_mogp.mogp.regression``: free drift, log-normal noise, depth-3 base kernel), against the NNGP of
+Not a speed benchmark: a study on the MNIST/Fashion catalogue setting of the MoGP (``bayes_mogp.mogp``: free
+drift, log-normal noise, depth-3 base kernel with a Nystrom feature basis of rank r), against the NNGP of
 ``bayes-mogp baseline`` on the same split.
 
 ``--part map``: MAP (the CLI's start) for several (J, rank): the more expressive the J features, the
@@ -33,64 +33,69 @@ import numpy as np  # noqa: E402
 
 
 def _problem(dataset, n_train, n_test, seed=0):
-    """The CLI's split and kernels: pre-activation covariance of the last hidden layer and its ReLU kernel."""
-    from bayes_mogp.data import train_test_split
-    from bayes_mogp.kernels import activation_expectation, nngp_kernel
+    """The CLI's data set (raw pixels, per-image transform) in model units."""
+    from bayes_mogp.data import from_builtin
 
-    split = train_test_split(dataset, n_train, n_test, seed=seed)
-    x_all = jnp.asarray(np.concatenate([split.x_train, split.x_test]))
-    sigma = np.asarray(nngp_kernel(x_all, depth=2))  # depth-3 network: the last hidden layer's input covariance
-    k_phi = np.asarray(activation_expectation("relu", jnp.asarray(sigma)))
-    return split, sigma, k_phi
+    data = from_builtin(dataset, n_train, n_test, seed=seed)
+    return data, data.inputs(), data.targets(), data.inputs(data.x_test)
 
 
-def part_map(args, limit, split, sigma, k_phi):
-    from bayes_mogp.mogp import regression as rg
+def _accuracy(problem, fmap, x, x_test, limit, draws, labels):
+    from bayes_mogp.mogp.predictive import predict_draws, test_inputs
+
+    means, _, _ = predict_draws(problem, test_inputs(problem, fmap, x, x_test), limit, draws, drift="free")
+    return float(np.mean(np.argmax(means.mean(0), -1) == labels))
+
+
+def part_map(args, limit, data, x, y, x_test):
+    from bayes_mogp.mogp.features import build_feature_map
+    from bayes_mogp.mogp.model import build_problem, fit_map, model_kwargs
 
     rows = []
     for cfg in args.configs:
         num_jumps, rank = (int(v) for v in cfg.split(","))
         t = time.perf_counter()
-        problem = rg.build_problem(k_phi, sigma, split.y_train, args.n_train, rank=rank)
-        kw = dict(problem=problem, limit=limit, num_jumps=num_jumps, drift="free")
-        params, losses = rg.fit_map(jax.random.PRNGKey(args.seed), kw, steps=args.map_steps)
+        fmap = build_feature_map(x, depth=3, rank=rank)
+        problem = build_problem(fmap, x, y)
+        kw = model_kwargs(problem, limit, num_jumps, drift="free")
+        params, losses = fit_map(jax.random.PRNGKey(args.seed), kw, steps=args.map_steps)
         draw = {k: jnp.asarray(v)[None] for k, v in params.items()}
         draw["jumps"] = limit.levy.inverse_tail(jnp.cumsum(draw["arrivals"], axis=-1))
-        means, _, _ = rg.predict_draws(problem, limit, draw, drift="free")
-        row = {"num_jumps": num_jumps, "rank": rank, "trace_kept": round(problem.trace_kept, 3),
+        row = {"num_jumps": num_jumps, "rank": rank, "trace_kept": round(fmap.trace_kept, 3),
                "neg_log_joint": float(losses[-1]), "noise": float(params["noise"]),
-               "accuracy": rg.mean_accuracy(means.mean(0), split.labels_test),
+               "accuracy": _accuracy(problem, fmap, x, x_test, limit, draw, data.y_test),
                "seconds": round(time.perf_counter() - t, 1)}
         print(json.dumps(row), file=sys.stderr, flush=True)
         rows.append(row)
     return {"part": "map", "dataset": args.dataset, "rows": rows}
 
 
-def part_chains(args, limit, split, sigma, k_phi):
+def part_chains(args, limit, data, x, y, x_test):
     from numpyro.infer import MCMC, NUTS, init_to_median
 
-    from bayes_mogp.mogp import regression as rg
+    from bayes_mogp.mogp.features import build_feature_map
+    from bayes_mogp.mogp.model import build_problem, model_kwargs, mogp_model
 
-    problem = rg.build_problem(k_phi, sigma, split.y_train, args.n_train, rank=args.rank)
-    kw = dict(problem=problem, limit=limit, num_jumps=args.num_jumps, drift="free")
+    fmap = build_feature_map(x, depth=3, rank=args.rank)
+    problem = build_problem(fmap, x, y)
+    kw = model_kwargs(problem, limit, args.num_jumps, drift="free")
     t = time.perf_counter()
-    mc = MCMC(NUTS(rg.mogp_model, init_strategy=init_to_median(num_samples=15), target_accept_prob=0.85,
+    mc = MCMC(NUTS(mogp_model, init_strategy=init_to_median(num_samples=15), target_accept_prob=0.85,
                    max_tree_depth=args.max_tree_depth),
               num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=1, progress_bar=False)
     key_w, key_s = jax.random.split(jax.random.PRNGKey(args.seed))
     mc.warmup(key_w, collect_warmup=True, extra_fields=("num_steps",), **kw)
-    ll_warm = np.asarray(mc.get_samples()["log_likelihood"])
+    ll_warm = np.asarray(mc.get_samples()["log_marginal_likelihood"])
     mc.run(key_s, extra_fields=("num_steps", "diverging"), **kw)
     s = mc.get_samples()
-    ll = np.concatenate([ll_warm, np.asarray(s["log_likelihood"])])
-    means, _, _ = rg.predict_draws(problem, limit, s, drift="free")
+    ll = np.concatenate([ll_warm, np.asarray(s["log_marginal_likelihood"])])
     tenths = [round(float(c.mean()), 1) for c in np.array_split(ll, 10)]
     return {"part": "chains", "dataset": args.dataset, "seed": args.seed, "num_jumps": args.num_jumps,
             "rank": args.rank, "log_likelihood_by_tenth": tenths,
-            "log_likelihood_mean_draws": float(np.mean(s["log_likelihood"])),
+            "log_likelihood_mean_draws": float(np.mean(s["log_marginal_likelihood"])),
             "leapfrog_steps_mean": float(np.mean(mc.get_extra_fields()["num_steps"])),
             "divergences": int(np.sum(mc.get_extra_fields()["diverging"])),
-            "accuracy": rg.mean_accuracy(means.mean(0), split.labels_test),
+            "accuracy": _accuracy(problem, fmap, x, x_test, limit, s, data.y_test),
             "seconds": round(time.perf_counter() - t, 1)}
 
 
@@ -111,14 +116,13 @@ def main():
     ap.add_argument("--max-tree-depth", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    from bayes_mogp.cli.baseline import evaluate
+    from bayes_mogp import nngp
     from bayes_mogp.priors import get_prior
 
     limit = get_prior(args.prior, 1000).limit
-    split, sigma, k_phi = _problem(args.dataset, args.n_train, args.n_test)
-    out = (part_map if args.part == "map" else part_chains)(args, limit, split, sigma, k_phi)
-    res, _ = evaluate(split, key=jax.random.PRNGKey(0), depth=3, which=("nngp",))
-    out["nngp_accuracy"] = res["nngp"]["accuracy"]
+    data, x, y, x_test = _problem(args.dataset, args.n_train, args.n_test)
+    out = (part_map if args.part == "map" else part_chains)(args, limit, data, x, y, x_test)
+    out["nngp_accuracy"] = nngp.fit(None, data, depth=3, noise=1e-3).score(data.x_test, data.y_test)["accuracy"]
     print(json.dumps(out))
 
 

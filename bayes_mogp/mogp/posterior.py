@@ -1,0 +1,366 @@
+r"""MoGP regression and classification as a product: ``fit(key, data) -> MoGPPosterior``.
+
+>>> import jax, bayes_mogp
+>>> from bayes_mogp import mogp
+>>> post = mogp.fit(jax.random.key(0), x_train, y_train, prior="horseshoe", depth=1, num_jumps=8)
+>>> pred = post.predict(x_new)                 # bayes_mogp.prediction.Prediction, user units
+>>> post.score(x_test, y_test)                 # {"n", "rmse", "nll", "coverage_90"}
+>>> post.feature_directions()                  # depth 1: the learned directions w_j in input space
+>>> post.save("runs/teacher"); bayes_mogp.load("runs/teacher").predict(x_new)
+
+The model is :mod:`.model` (random kernel = GP part + the J largest jumps of the prior's Levy measure
+with their features), its features are functions of the input (:mod:`.features`: input-space weights
+with a bias at depth 1, a Nystrom map deeper), so a saved posterior predicts any new input; the
+predictive is the mixture over posterior draws of exact GP predictions (:mod:`.predictive`).
+
+Data (:class:`bayes_mogp.data.Dataset`): inputs standardised (or the per-image transform of MNIST),
+regression targets standardised and every prediction reported in the user's units; classification
+by regression on one-hot targets minus 1/C, with class probabilities from the Gaussian predictive.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from ..data import InputTransform, TargetTransform, as_dataset
+from ..prediction import Prediction
+from ..validation import check_int
+from .features import FeatureMap, build_feature_map
+from .model import build_problem, fit_map, model_kwargs, run_nuts
+from .predictive import class_probabilities, loo_draws, predict_draws, test_inputs
+
+__all__ = ["fit", "check_settings", "MoGPPosterior", "DEFAULTS"]
+
+#: the settings of :func:`fit` (``b_var=None``: 1 for standardised inputs, 0 for images)
+DEFAULTS = {"prior": "horseshoe", "prior_hyper": {}, "depth": 1, "num_jumps": 8, "rank": None,
+            "activation": "relu", "w_var": 2.0, "b_var": None, "drift": "free", "noise_floor": 0.0,
+            "map_steps": 1500, "num_warmup": 200, "num_samples": 100, "num_chains": 2, "max_tree_depth": 7,
+            "target_accept_prob": 0.85}
+_IDENT = ("log_marginal_likelihood", "gp_scale", "noise", "sigma_v2", "jumps", "drift")
+
+
+def _limit(prior, hyper):
+    from ..priors import get_prior
+
+    if isinstance(prior, str):
+        return get_prior(prior, 1000, **dict(hyper or {})).limit  # the width is irrelevant: the limit is used
+    if hasattr(prior, "limit"):
+        return prior.limit
+    raise TypeError(f"prior must be a prior name (bayes_mogp.priors.PRIOR_NAMES) or a NodeVariancePrior, "
+                    f"got {type(prior).__name__}")
+
+
+def check_settings(settings: dict) -> dict:
+    """The settings of :func:`fit` merged with :data:`DEFAULTS` and validated (one-line errors naming each)."""
+    from ..validation import check_choice, check_in_interval, check_nonnegative, check_positive
+    from .features import FEATURE_ACTIVATIONS
+    from .model import DRIFTS
+
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown MoGP setting(s) {unknown}; allowed: {', '.join(DEFAULTS)}")
+    s = {**DEFAULTS, **settings}
+    _limit(s["prior"], s["prior_hyper"])
+    for name, low, high in (("depth", 1, None), ("num_jumps", 1, None), ("map_steps", 1, None),
+                            ("num_warmup", 1, None), ("num_samples", 1, None), ("num_chains", 1, None),
+                            ("max_tree_depth", 1, 12)):
+        s[name] = check_int(name, s[name], low, high)
+    if s["rank"] is not None:
+        s["rank"] = check_int("rank", s["rank"], 1)
+    s["w_var"] = check_positive("w_var", s["w_var"])
+    if s["b_var"] is not None:
+        s["b_var"] = check_nonnegative("b_var", s["b_var"])
+    s["noise_floor"] = check_nonnegative("noise_floor", s["noise_floor"])
+    s["target_accept_prob"] = check_in_interval("target_accept_prob", s["target_accept_prob"], 0.0, 1.0,
+                                                low_open=True, high_open=True)
+    check_choice("drift", s["drift"], DRIFTS)
+    check_choice("activation", s["activation"], FEATURE_ACTIVATIONS)
+    return s
+
+
+def fit(key, data, y=None, *, log=None, progress: bool = False, **settings) -> "MoGPPosterior":
+    """Fit the MoGP posterior to ``data`` (a :class:`Dataset`, or arrays ``x``, ``y``); see :data:`DEFAULTS`.
+
+    Settings: ``prior`` (name or prior object) and ``prior_hyper``; ``depth`` (hidden layers of the base
+    kernel; features of the last one are learned); ``num_jumps`` J; ``rank`` of the feature basis;
+    ``activation``; ``w_var``, ``b_var`` (weight and bias variances of the features); ``drift``
+    ("free": half-normal, "prior": the prior's limit drift); ``noise_floor`` (added to the noise
+    variance, in model units); ``map_steps``; NUTS ``num_warmup``, ``num_samples``, ``num_chains``,
+    ``max_tree_depth``, ``target_accept_prob``.  ``key``: a JAX PRNG key (same key, same posterior).
+    ``log``: a callable for progress lines; ``progress``: NumPyro's progress bar.
+    """
+    s = check_settings(settings)
+    data = as_dataset(data, y)
+    if s["b_var"] is None:
+        s["b_var"] = 1.0 if data.input_transform.kind == "standardize" else 0.0
+    limit = _limit(s["prior"], s["prior_hyper"])
+    x, yt = data.inputs(), data.targets()
+    t0 = time.perf_counter()
+    fmap = build_feature_map(x, depth=s["depth"], rank=s["rank"], activation=s["activation"], w_var=s["w_var"],
+                             b_var=s["b_var"])
+    problem = build_problem(fmap, x, yt)
+    kw = model_kwargs(problem, limit, s["num_jumps"], drift=s["drift"], noise_floor=s["noise_floor"])
+    k_map, k_nuts = jax.random.split(key)
+    if log:
+        log(f"mogp: MAP ({s['map_steps']} steps), n = {data.n_train}, rank {fmap.rank}, J = {kw['num_jumps']}")
+    params, _ = fit_map(k_map, kw, steps=s["map_steps"])
+    t_map = time.perf_counter() - t0
+    if log:
+        log(f"mogp: NUTS {s['num_chains']} x ({s['num_warmup']} + {s['num_samples']})")
+    mcmc = run_nuts(k_nuts, kw, num_warmup=s["num_warmup"], num_samples=s["num_samples"],
+                    num_chains=s["num_chains"], init_params=params, max_tree_depth=s["max_tree_depth"],
+                    target_accept_prob=s["target_accept_prob"], progress_bar=progress)
+    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    stats = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+    spec = {k: v for k, v in s.items()}
+    spec["prior"] = s["prior"] if isinstance(s["prior"], str) else getattr(s["prior"], "name", "custom")
+    spec["rank"] = fmap.rank
+    post = MoGPPosterior(spec, fmap, np.asarray(x), np.asarray(yt), samples, stats, data.describe(),
+                         data.input_transform, data.target_transform, data.task, data.num_classes)
+    post.timings = {"map_seconds": t_map, "nuts_seconds": time.perf_counter() - t0 - t_map}
+    post._limit_obj, post._problem = limit, problem
+    return post
+
+
+@dataclass
+class MoGPPosterior:
+    """Posterior draws of the random kernel and everything needed to predict new inputs.
+
+    ``samples``/``sample_stats``: ``(chain, draw, ...)`` arrays; ``x_train``/``y_train`` in the model's units;
+    ``settings``: what :func:`fit` was called with (resolved).
+    """
+
+    settings: dict
+    feature_map: FeatureMap
+    x_train: np.ndarray
+    y_train: np.ndarray
+    samples: dict
+    sample_stats: dict
+    data_info: dict
+    input_transform: InputTransform
+    target_transform: TargetTransform | None
+    task: str
+    num_classes: int | None
+    timings: dict = field(default_factory=dict)
+    kind = "mogp"
+    diagnostic_vars = _IDENT
+
+    # -- cached pieces -------------------------------------------------------------------------------
+    @property
+    def limit(self):
+        if getattr(self, "_limit_obj", None) is None:
+            self._limit_obj = _limit(self.settings["prior"], self.settings.get("prior_hyper"))
+        return self._limit_obj
+
+    @property
+    def problem(self):
+        if getattr(self, "_problem", None) is None:
+            self._problem = build_problem(self.feature_map, self.x_train, self.y_train)
+        return self._problem
+
+    @property
+    def num_chains(self) -> int:
+        return int(next(iter(self.samples.values())).shape[0])
+
+    @property
+    def num_draws(self) -> int:
+        return int(next(iter(self.samples.values())).shape[1])
+
+    def flat_samples(self) -> dict:
+        return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.samples.items()}
+
+    # -- prediction ------------------------------------------------------------------------------------
+    def predict_components(self, x, *, keep: int | None = None, gp_part: bool = True):
+        """Per-draw mean (S, m, k), latent variance (S, m), noise (S,) at inputs ``x`` (user units), model units."""
+        xm = self.input_transform(x)
+        if xm.ndim != 2 or xm.shape[1] != self.x_train.shape[1]:
+            raise ValueError(f"x must have shape (m, {self.x_train.shape[1]}), got {np.shape(x)}")
+        tests = test_inputs(self.problem, self.feature_map, self.x_train, xm)
+        return predict_draws(self.problem, tests, self.limit, self.flat_samples(), drift=self.settings["drift"],
+                             keep=keep, gp_part=gp_part)
+
+    def predict(self, x, *, keep: int | None = None, gp_part: bool = True) -> Prediction:
+        """Predictive distribution at ``x`` (m, d) in the user's units (module docstring of :mod:`.predictive`).
+
+        ``keep=k, gp_part=False``: the pruned network of the k largest jumps.
+        """
+        means, var, noise = self.predict_components(x, keep=keep, gp_part=gp_part)
+        return self.prediction_from_components(means, var, noise)
+
+    def prediction_from_components(self, means, var, noise) -> Prediction:
+        """The :class:`Prediction` of per-draw components ((S, m, k) means, (S, m) latent variances, (S,) noises)."""
+        sd = np.sqrt(var + noise[:, None])[:, :, None] * np.ones(means.shape[-1])
+        if self.task == "regression":
+            t = self.target_transform
+            return Prediction("regression", t.inverse_mean(means), t.inverse_scale(sd))
+        probs = class_probabilities(means, var, noise)
+        return Prediction("classification", means, sd, probs=probs)
+
+    def score(self, x, targets) -> dict:
+        from ..metrics import score
+
+        return score(self.predict(x), targets)
+
+    def evaluate(self, x, targets, *, components=None) -> dict:
+        """:meth:`score` plus the pruned network's score keeping the 1, J/2 and J largest jumps (no GP part).
+        ``components``: the output of :meth:`predict_components` at ``x``, if already computed."""
+        from ..metrics import score
+
+        out = score(self.prediction_from_components(*(components or self.predict_components(x))), targets)
+        if "features" in self.samples:
+            j = self.samples["features"].shape[2]
+            metric = "accuracy" if self.task == "classification" else "rmse"
+            out[f"pruned_{metric}"] = {str(k): score(self.predict(x, keep=k, gp_part=False), targets)[metric]
+                                       for k in sorted({1, max(1, j // 2), j})}
+        return out
+
+    # -- what the posterior learned ----------------------------------------------------------------------
+    def active_features(self) -> dict | None:
+        """Posterior medians of the kernel weights :math:`\\sigma_v^2\\lambda_j` and of their share of the
+        kernel's scale, and the number of features whose median share exceeds 1%."""
+        if "jumps" not in self.samples:
+            return None
+        f = self.flat_samples()
+        lam = f["jumps"] * f["sigma_v2"][:, None]
+        share = lam / (lam.sum(1, keepdims=True) + f["gp_scale"][:, None])
+        return {"num_jumps": int(lam.shape[1]), "lambda_median": np.median(lam, 0),
+                "kernel_share_median": np.median(share, 0), "active": int(np.sum(np.median(share, 0) > 0.01)),
+                "trace_kept_by_rank": self.feature_map.trace_kept}
+
+    def feature_weights(self):
+        """Depth 1: input-space weights (S, J, d) and biases (S, J) of every draw's features, model units."""
+        return self.feature_map.weights(self.flat_samples()["features"])
+
+    def feature_directions(self) -> dict:
+        r"""Depth 1: for each jump j (ordered by size), the posterior mean of the unit direction
+        :math:`w_j/|w_j|` in the model's (standardised) input space (``directions``) and the same directions
+        in the user's input units (``directions_input_units``: :math:`w_j / s` elementwise, normalised, since
+        :math:`w\cdot\tilde x = (w / s)\cdot x + \text{const}`), the length of the mean unit vector
+        (``concentration``: 1 when every draw agrees, 0 without a consistent direction), the median bias and
+        the median kernel weight :math:`\sigma_v^2 \lambda_j`."""
+        w, b = self.feature_weights()
+        unit = w / np.linalg.norm(w, axis=-1, keepdims=True).clip(1e-300)
+        mean = unit.mean(0)
+        f = self.flat_samples()
+        lam = np.median(f["jumps"] * f["sigma_v2"][:, None], 0)
+        directions = mean / np.linalg.norm(mean, axis=-1, keepdims=True).clip(1e-300)
+        user = directions
+        if self.input_transform.kind == "standardize":
+            user = directions / self.input_transform.scale
+            user = user / np.linalg.norm(user, axis=-1, keepdims=True).clip(1e-300)
+        return {"directions": directions, "directions_input_units": user,
+                "concentration": np.linalg.norm(mean, axis=-1), "bias_median": np.median(b, 0),
+                "lambda_median": lam}
+
+    def teacher_cosines(self, teacher_w, *, top: int | None = None) -> np.ndarray:
+        """For each teacher direction (rows of ``teacher_w`` (K, d), user input units), the posterior mean over
+        draws of the largest :math:`|\\cos|` with the draw's ``top`` largest features (default all J).
+
+        The teacher's weights are mapped to the model's standardised inputs first
+        (:math:`w\\cdot x = (w \\odot s)\\cdot\\tilde x + \\text{const}`)."""
+        t = np.atleast_2d(np.asarray(teacher_w, dtype=np.float64))
+        if self.input_transform.kind == "standardize":
+            t = t * self.input_transform.scale
+        t = t / np.linalg.norm(t, axis=1, keepdims=True)
+        w, _ = self.feature_weights()
+        w = w[:, :top] if top else w
+        w = w / np.linalg.norm(w, axis=-1, keepdims=True).clip(1e-300)
+        cos = np.abs(np.einsum("sjd,kd->skj", w, t))  # (S, K, J)
+        return cos.max(-1).mean(0)
+
+    # -- diagnostics ---------------------------------------------------------------------------------------
+    def diagnostics(self, x=None, targets=None, *, components=None) -> dict:
+        """R-hat (max) and bulk ESS (min) over the identifiable quantities (log-likelihood, ordered jumps,
+        scales; and five test predictions when ``x`` is given), divergences, leapfrog steps, and what each
+        chain says on its own (mean log-likelihood; its own predictive's accuracy or RMSE).
+        ``components``: the output of :meth:`predict_components` at ``x``, if already computed."""
+        import arviz as az
+
+        from ..metrics import score
+
+        nc, nd = self.num_chains, self.num_draws
+        ident = {k: self.samples[k] for k in self.diagnostic_vars if k in self.samples}
+        per_chain = {"log_likelihood_mean": [float(v) for v in self.samples["log_marginal_likelihood"].mean(1)]}
+        if x is not None or components is not None:
+            means, var, noise = components if components is not None else self.predict_components(x)
+            chain_means = means.reshape(nc, nd, *means.shape[1:])
+            ident["test_prediction"] = chain_means[:, :, :5, 0]
+            if targets is not None:
+                metric = "accuracy" if self.task == "classification" else "rmse"
+                per_chain[metric] = []
+                for c in range(nc):
+                    sl = slice(c * nd, (c + 1) * nd)
+                    per_chain[metric].append(score(self.prediction_from_components(means[sl], var[sl], noise[sl]), targets)[metric])
+        ds = az.convert_to_dataset(ident)
+        rhat = az.rhat(ds) if nc > 1 else None
+        ess = az.ess(ds, method="bulk")
+        return {"r_hat_max": float(max(float(rhat[v].max()) for v in rhat.data_vars)) if rhat is not None else None,
+                "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
+                "divergences": int(np.sum(self.sample_stats.get("diverging", 0))),
+                "mean_leapfrog_steps": float(np.mean(self.sample_stats["num_steps"]))
+                if "num_steps" in self.sample_stats else None,
+                "quantities": sorted(ident), "per_chain": per_chain}
+
+    def pointwise_loo(self) -> np.ndarray:
+        r"""(chains, draws, n): :math:`\log p(y_i \mid y_{-i}, \theta_s)` for every draw and training point, in
+        the user's units (regression: minus :math:`\sum_k \log s_k` of the target scaling).  These are the
+        pointwise terms ArviZ's PSIS-LOO needs for a GP with its function values integrated out (the
+        InferenceData's ``log_likelihood`` group), computed exactly (O(n^2 J) per draw)."""
+        if getattr(self, "_loo", None) is None:
+            loo = loo_draws(self.problem, self.limit, self.flat_samples(), drift=self.settings["drift"])
+            if self.target_transform is not None:
+                loo = loo - float(np.sum(np.log(self.target_transform.scale)))
+            self._loo = loo.reshape(self.num_chains, self.num_draws, -1)
+        return self._loo
+
+    # -- ArviZ and run folders ------------------------------------------------------------------------------
+    def to_inference_data(self):
+        """ArviZ InferenceData: ``posterior`` (every sampled and deterministic site, ``(chain, draw, ...)``),
+        ``sample_stats`` (``diverging``, ``n_steps``), ``log_likelihood`` (``y``: :meth:`pointwise_loo`, so that
+        ``arviz.loo`` is the leave-one-out of this model) and ``observed_data`` (the model-unit targets)."""
+        import arviz as az
+
+        stats = {{"num_steps": "n_steps"}.get(k, k): v for k, v in self.sample_stats.items()}
+        dims = {"jumps": ["jump"], "arrivals": ["jump"], "features": ["jump", "latent"]}
+        return az.from_dict(posterior=self.samples, sample_stats=stats, log_likelihood={"y": self.pointwise_loo()},
+                            observed_data={"y": self.y_train}, dims=dims)
+
+    def save(self, out_dir) -> Path:
+        """Write a run folder (:mod:`bayes_mogp.runs`): ``arrays.npz``, ``posterior.nc``, ``manifest.json``."""
+        from ..runs import write_run
+
+        if not isinstance(self.settings["prior"], str) or self.settings["prior"] == "custom":
+            raise ValueError("save needs a prior given by name (a custom prior object cannot be stored)")
+        arrays = {"x_train": self.x_train, "y_train": self.y_train, **self.feature_map.to_arrays(),
+                  **self.input_transform.to_arrays(), "task": np.asarray(self.task),
+                  "num_classes": np.asarray(-1 if self.num_classes is None else self.num_classes)}
+        if self.target_transform is not None:
+            arrays.update(self.target_transform.to_arrays())
+        spec = {**self.settings, "timings": self.timings}
+        return write_run(out_dir, kind=self.kind, spec=spec, data=self.data_info, arrays=arrays,
+                         inference_data=self.to_inference_data())
+
+    @classmethod
+    def load(cls, run_dir) -> "MoGPPosterior":
+        """Read a run folder written by :meth:`save` (any other kind or version is refused in one line)."""
+        from ..runs import load_inference_data, read_arrays, read_manifest
+
+        manifest = read_manifest(run_dir, kind=cls.kind)
+        a = read_arrays(run_dir)
+        idata = load_inference_data(run_dir)
+        samples = {k: np.asarray(v.values) for k, v in idata.posterior.data_vars.items()}
+        stats = {{"n_steps": "num_steps"}.get(k, k): np.asarray(v.values)
+                 for k, v in idata.sample_stats.data_vars.items()} if "sample_stats" in idata.groups() else {}
+        spec = dict(manifest["spec"])
+        timings = spec.pop("timings", {})
+        nc = int(a["num_classes"])
+        target = TargetTransform.from_arrays(a) if "target_shift" in a else None
+        post = cls(spec, FeatureMap.from_arrays(a), a["x_train"], a["y_train"], samples, stats, manifest["data"],
+                   InputTransform.from_arrays(a), target, str(a["task"]), None if nc < 0 else nc, timings)
+        check_int("num_draws", post.num_draws, minimum=1)
+        return post

@@ -1,0 +1,121 @@
+"""MoGP as a product: fit -> posterior -> predict on new inputs, save/load, ArviZ; and the NNGP alike.
+
+One tiny regression posterior (teacher network, n = 60) is fitted once per module and shared; inference settings are minimal (the statistical quality of the MoGP is
+measured by ``benchmarks/bench_mogp_teacher.py`` and notebook 03, not here).
+"""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import bayes_mogp
+from bayes_mogp import metrics, mogp, nngp
+from bayes_mogp.data import from_arrays, teacher_network
+
+TINY = dict(num_jumps=3, map_steps=150, num_warmup=25, num_samples=15, num_chains=2, max_tree_depth=5)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return teacher_network(0, d=4, n_train=60, units=1, n_test=40)
+
+
+@pytest.fixture(scope="module")
+def reg_post(teacher):
+    return mogp.fit(jax.random.key(0), teacher.data, **TINY)
+
+
+def test_regression_posterior_predicts_new_inputs_in_user_units(reg_post, teacher):
+    data = teacher.data
+    pred = reg_post.predict(data.x_test)
+    assert pred.task == "regression" and pred.loc.shape == (30, 40, 1) and pred.scale.shape == (30, 40, 1)
+    # user units: the predictive mean lives on the scale of y, not of the standardised targets
+    assert abs(pred.mean.mean() - data.y_train.mean()) < 2 * data.y_train.std()
+    s = reg_post.score(data.x_test, data.y_test)
+    assert set(s) == {"n", "rmse", "nll", "coverage_90"}
+    # a one-unit ReLU teacher in 4 dimensions from 60 points: far better than predicting the mean
+    assert s["rmse"] < 0.5 * data.y_test.std(), s
+    # the mixture mean is the average of the per-draw GP means, mapped back to the user's units
+    means, var, noise = reg_post.predict_components(data.x_test)
+    np.testing.assert_allclose(pred.mean[:, 0], data.target_transform.inverse_mean(means.mean(0))[:, 0], rtol=1e-12)
+    # ordered jumps, learned direction close to the teacher's
+    jumps = reg_post.samples["jumps"]
+    assert jumps.shape == (2, 15, 3) and np.all(np.diff(jumps, axis=-1) <= 0)
+    assert reg_post.teacher_cosines(teacher.weights)[0] > 0.9  # some feature finds it (0.98 measured)
+    d = reg_post.feature_directions()
+    assert d["directions"].shape == (3, 4) and np.all(d["concentration"] <= 1 + 1e-12)
+
+
+def test_save_load_same_predictions_and_inference_data(reg_post, teacher, tmp_path):
+    run = reg_post.save(tmp_path / "run")
+    back = bayes_mogp.load(run)
+    assert isinstance(back, mogp.MoGPPosterior) and back.settings["num_jumps"] == 3
+    x_new = np.random.default_rng(5).normal(size=(6, 4))  # inputs the fit never saw
+    a, b = reg_post.predict(x_new), back.predict(x_new)
+    np.testing.assert_allclose(a.loc, b.loc, rtol=1e-10)
+    np.testing.assert_allclose(a.scale, b.scale, rtol=1e-10)
+    idata = back.to_inference_data()
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(idata.groups())
+    # the log_likelihood group holds the exact conditional LOO terms: ArviZ's LOO runs on it
+    import warnings
+
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 30 draws: Pareto k is high, the number is what we check
+        loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo) and idata.log_likelihood["y"].shape == (2, 15, 60)
+    assert idata.posterior["features"].dims == ("chain", "draw", "jump", "latent")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["kind"] == "mogp" and manifest["data"]["fingerprint"] == teacher.data.fingerprint
+
+
+def test_same_key_same_posterior(reg_post, teacher):
+    """Refit with the fixture's key and settings: the same draws, bit for bit (the compiled programs are reused
+    from the persistent cache, so this costs only the sampling)."""
+    again = mogp.fit(jax.random.key(0), teacher.data, **TINY)
+    for k in ("features", "arrivals", "noise", "log_marginal_likelihood"):
+        np.testing.assert_array_equal(again.samples[k], reg_post.samples[k])
+
+
+CLI_TINY = dict(num_jumps=3, map_steps=100, num_warmup=15, num_samples=15, max_tree_depth=4)
+
+
+def test_three_lines_fit_and_predict_with_each_model(reg_post, teacher, clusters):
+    """The same three lines work for the NNGP, the NTK and the MoGP on own arrays (regression and
+    classification); integer targets mean classification."""
+    data = teacher.data
+    x, y = data.x_train, data.y_train[:, 0]
+    xc, labels = clusters.x, clusters.labels
+    cases = [(nngp, {}, x, y, data.x_test), (nngp, {}, xc[:60], labels[:60], xc[60:]),
+             (nngp, {"kernel": "ntk"}, x, y, data.x_test), (nngp, {"kernel": "ntk"}, xc[:60], labels[:60], xc[60:]),
+             (mogp, TINY, x, y, data.x_test), (mogp, CLI_TINY, xc[:60], labels[:60], xc[60:])]
+    for model, kw, x_train, target, x_test in cases:
+        post = model.fit(jax.random.key(0), x_train, target, **kw)
+        pred = post.predict(x_test)
+        assert pred.task == ("classification" if target.dtype.kind == "i" else "regression")
+        if pred.task == "classification":
+            np.testing.assert_allclose(pred.probs.sum(1), 1.0, rtol=1e-9)
+            assert np.mean(pred.predicted_class == labels[60:]) >= 0.8  # separated clusters; chance is 1/3
+    gp = nngp.fit(jax.random.key(0), data, depth=1)
+    s_gp, s_mogp = gp.score(data.x_test, data.y_test), reg_post.score(data.x_test, data.y_test)
+    assert np.isfinite(s_gp["nll"]) and s_mogp["rmse"] < s_gp["rmse"]  # the learned feature helps already
+
+
+def test_nngp_noise_by_marginal_likelihood_uses_training_data_only(teacher):
+    """The ML noise maximises the training marginal likelihood (checked against a grid) and does not change
+    when the test part does."""
+    from bayes_mogp.gp import log_marginal_likelihood
+
+    data = teacher.data
+    post = nngp.fit(None, data, depth=1)
+    k = post._k_train
+    best = log_marginal_likelihood(post.amplitude * k, post.y_train, noise_var=post.amplitude * post.noise_var)
+    dbar = np.mean(np.diag(k))
+    for r in (1e-4, 1e-3, 1e-2, 1e-1, 1.0):
+        amp = np.sum(post.y_train * np.linalg.solve(k + r * dbar * np.eye(len(k)), post.y_train)) / k.shape[0]
+        assert log_marginal_likelihood(amp * k, post.y_train, noise_var=amp * r * dbar) <= best + 1e-8
+    other = from_arrays(data.x_train, data.y_train, data.x_test[:5] * 3, data.y_test[:5])
+    assert nngp.fit(None, other, depth=1).relative_noise == post.relative_noise
