@@ -1,17 +1,23 @@
-r"""ArviZ InferenceData, diagnostics summary and the self-contained HTML report of a BNN fit.
+r"""Diagnostics and the self-contained HTML report of any run: MCMC, variational, or exact (no draws).
 
-* :func:`to_inference_data`: groups ``posterior`` (all sampled and deterministic sites, ``(chain, draw,
-  ...)``), ``sample_stats`` (renamed to ArviZ's names: ``lp = -potential_energy``, ``energy``,
-  ``diverging``, ``n_steps``, ``acceptance_rate``, ``step_size``), ``log_likelihood`` (per training
-  point, for LOO/WAIC), ``posterior_predictive`` (replicated training labels ``y`` and the test
-  probabilities of the true class ``test_prob``) and ``observed_data``.  Saved as netCDF (h5netcdf).
-* :func:`diagnostics`: R-hat (rank-normalised split), ESS bulk/tail on the *identifiable* quantities
-  (DESIGN section 7: test predictions, total log-likelihood, sorted per-node variances, global scales;
-  raw weights are not identified under the permutation and sign symmetries of hidden units, so their
-  R-hat is reported but not targeted), divergences, E-BFMI, LOO and WAIC.
-* :func:`write_report`: trace, rank, energy and pair plots as PNG files and one HTML page with the PNGs
-  embedded (base64), plus ``summary.json`` with the keys ``r_hat_max, ess_bulk_min, divergences,
-  accuracy, nll, seconds, ess_per_second`` (``ess_per_second = ess_bulk_min / seconds``).
+* :func:`diagnostics`: R-hat (rank-normalised split) and ESS bulk/tail on the *identifiable* quantities
+  a posterior names (``diagnostic_vars``: e.g. test predictions, total log-likelihood, sorted per-node
+  variances, global scales; raw BNN weights are not identified under the permutation and sign
+  symmetries of hidden units, so their R-hat is reported but not targeted), divergences, E-BFMI, LOO
+  and WAIC.
+* :func:`write_report`: PNG plots and one HTML page with the PNGs embedded (base64), plus
+  ``summary.json`` with the keys ``r_hat_max, ess_bulk_min, divergences, seconds, ess_per_second``
+  (``ess_bulk_min / seconds``) and the test scores the caller passes (``accuracy, nll, ece`` or
+  ``rmse, nll, coverage_90``).  What is diagnosed depends on what the run holds:
+
+  - MCMC draws (a ``sample_stats`` group, several chains): everything above, and trace, rank,
+    energy and pair plots of the global scales, the largest sorted variances and the log-likelihood;
+  - variational draws (no ``sample_stats``: independent draws from a fitted guide): R-hat, ESS and
+    divergences do not apply and are ``null``; the ELBO loss curve is plotted instead;
+  - no draws (an exact GP posterior): the summary says so and holds the scores only.
+
+* :func:`report_run`: all of it for a run folder of any kind (:func:`bayes_mogp.load`), scored on the
+  run's own test part where the posterior carries one (``test_data``).
 """
 
 from __future__ import annotations
@@ -26,62 +32,79 @@ import numpy as np
 
 from .io import atomic_path, atomic_write_json, atomic_write_text
 
-__all__ = ["to_inference_data", "save_inference_data", "identifiable_names", "diagnostics", "write_report"]
+__all__ = ["to_inference_data", "save_inference_data", "identifiable_names", "diagnostics", "draws_kind",
+           "write_report", "report_run"]
 
 _STAT_NAMES = {"potential_energy": "lp", "energy": "energy", "diverging": "diverging", "num_steps": "n_steps",
                "accept_prob": "acceptance_rate", "adapt_state.step_size": "step_size"}
+_NOT_IDENT_SUFFIX = ("_z", "_g", "_c")
 
 
 def to_inference_data(samples: dict, stats: dict, *, log_likelihood=None, posterior_predictive=None,
                       observed_data=None):
-    """Build an ``arviz.InferenceData``; every array ``(chain, draw, ...)`` (observed data unbatched)."""
+    """An ``arviz.InferenceData`` from ``(chain, draw, ...)`` draws and NUTS statistics (renamed to ArviZ's
+    names, ``lp = -potential_energy``); observed data unbatched."""
     import arviz as az
 
     sample_stats = {}
     for k, v in stats.items():
-        name = _STAT_NAMES.get(k, k.replace(".", "_"))
         v = np.asarray(v)
-        sample_stats[name] = -v if k == "potential_energy" else v
-    return az.from_dict(
-        posterior={k: np.asarray(v) for k, v in samples.items()},
-        sample_stats=sample_stats,
-        log_likelihood=log_likelihood,
-        posterior_predictive=posterior_predictive,
-        observed_data=observed_data,
-    )
+        sample_stats[_STAT_NAMES.get(k, k.replace(".", "_"))] = -v if k == "potential_energy" else v
+    return az.from_dict(posterior={k: np.asarray(v) for k, v in samples.items()}, sample_stats=sample_stats or None,
+                        log_likelihood=log_likelihood, posterior_predictive=posterior_predictive,
+                        observed_data=observed_data)
 
 
 def save_inference_data(idata, path) -> Path:
-    """netCDF (h5netcdf engine), written atomically."""
-    with atomic_path(path, suffix=".nc") as tmp:
-        idata.to_netcdf(str(tmp), engine="h5netcdf")
-    return Path(path)
+    """netCDF (h5netcdf engine), written atomically (:func:`bayes_mogp.runs.save_inference_data`)."""
+    from .runs import save_inference_data as _save
+
+    return _save(idata, path)
 
 
 def identifiable_names(idata) -> list[str]:
-    """Posterior/derived variables on which mixing is judged (module docstring)."""
+    """Default identifiable quantities when a posterior names none: sorted variances, global scales, the
+    total log-likelihood and test predictions found in the posterior group."""
+    _add_derived(idata)
     post = list(idata.posterior.data_vars)
-    names = [v for v in post if v.startswith(("lam_sorted", "tau")) and not v.endswith(("_z", "_g", "_c"))]
-    return names + [v for v in ("log_lik_total", "test_prob") if v in post]
+    names = [v for v in post if v.startswith(("lam_sorted", "tau")) and not v.endswith(_NOT_IDENT_SUFFIX)]
+    return names + [v for v in ("log_lik_total", "test_prob", "test_pred") if v in post]
 
 
 def _add_derived(idata):
-    """Add ``log_lik_total`` and ``test_prob`` to the posterior group (copies) so ArviZ summarises them."""
+    """Add ``log_lik_total`` (and ``test_prob`` from the posterior predictive) to the posterior group."""
     post = idata.posterior
-    if "log_likelihood" in idata.groups() and "log_lik_total" not in post:
+    if "log_likelihood" in idata.groups() and "log_lik_total" not in post and "y" in idata.log_likelihood:
         ll = idata.log_likelihood["y"]
         post["log_lik_total"] = ll.sum([d for d in ll.dims if d not in ("chain", "draw")])
-    if "posterior_predictive" in idata.groups() and "test_prob" in idata.posterior_predictive and "test_prob" not in post:
+    if "posterior_predictive" in idata.groups() and "test_prob" in idata.posterior_predictive \
+            and "test_prob" not in post:
         post["test_prob"] = idata.posterior_predictive["test_prob"]
     return idata
 
 
-def diagnostics(idata) -> dict:
-    """R-hat/ESS on identifiable quantities and on raw weights, divergences, BFMI, LOO, WAIC."""
+def draws_kind(idata) -> str:
+    """``"mcmc"`` (several chains with sampler statistics), ``"independent"`` (draws without sampler
+    statistics, e.g. from a variational guide) or ``"none"`` (no posterior draws)."""
+    if idata is None or "posterior" not in idata.groups():
+        return "none"
+    sizes = idata.posterior.sizes
+    if sizes.get("chain", 1) * sizes.get("draw", 1) <= 1:
+        return "none"
+    if "sample_stats" not in idata.groups():
+        return "independent"
+    return "mcmc"
+
+
+def diagnostics(idata, var_names=None) -> dict:
+    """R-hat/ESS on ``var_names`` (default :func:`identifiable_names`) and on raw weights, divergences,
+    BFMI, LOO, WAIC; ``per_quantity`` gives each quantity's worst R-hat and ESS."""
     import arviz as az
 
     _add_derived(idata)
-    names = identifiable_names(idata)
+    names = [v for v in (var_names or identifiable_names(idata)) if v in idata.posterior]
+    if not names:
+        raise ValueError("no identifiable quantity to diagnose in the posterior group")
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -101,8 +124,9 @@ def diagnostics(idata) -> dict:
         if raw:
             rs = az.rhat(idata, var_names=raw)
             out["raw_weights_r_hat_max"] = float(max(float(rs[v].max()) for v in raw))
-        out["divergences"] = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
-        if "energy" in idata.sample_stats:
+        stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
+        out["divergences"] = int(stats["diverging"].sum()) if "diverging" in stats else 0
+        if "energy" in stats:
             out["bfmi_min"] = float(np.min(az.bfmi(idata)))
         if "log_likelihood" in idata.groups() and idata.posterior.sizes["draw"] > 1:
             loo = az.loo(idata)
@@ -113,83 +137,145 @@ def diagnostics(idata) -> dict:
     return out
 
 
+# ------------------------------------------------------------------------------------------------- plots
 def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
+    fig.tight_layout()  # subplot titles clear of the axes above them
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
 
-def _figures(idata) -> dict[str, bytes]:
+def _scalars(idata, names, per_vector: int = 3):
+    """A small InferenceData of scalar quantities: the scalar ``names`` and the first ``per_vector``
+    entries of vector ones (``lam_sorted0[0]``, ...), with the divergences."""
+    import arviz as az
+
+    post = {}
+    for v in names:
+        a = np.asarray(idata.posterior[v].values)
+        if a.ndim == 2:
+            post[v] = a
+        else:
+            flat = a.reshape(a.shape[:2] + (-1,))
+            for i in range(min(per_vector, flat.shape[-1])):
+                post[f"{v}[{i}]"] = flat[..., i]
+    stats = {}
+    if "sample_stats" in idata.groups():
+        for k in ("diverging", "energy"):
+            if k in idata.sample_stats:
+                stats[k] = np.asarray(idata.sample_stats[k].values)
+    return az.from_dict(posterior=post, sample_stats=stats or None)
+
+
+def _figures(idata, names, kind: str, losses=None, pruning=None) -> dict[str, bytes]:
     import arviz as az
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    _add_derived(idata)
     figs = {}
-    tau = [v for v in idata.posterior.data_vars if v.startswith("tau") and not v.endswith(("_z", "_g", "_c"))]
-    main = tau + [v for v in ("log_lik_total",) if v in idata.posterior]
-    coords = {}
-    lam = [v for v in idata.posterior.data_vars if v.startswith("lam_sorted")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sel = main + lam[:1]
-        if lam:
-            coords = {f"{lam[0]}_dim_0": [0, 1, 2]}
-        axes = az.plot_trace(idata, var_names=sel, coords=coords, compact=False)
-        figs["trace"] = _png(np.ravel(axes)[0].figure)
-        axes = az.plot_rank(idata, var_names=sel, coords=coords)
-        figs["rank"] = _png(np.ravel(axes)[0].figure)
-        if "energy" in idata.sample_stats:
-            ax = az.plot_energy(idata)
-            figs["energy"] = _png(np.ravel(ax)[0].figure)
-        if len(sel) >= 1 and (len(sel) > 1 or lam):
-            axes = az.plot_pair(idata, var_names=sel, coords=coords, divergences="diverging" in idata.sample_stats)
-            figs["pair"] = _png(np.ravel(np.atleast_1d(axes))[0].figure)
-        if lam:
+        if kind == "mcmc":
+            small = _scalars(idata, [v for v in names if not v.startswith("test_")][:4])
+            axes = az.plot_trace(small, compact=False)
+            figs["trace"] = _png(np.ravel(axes)[0].figure)
+            axes = az.plot_rank(small)
+            figs["rank"] = _png(np.ravel(axes)[0].figure)
+            if "energy" in idata.sample_stats:
+                ax = az.plot_energy(idata)
+                figs["energy"] = _png(np.ravel(ax)[0].figure)
+            if len(small.posterior.data_vars) > 1:
+                axes = az.plot_pair(small, divergences="diverging" in small.sample_stats)
+                figs["pair"] = _png(np.ravel(np.atleast_1d(axes))[0].figure)
+        lam = [v for v in names if v.startswith("lam_sorted")]
+        if lam and kind != "none":
             fig, ax = plt.subplots(figsize=(5, 3.2))
-            v = idata.posterior[lam[0]].values.reshape(-1, idata.posterior[lam[0]].shape[-1])
-            j = np.arange(1, v.shape[1] + 1)
-            ax.loglog(j, np.median(v, 0), "o-", ms=3, label="posterior median")
-            ax.fill_between(j, np.quantile(v, 0.05, 0), np.quantile(v, 0.95, 0), alpha=0.3, label="90%")
-            ax.set(xlabel="rank j", ylabel="sorted lambda_(j)", title="ordered node variances")
-            ax.legend()
+            for v in lam:
+                a = idata.posterior[v].values.reshape(-1, idata.posterior[v].shape[-1])
+                j = np.arange(1, a.shape[1] + 1)
+                ax.loglog(j, np.median(a, 0), "o-", ms=3, label=f"{v}: posterior median")
+                ax.fill_between(j, np.quantile(a, 0.05, 0), np.quantile(a, 0.95, 0), alpha=0.25)
+            ax.set(xlabel="rank j", ylabel="sorted lambda_(j)", title="ordered node variances (90% band)")
+            ax.legend(fontsize=7)
             figs["lambdas"] = _png(fig)
+        if losses is not None:
+            fig, ax = plt.subplots(figsize=(5, 3))
+            ax.plot(np.asarray(losses))
+            ax.set(xlabel="step", ylabel="loss (negative ELBO)", yscale="symlog", title="SVI")
+            figs["svi_loss"] = _png(fig)
+        if pruning:
+            metric = "accuracy" if "accuracy" in pruning else "rmse"
+            fig, ax = plt.subplots(figsize=(5, 3))
+            ax.plot(np.asarray(pruning["fraction"]) * 100, pruning[metric], "o-")
+            ax.set(xlabel="% hidden nodes removed (smallest lambda per draw)", ylabel=f"test {metric}")
+            figs["pruning"] = _png(fig)
     return figs
 
 
-def write_report(idata, out_dir, *, extra: dict | None = None, title: str = "BNN fit") -> dict:
+# ------------------------------------------------------------------------------------------------ report
+def write_report(idata, out_dir, *, var_names=None, extra: dict | None = None, title: str = "BNN fit",
+                 losses=None) -> dict:
     """Write ``report.html``, ``report_<plot>.png`` and ``summary.json`` into ``out_dir``; return the summary.
 
-    ``extra`` (e.g. ``{"accuracy", "nll", "seconds", ...}``) is merged into the summary; ``seconds`` is
-    the sampling time and ``ess_per_second = ess_bulk_min / seconds``.
+    ``var_names``: the identifiable quantities (default :func:`identifiable_names`); ``extra`` (test
+    scores, ``seconds``, ...) is merged into the summary; ``seconds`` is the fitting time and
+    ``ess_per_second = ess_bulk_min / seconds``; ``losses``: an SVI loss curve to plot.
     """
     out_dir = Path(out_dir)
-    diag = diagnostics(idata)
-    summary = {"r_hat_max": diag["r_hat_max"], "ess_bulk_min": diag["ess_bulk_min"],
-               "divergences": diag["divergences"]}
+    kind = draws_kind(idata)
     extra = dict(extra or {})
-    for key in ("accuracy", "nll", "seconds"):
-        summary[key] = extra.pop(key, None)
-    summary["ess_per_second"] = (diag["ess_bulk_min"] / summary["seconds"]) if summary["seconds"] else None
+    pruning = extra.get("pruning")
+    names = []
+    if kind == "mcmc":
+        diag = diagnostics(idata, var_names)
+        names = list(diag["per_quantity"])
+        summary = {"r_hat_max": diag["r_hat_max"], "ess_bulk_min": diag["ess_bulk_min"],
+                   "divergences": diag["divergences"]}
+    else:
+        diag = {}
+        if kind != "none":
+            _add_derived(idata)
+            names = [v for v in (var_names or identifiable_names(idata)) if v in idata.posterior]
+        summary = {"r_hat_max": None, "ess_bulk_min": None, "divergences": None}
+        summary["note"] = ("variational fit: independent draws from the fitted guide, so R-hat, ESS and "
+                           "divergences do not apply" if kind == "independent" else
+                           "no posterior draws (an exact posterior): no sampling diagnostics")
+    summary["draws"] = kind
+    for key in ("accuracy", "nll"):
+        if key in extra:
+            summary[key] = extra.pop(key)
+    summary["seconds"] = extra.pop("seconds", None)
+    seconds = summary["seconds"]
+    summary["ess_per_second"] = (diag["ess_bulk_min"] / seconds) if kind == "mcmc" and seconds else None
     summary.update({k: v for k, v in diag.items() if k not in summary})
     summary.update(extra)
-    figs = _figures(idata)
+    figs = _figures(idata, names, kind, losses=losses, pruning=pruning)
     parts = [f"<h1>{html.escape(title)}</h1>", "<h2>Summary</h2><table border=1 cellpadding=3>"]
     for k, v in summary.items():
         if not isinstance(v, (dict, list)):
             parts.append(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>")
-    parts.append("</table><h2>Per quantity</h2><table border=1 cellpadding=3><tr><th>quantity</th>"
-                 "<th>R-hat max</th><th>ESS bulk min</th><th>ESS tail min</th></tr>")
-    for name, d in diag["per_quantity"].items():
-        parts.append(f"<tr><td>{html.escape(name)}</td><td>{d['r_hat_max']:.4f}</td>"
-                     f"<td>{d['ess_bulk_min']:.1f}</td><td>{d['ess_tail_min']:.1f}</td></tr>")
-    parts.append("</table><p>Raw weights are not identified (hidden-unit permutations and signs): "
-                 f"their R-hat max is {diag.get('raw_weights_r_hat_max', float('nan')):.3f}, reported, not targeted.</p>")
+    parts.append("</table>")
+    if diag:
+        parts.append("<h2>Per quantity</h2><table border=1 cellpadding=3><tr><th>quantity</th>"
+                     "<th>R-hat max</th><th>ESS bulk min</th><th>ESS tail min</th></tr>")
+        for name, d in diag["per_quantity"].items():
+            parts.append(f"<tr><td>{html.escape(name)}</td><td>{d['r_hat_max']:.4f}</td>"
+                         f"<td>{d['ess_bulk_min']:.1f}</td><td>{d['ess_tail_min']:.1f}</td></tr>")
+        parts.append("</table>")
+        if "raw_weights_r_hat_max" in diag:
+            parts.append("<p>Raw weights are not identified (hidden-unit permutations and signs): their R-hat max "
+                         f"is {diag['raw_weights_r_hat_max']:.3f}, reported, not targeted.</p>")
+    if pruning:
+        parts.append("<h2>Pruning</h2><table border=1 cellpadding=3><tr>"
+                     + "".join(f"<th>{html.escape(k)}</th>" for k in pruning) + "</tr>")
+        for row in zip(*pruning.values()):
+            parts.append("<tr>" + "".join(f"<td>{v:.4g}</td>" for v in row) + "</tr>")
+        parts.append("</table>")
     for name, data in figs.items():
         with atomic_path(out_dir / f"report_{name}.png", suffix=".png") as tmp:
             tmp.write_bytes(data)
@@ -200,3 +286,29 @@ def write_report(idata, out_dir, *, extra: dict | None = None, title: str = "BNN
     atomic_write_text(out_dir / "report.html", page)
     atomic_write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def report_run(run_dir) -> dict:
+    """:func:`write_report` for the run folder ``run_dir`` of any kind (:func:`bayes_mogp.load`): its
+    posterior's ``to_inference_data()`` and ``diagnostic_vars``, its fitting time, and the scores of
+    ``evaluate`` (or ``score``) on the test part the posterior carries (``test_data``), if any."""
+    from .runs import load
+
+    post = load(run_dir)
+    idata = post.to_inference_data()
+    timings = dict(getattr(post, "timings", None) or {})
+    extra = {"kind": post.kind, "task": post.task, "seconds": timings.get("seconds", timings.get("fit_seconds"))}
+    method = getattr(post, "method", None)
+    if method is not None:
+        extra["method"] = method
+    test = getattr(post, "test_data", None)
+    if test is not None:
+        scores = post.evaluate(*test) if hasattr(post, "evaluate") else post.score(*test)
+        extra.update({("n_test" if k == "n" else k): v for k, v in scores.items()})
+    title = f"{post.kind.upper()} fit" + (f" ({method})" if method else "")
+    config = getattr(post, "config", None)
+    if config is not None and hasattr(config, "prior_name"):
+        extra["prior"] = config.prior_name
+        title += f": {config.prior_name} prior"
+    return write_report(idata, run_dir, var_names=list(getattr(post, "diagnostic_vars", None) or []) or None,
+                        extra=extra, title=title, losses=getattr(post, "losses", None))

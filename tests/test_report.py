@@ -58,3 +58,34 @@ def test_write_report_html_pngs_and_summary_keys(tmp_path):
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         assert base64.b64encode(png).decode()[:200] in page  # embedded, self-contained
     assert "src='http" not in page
+
+
+def test_report_without_mcmc_draws_says_so_and_has_no_sampling_diagnostics(tmp_path):
+    """Independent draws (a variational guide: no sample_stats) and no draws (an exact posterior)."""
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+    svi = az.from_dict(posterior={"tau0": rng.normal(size=(1, 50)), "lam_sorted0": rng.gamma(1.0, size=(1, 50, 4))})
+    s = write_report(svi, tmp_path / "svi", extra={"rmse": 1.0, "seconds": 3.0}, losses=np.linspace(10, 1, 30))
+    assert s["draws"] == "independent" and s["r_hat_max"] is None and s["divergences"] is None
+    assert s["rmse"] == 1.0 and (tmp_path / "svi" / "report_svi_loss.png").exists()
+    exact = az.from_dict(posterior={"noise": np.ones((1, 1))})
+    s = write_report(exact, tmp_path / "gp", extra={"accuracy": 0.9})
+    assert s["draws"] == "none" and s["r_hat_max"] is None and "no posterior draws" in s["note"]
+    saved = json.loads((tmp_path / "gp" / "summary.json").read_text())
+    assert saved["accuracy"] == 0.9 and "ess_bulk_min" in saved
+
+
+def test_report_run_on_an_exact_gp_run_says_it_has_no_sampling_diagnostics(tmp_path):
+    from bayes_mogp import nngp
+    from bayes_mogp.data import from_arrays
+    from bayes_mogp.report import report_run
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 2))
+    y = np.sin(x[:, 0]) + 0.1 * rng.normal(size=30)
+    nngp.fit(None, from_arrays(x[:20], y[:20], x[20:], y[20:])).save(tmp_path / "gp")
+    summary = report_run(tmp_path / "gp")
+    assert summary["kind"] == "nngp" and summary["draws"] == "none" and summary["r_hat_max"] is None
+    assert "no posterior draws" in summary["note"]
+    assert (tmp_path / "gp" / "report.html").exists() and (tmp_path / "gp" / "summary.json").exists()

@@ -1,22 +1,28 @@
 """Bayesian neural networks with per-node variance priors: NumPyro models, NUTS/SVI with checkpoint and
-resume, posterior prediction and pruning.  See :mod:`.models` for the maths and parametrisation."""
+exact resume, posterior prediction in the user's units, pruning, ArviZ.
 
-from .inference import NutsResult, load_checkpoint, make_kernel, resume_nuts, run_nuts, run_svi
+    post = bayes_mogp.bnn.fit(jax.random.PRNGKey(0), "bnn_regression_horseshoe", x, y)
+    post.predict(x_new); post.score(x_test, y_test); post.save("runs/r"); bayes_mogp.load("runs/r")
+
+Modules: :mod:`.models` (the maths and parametrisation), :mod:`.inference` (NUTS, SVI, precision),
+:mod:`.checkpoint` (sampler state as arrays), :mod:`.inputs` (input map, PCA), :mod:`.prediction`
+(outputs over draws, pruning), :mod:`.posterior` (:class:`BNNPosterior`), :mod:`.spec` (spec tables),
+:mod:`.pipeline` (:func:`fit`, :func:`resume`).
+"""
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .inference import NutsResult, SviResult, make_kernel, precision, resume_nuts, run_nuts, run_svi
+from .inputs import InputMap, pca_inputs
 from .models import ACTIVATIONS, LIKELIHOODS, BNNConfig, bnn_model, centred_horseshoe_model, forward
-from .prediction import (
-    classification_metrics,
-    flatten_chains,
-    params_from_samples,
-    pca_inputs,
-    predict_mean,
-    predict_probs,
-    prune_masks,
-    pruning_curve,
-)
+from .pipeline import as_dataset, fit, resume
+from .posterior import BNNPosterior
+from .prediction import flatten_chains, forward_draws, params_from_samples, predict_probs, prune_masks
+from .spec import read_spec
 
 __all__ = [
+    "fit", "resume", "BNNPosterior", "as_dataset", "read_spec",
     "BNNConfig", "bnn_model", "centred_horseshoe_model", "forward", "ACTIVATIONS", "LIKELIHOODS",
-    "NutsResult", "make_kernel", "run_nuts", "resume_nuts", "run_svi", "load_checkpoint",
-    "params_from_samples", "predict_probs", "predict_mean", "classification_metrics", "prune_masks",
-    "pruning_curve", "pca_inputs", "flatten_chains",
+    "NutsResult", "SviResult", "make_kernel", "run_nuts", "resume_nuts", "run_svi", "precision",
+    "load_checkpoint", "CheckpointError", "InputMap", "pca_inputs",
+    "params_from_samples", "forward_draws", "predict_probs", "prune_masks", "flatten_chains",
 ]

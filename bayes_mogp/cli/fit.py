@@ -1,45 +1,71 @@
-"""``bayes-mogp fit SPEC --out DIR``: NUTS on a BNN spec (models/bnn_*.toml), checkpointed, resumable."""
+"""``bayes-mogp fit SPEC [--data-npz FILE | --data-csv FILE --target COL] --out RUN``: a BNN posterior.
+
+NUTS (checkpointed, ``--resume`` continues) or SVI on a spec (``models/bnn_*.toml``), on the data set
+the spec names (MNIST / Fashion-MNIST) or on the user's own data; writes the run folder RUN
+(``manifest.json``, ``arrays.npz``, ``posterior.nc``) that ``predict`` and ``report`` read.
+"""
 
 from __future__ import annotations
 
 import os
 
-from ._common import UsageError, log
+from ._common import UsageError, add_data_arguments, dataset_from_args, log
 
 NAME = "fit"
-HELP = "fit a BNN spec by NUTS (checkpointed; --resume continues); writes DIR/posterior.nc"
+HELP = "fit a BNN spec by NUTS or SVI on MNIST or your own data (.npz / CSV); checkpointed, --resume continues"
 
 
 def add_arguments(parser):
     parser.add_argument("spec", nargs="?", help="model spec name or path (models/bnn_*.toml); omit with --resume")
-    parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    parser.add_argument("--num-samples", type=int, default=None, help="draws per chain (total, after resume)")
+    parser.add_argument("--out", required=True, help="run folder to write")
+    add_data_arguments(parser, builtin=False)  # --data-npz / --data-csv --target [--test-csv] [--task]
+    parser.add_argument("--resume", action="store_true", help="continue the NUTS checkpoint in --out")
+    parser.add_argument("--method", choices=("nuts", "svi"), default=None, help="default: the spec's (nuts)")
+    parser.add_argument("--num-samples", type=int, default=None,
+                        help="draws per chain (total, also after --resume), or draws from the SVI guide")
     parser.add_argument("--num-warmup", type=int, default=None)
     parser.add_argument("--num-chains", type=int, default=None)
-    parser.add_argument("--n-train", type=int, default=None, help="training images (default: the spec's)")
+    parser.add_argument("--num-steps", type=int, default=None, help="SVI optimisation steps")
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="draws per chain between checkpoints")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default=None, help="default: the spec's (float32)")
+    parser.add_argument("--n-train", type=int, default=None, help="training images of a built-in data set")
     parser.add_argument("--quick", action="store_true", help="tiny run (also when BAYES_MOGP_QUICK=1)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress bars (default: NumPyro's progress bars and one line per "
-                             "checkpoint on stderr)")
+                        help="no progress lines on stderr (default: one line per checkpoint)")
 
 
 def run(args) -> dict:
-    from ..bnn.pipeline import fit
-    from ..specs import load_spec
+    import jax
 
-    if args.spec is None and not args.resume:
+    from ..bnn import fit, resume
+
+    progress = log if args.progress else None
+    own_data = args.data_npz or args.data_csv or args.target or args.test_csv
+    if args.resume:
+        if args.spec or own_data:
+            raise UsageError("--resume continues the run in --out with its own spec and data; give only --out "
+                             "(and --num-samples)")
+        log(f"fit: resuming {args.out}")
+        post = resume(args.out, num_samples=args.num_samples, log=progress)
+        return {"out": args.out, **post.summary()}
+    if args.spec is None:
         raise UsageError("give a model spec (e.g. models/bnn_horseshoe.toml) or --resume")
-    spec = {} if args.resume else load_spec(args.spec)
+    if (args.target or args.test_csv) and not args.data_csv:
+        raise UsageError("--target and --test-csv go with --data-csv")
+    data = dataset_from_args(args) if own_data else None  # None: the data set the spec names
     quick = args.quick or os.environ.get("BAYES_MOGP_QUICK") == "1"
-    over = dict(num_samples=args.num_samples, num_warmup=args.num_warmup, num_chains=args.num_chains,
-                n_train=args.n_train)
-    if quick and not args.resume:
-        over = {"num_samples": 20, "num_warmup": 20, "num_chains": 2, "n_train": 100, **{k: v for k, v in over.items() if v}}
-    log(f"fit: {'resuming ' + args.out if args.resume else args.spec} -> {args.out}")
-    return fit(spec, args.out, seed=args.seed, resume=args.resume, progress=args.progress, **over)
+    over = dict(method=args.method, num_samples=args.num_samples, num_warmup=args.num_warmup,
+                num_chains=args.num_chains, num_steps=args.num_steps, checkpoint_every=args.checkpoint_every,
+                dtype=args.dtype)
+    log(f"fit: {args.spec}{' on ' + (args.data_npz or args.data_csv) if data is not None else ''} -> {args.out}")
+    post = fit(jax.random.PRNGKey(args.seed), args.spec, data, out=args.out, log=progress, n_train=args.n_train,
+               data_seed=args.seed, quick=quick, **over)
+    return {"out": args.out, **post.summary()}
 
 
 def format_text(result) -> str:
-    return (f"{result['prior']}: {result['draws']} draws x {result['num_chains']} chains in {result['seconds']:.1f} s, "
-            f"{result['divergences']} divergences -> {result['out']}/posterior.nc")
+    what = (f"{result['draws']} draws x {result['chains']} chains" if result["method"] == "nuts"
+            else f"SVI ({result['guide']} guide), {result['draws']} draws")
+    div = f", {result['divergences']} divergences" if result.get("divergences") is not None else ""
+    return (f"{result['prior']} prior, {result['task']} on {result['data']}: {what} in {result['seconds']:.1f} s"
+            f"{div} -> {result['out']}")

@@ -1,0 +1,344 @@
+r"""A fitted BNN: :class:`BNNPosterior` (predict, score, evaluate, prune, ArviZ, save / load).
+
+Prediction at user inputs :math:`x` (``(m, d)``, user units) goes through the fitted input map
+(:class:`~bayes_mogp.bnn.inputs.InputMap`) and every posterior draw :math:`s = 1..S`:
+
+* regression (Gaussian likelihood): the mixture :math:`S^{-1}\sum_s N(\mu + s_y f_s(x),\,
+  s_y^2\sigma_s^2)` per output, with :math:`\mu, s_y` the target standardisation, so that means,
+  scales, intervals and densities are in the user's units (Student-t likelihood: Student-t components
+  with the model's ``df``);
+* classification: per-draw class probabilities :math:`\mathrm{softmax}(f_s(x))` (``prob_draws``,
+  ``(S, m, C)``) and their average (``probs``).
+
+ArviZ (:meth:`BNNPosterior.to_inference_data`): ``posterior`` (every sampled and deterministic site,
+``(chain, draw, ...)``, plus two derived quantities used to judge mixing: ``log_lik_total``, the
+training log-likelihood, and ``test_pred``, the predictions at up to 50 held-out points: the
+probability of the true class, or the predictive mean of the first output in user units),
+``sample_stats`` (NUTS, in ArviZ's names), ``log_likelihood`` (``y``: per training point, user units,
+for LOO/WAIC), ``posterior_predictive`` (``y``: replicated training targets, one per draw) and
+``observed_data``.  Raw weights are not identified (hidden-unit permutations and signs):
+:attr:`BNNPosterior.diagnostic_vars` lists the identifiable quantities (sorted per-node variances,
+global scales, noise scale, log-likelihood, test predictions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..data import TargetTransform
+from ..prediction import Prediction
+from ..validation import check_finite_array
+from .inference import precision
+from .inputs import InputMap
+from .models import BNNConfig
+from .prediction import apply_masks, flatten_chains, forward_draws, prune_masks
+
+__all__ = ["BNNPosterior", "NUM_DIAG_POINTS", "PRUNE_FRACTIONS"]
+
+NUM_DIAG_POINTS = 50
+PRUNE_FRACTIONS = (0.0, 0.5, 0.8, 0.9)
+_DERIVED = ("log_lik_total", "test_pred")
+_STAT_NAMES = {"potential_energy": "lp", "num_steps": "n_steps", "accept_prob": "acceptance_rate",
+               "adapt_state.step_size": "step_size"}
+
+
+@dataclass(eq=False)
+class BNNPosterior:
+    """Draws of a BNN posterior with everything needed to predict raw inputs (module docstring).
+
+    ``samples``: model sites ``(chains, draws, ...)`` (one chain for SVI); ``stats``: NUTS statistics
+    ``(chains, draws)``; ``x_train``/``y_train`` (and ``x_test``/``y_test`` if the data had a test part):
+    the data in the user's units; ``spec``: the resolved ``model``/``data``/``inference`` tables and
+    ``seed``; ``timings``: seconds; ``losses``: the SVI loss per step (None for NUTS).
+    """
+
+    config: BNNConfig
+    samples: dict
+    stats: dict
+    input_map: InputMap
+    target_transform: TargetTransform | None
+    task: str
+    num_classes: int | None
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    data_info: dict
+    spec: dict
+    timings: dict = field(default_factory=dict)
+    losses: np.ndarray | None = None
+    pruned_fraction: float = 0.0
+    _idata: object = field(default=None, repr=False)
+    kind = "bnn"
+
+    # -- sizes ---------------------------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        """``"nuts"`` or ``"svi"``."""
+        return self.spec.get("inference", {}).get("method", "nuts")
+
+    @property
+    def num_chains(self) -> int:
+        return int(self.samples["V0"].shape[0])
+
+    @property
+    def num_draws(self) -> int:
+        """Draws per chain."""
+        return int(self.samples["V0"].shape[1])
+
+    @property
+    def dtype(self) -> str:
+        return str(np.asarray(self.samples["V0"]).dtype)
+
+    @property
+    def test_data(self):
+        """``(x_test, y_test)`` of the data the posterior was fitted with, in user units, or None."""
+        return None if self.x_test is None or self.y_test is None else (self.x_test, self.y_test)
+
+    def summary(self) -> dict:
+        """What was fitted and how: method, prior, task, data, chains, draws, seconds, divergences, dtype."""
+        inf = self.spec.get("inference", {})
+        out = {"method": self.method, "prior": self.config.prior_name, "likelihood": self.config.likelihood,
+               "task": self.task, "data": self.data_info.get("name"), "n_train": int(self.x_train.shape[0]),
+               "widths": list(self.config.widths), "chains": self.num_chains, "draws": self.num_draws,
+               "seconds": self.timings.get("seconds"), "dtype": self.dtype, "backend": inf.get("backend")}
+        if self.method == "nuts":
+            out["divergences"] = int(np.sum(self.stats.get("diverging", 0)))
+            out["chain_method"] = inf.get("chain_method")
+            out["seconds_per_100_draws"] = self.seconds_per_100_draws()
+        else:
+            out.update(guide=inf.get("guide"), num_steps=inf.get("num_steps"),
+                       final_loss=float(self.losses[-1]) if self.losses is not None else None)
+        return out
+
+    def seconds_per_100_draws(self) -> float | None:
+        """Sampling time per 100 draws per chain (all chains together) after warmup and compilation: the
+        checkpoint chunks after the first two (the first holds warmup and compilation, the second compiles
+        the loop of the chunk size); None with fewer than three chunks."""
+        later = (self.timings.get("chunks") or [])[2:]
+        draws = sum(d for d, _ in later)
+        return 100.0 * sum(t for _, t in later) / draws if draws else None
+
+    def flat_samples(self) -> dict:
+        """Every site ``(chains * draws, ...)``."""
+        return flatten_chains(self.samples)
+
+    # -- prediction ------------------------------------------------------------------------------------------
+    def model_inputs(self, x) -> np.ndarray:
+        """The model's inputs for user inputs ``x`` ``(m, d)``; ``ValueError`` naming ``x`` if it is not a
+        finite numeric 2-d array with the training inputs' number of columns."""
+        x = check_finite_array("x", x, ndim=2)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"x must be numeric, got dtype {x.dtype}")
+        d = self.x_train.shape[1]
+        if x.shape[1] != d:
+            raise ValueError(f"x must have {d} columns (as the training inputs), got shape {x.shape}")
+        return self.input_map(x.astype(np.float64))
+
+    def outputs(self, x) -> np.ndarray:
+        """Network outputs ``(S, m, k)`` (logits or standardised means) of every draw at user inputs ``x``."""
+        z = self.model_inputs(x)
+        with precision(self.dtype):
+            return forward_draws(self.config, self.flat_samples(), z).astype(np.float64)
+
+    def predict(self, x) -> Prediction:
+        """The posterior predictive at user inputs ``x`` ``(m, d)`` (module docstring), user units."""
+        z = self.model_inputs(x)
+        flat = self.flat_samples()
+        with precision(self.dtype):
+            if self.task == "classification":
+                pd = forward_draws(self.config, flat, z, softmax=True)
+                return Prediction("classification", probs=pd.astype(np.float64).mean(0), prob_draws=pd)
+            f = forward_draws(self.config, flat, z).astype(np.float64)
+        tt = self.target_transform
+        sigma = np.asarray(flat["sigma"], dtype=np.float64)[:, None, None]
+        loc = tt.inverse_mean(f)
+        scale = np.broadcast_to(tt.inverse_scale(sigma * np.ones_like(f)), f.shape)
+        df = self.config.df if self.config.likelihood == "student_t" else None
+        return Prediction("regression", loc=loc, scale=scale, df=df)
+
+    def score(self, x, targets) -> dict:
+        """:func:`bayes_mogp.metrics.score` of :meth:`predict` at ``x`` against ``targets`` (user units)."""
+        from ..metrics import score
+
+        return score(self.predict(x), targets)
+
+    def evaluate(self, x, targets, fractions=PRUNE_FRACTIONS) -> dict:
+        """:meth:`score` plus the pruning curve (:meth:`pruning_curve`) at ``fractions``."""
+        out = self.score(x, targets)
+        out["pruning"] = self.pruning_curve(x, targets, fractions)
+        return out
+
+    def prune(self, fraction: float) -> "BNNPosterior":
+        """The posterior with the ``fraction`` of hidden nodes with the smallest :math:`\\lambda` in each
+        draw and layer removed (variance set to 0: their outgoing weights vanish)."""
+        masks = prune_masks(self.config, self.flat_samples(), fraction)
+        c, d = self.num_chains, self.num_draws
+        pruned = apply_masks(self.flat_samples(), masks)
+        samples = {k: np.asarray(v).reshape((c, d) + np.shape(v)[1:]) for k, v in pruned.items()}
+        return replace(self, samples=samples, pruned_fraction=float(fraction), _idata=None)
+
+    def pruning_curve(self, x, targets, fractions=PRUNE_FRACTIONS) -> dict:
+        """Scores of the pruned posteriors: ``{"fraction": [...], <metric>: [...]}`` with accuracy, NLL and
+        ECE (classification) or RMSE, NLL and 90% coverage (regression)."""
+        keys = ("accuracy", "nll", "ece") if self.task == "classification" else ("rmse", "nll", "coverage_90")
+        out = {"fraction": [], **{k: [] for k in keys}}
+        for fr in fractions:
+            s = self.prune(fr).score(x, targets)
+            out["fraction"].append(float(fr))
+            for k in keys:
+                out[k].append(s[k])
+        return out
+
+    # -- ArviZ -------------------------------------------------------------------------------------------------
+    @property
+    def diagnostic_vars(self) -> list[str]:
+        """The identifiable posterior quantities on which mixing is judged (module docstring)."""
+        names = []
+        for layer, prior in enumerate(self.config.priors):
+            if getattr(prior, "name", "") != "iid":
+                names.append(f"lam_sorted{layer}")
+            if f"tau{layer}" in self.samples and self.config.global_scale != "fixed":
+                names.append(f"tau{layer}")
+        if "sigma" in self.samples:
+            names.append("sigma")
+        return names + list(_DERIVED)
+
+    def _train_log_lik(self, f_train):
+        """Per-draw, per-point training log-likelihood ``(S, n)`` in user units."""
+        from scipy import special, stats
+
+        if self.task == "classification":
+            logp = f_train - special.logsumexp(f_train, axis=-1, keepdims=True)
+            return np.take_along_axis(logp, self.y_train[None, :, None], -1)[..., 0]
+        tt = self.target_transform
+        z = (tt(self.y_train)[None] - f_train) / np.asarray(self.flat_samples()["sigma"], np.float64)[:, None, None]
+        logpdf = stats.norm.logpdf(z) if self.config.likelihood == "gaussian" else stats.t.logpdf(z, self.config.df)
+        sig = np.log(np.asarray(self.flat_samples()["sigma"], np.float64))[:, None, None] + np.log(tt.scale)
+        return np.sum(logpdf - sig, axis=-1)
+
+    def _replicates(self, f_train, rng):
+        """One replicated training target set per draw ``(S, n)`` (labels) or ``(S, n, k)`` (user units)."""
+        if self.task == "classification":
+            p = np.exp(f_train - f_train.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            u = rng.random(p.shape[:2])[..., None]
+            return (np.cumsum(p, -1) < u).sum(-1).clip(0, p.shape[-1] - 1)
+        sigma = np.asarray(self.flat_samples()["sigma"], np.float64)[:, None, None]
+        noise = rng.standard_normal(f_train.shape) if self.config.likelihood == "gaussian" \
+            else rng.standard_t(self.config.df, f_train.shape)
+        return self.target_transform.inverse_mean(f_train + sigma * noise)
+
+    def _diag_points(self):
+        """Up to :data:`NUM_DIAG_POINTS` held-out points with targets (else training points)."""
+        if self.test_data is not None:
+            x, y = self.test_data
+        else:
+            x, y = self.x_train, self.y_train
+        k = min(NUM_DIAG_POINTS, x.shape[0])
+        return x[:k], y[:k]
+
+    def to_inference_data(self):
+        """ArviZ InferenceData (module docstring); computed once, then cached (and saved by :meth:`save`)."""
+        if self._idata is not None:
+            return self._idata
+        import arviz as az
+
+        c, d = self.num_chains, self.num_draws
+        f_train = self.outputs(self.x_train)
+        ll = self._train_log_lik(f_train)
+        y_rep = self._replicates(f_train, np.random.default_rng(list(self.spec.get("key", [0, 0]))))
+        xd, yd = self._diag_points()
+        pred = self.predict(xd)
+        if self.task == "classification":
+            test_pred = np.take_along_axis(pred.prob_draws, yd[None, :, None], -1)[..., 0]
+        else:
+            test_pred = pred.loc[:, :, 0]
+        shape = (c, d)
+        posterior = {k: np.asarray(v) for k, v in self.samples.items()}
+        posterior["log_lik_total"] = ll.sum(-1).reshape(shape)
+        posterior["test_pred"] = test_pred.reshape(shape + test_pred.shape[1:])
+        stats = {}
+        for k, v in self.stats.items():
+            v = np.asarray(v)
+            stats[_STAT_NAMES.get(k, k.replace(".", "_"))] = -v if k == "potential_energy" else v
+        idata = az.from_dict(
+            posterior=posterior, sample_stats=stats or None,
+            log_likelihood={"y": ll.reshape(shape + ll.shape[1:])},
+            posterior_predictive={"y": y_rep.reshape(shape + y_rep.shape[1:])},
+            observed_data={"y": self.y_train},
+            attrs={"inference": self.method, "pruned_fraction": self.pruned_fraction},
+        )
+        self._idata = idata
+        return idata
+
+    def diagnostics(self) -> dict:
+        """:func:`bayes_mogp.report.diagnostics` on :attr:`diagnostic_vars` (NUTS fits)."""
+        from ..report import diagnostics
+
+        return diagnostics(self.to_inference_data(), self.diagnostic_vars)
+
+    # -- run folders -----------------------------------------------------------------------------------------
+    def _arrays(self) -> dict:
+        arrays = {"x_train": self.x_train, "y_train": self.y_train, **self.input_map.to_arrays(),
+                  "task": np.asarray(self.task), "num_classes": np.asarray(-1 if self.num_classes is None
+                                                                          else self.num_classes)}
+        if self.test_data is not None:
+            arrays.update(x_test=self.x_test, y_test=self.y_test)
+        if self.target_transform is not None:
+            arrays.update(self.target_transform.to_arrays())
+        if self.losses is not None:
+            arrays["svi_losses"] = np.asarray(self.losses)
+        return arrays
+
+    def save(self, out_dir) -> Path:
+        """Write a run folder (:mod:`bayes_mogp.runs`): ``arrays.npz`` (data in user units, transforms),
+        ``posterior.nc`` (:meth:`to_inference_data`), ``manifest.json`` last."""
+        from ..runs import write_run
+        from .spec import config_to_model_table
+
+        spec = {**self.spec, "model": config_to_model_table(self.config), "timings": self.timings,
+                "pruned_fraction": self.pruned_fraction}
+        return write_run(out_dir, kind=self.kind, spec=spec, data=self.data_info, arrays=self._arrays(),
+                         inference_data=self.to_inference_data())
+
+    @classmethod
+    def load(cls, run_dir) -> "BNNPosterior":
+        """Read a run folder written by :meth:`save`; another kind, another format version or a damaged
+        file is refused with one line (``ValueError``)."""
+        from ..runs import load_inference_data, read_arrays, read_manifest
+
+        manifest = read_manifest(run_dir, kind=cls.kind)
+        a = read_arrays(run_dir)
+        idata = load_inference_data(run_dir)
+        spec = dict(manifest["spec"])
+        try:
+            return cls._from_parts(spec, a, idata, manifest["data"])
+        except KeyError as exc:
+            raise ValueError(f"{run_dir}: incomplete BNN run folder (missing {exc.args[0]!r})") from None
+
+    @classmethod
+    def _from_parts(cls, spec, a, idata, data_info):
+        from .spec import resolve_config
+
+        post = idata.posterior
+        samples = {k: np.asarray(v.values) for k, v in post.data_vars.items() if k not in _DERIVED}
+        inv = {v: k for k, v in _STAT_NAMES.items()}
+        stats = {}
+        if "sample_stats" in idata.groups():
+            for k, v in idata.sample_stats.data_vars.items():
+                name = inv.get(k, k)
+                stats[name] = -np.asarray(v.values) if name == "potential_energy" else np.asarray(v.values)
+        task = str(a["task"])
+        nc = int(a["num_classes"])
+        input_map = InputMap.from_arrays(a)
+        d_in = input_map.output_dim(a["x_train"].shape[1])
+        d_out = nc if task == "classification" else a["y_train"].shape[1]
+        config = resolve_config({"model": spec["model"]}, task=task, d_in=d_in, d_out=d_out)
+        target = TargetTransform.from_arrays(a) if "target_shift" in a else None
+        return cls(config, samples, stats, input_map, target, task, None if nc < 0 else nc, a["x_train"],
+                   a["y_train"], a.get("x_test"), a.get("y_test"), data_info, spec, spec.get("timings", {}),
+                   a.get("svi_losses"), float(spec.get("pruned_fraction", 0.0)), _idata=idata)

