@@ -1,4 +1,7 @@
-r"""Depth and width together: the log-Gaussian law of deep ReLU networks (seed 001, DESIGN.md section 4).
+r"""Depth and width together: the log-Gaussian law of deep ReLU networks.
+
+"The notes" below are the notes this module implements, after Hanin & Nica (2020), *Products of many
+large random matrices and gradients in deep neural networks* (Comm. Math. Phys.).
 
 Network (all weights iid :math:`N(0, 1)`, hidden widths :math:`n_0, \dots, n_d`)::
 
@@ -9,7 +12,7 @@ Network (all weights iid :math:`N(0, 1)`, hidden widths :math:`n_0, \dots, n_d`)
 and the ResNet variant (equal widths n) ``z^l = alpha z^{l-1} + lam (2/n)^{1/2} W^l relu(z^{l-1})`` with
 :math:`\alpha^2 + \lambda^2 = 1`.
 
-**Exact representation** (seed 001, eq. 4-5).  Because :math:`W v \overset{d}{=} |v|\, g` for a Gaussian
+**Exact representation** (the notes, eq. 4-5).  Because :math:`W v \overset{d}{=} |v|\, g` for a Gaussian
 matrix and ReLU is positively homogeneous, for *any* widths and depth
 
 .. math::
@@ -29,9 +32,9 @@ exactly 0 and :math:`G = -\infty`; both samplers return ``-inf`` there and the s
 .. math::  \beta = 5 \sum_{l=0}^{d-1} \frac{1}{n_l} + \frac{2}{n_d},
 
 layer :math:`l < d` contributing :math:`5/n_l` (a ReLU layer of width :math:`n_l`) and the *last* hidden
-layer :math:`2/n_d` (a chi-square).  The seed writes :math:`2/n_0 + 5\sum_{l=1}^d 1/n_l`, the same for equal
-widths but with the layers in the other order; simulation sides with the derivation (DESIGN.md section 4,
-and ``tests/test_depth_width.py::test_unequal_widths_beta_convention``).  This module uses the derivation.
+layer :math:`2/n_d` (a chi-square).  The notes write :math:`2/n_0 + 5\sum_{l=1}^d 1/n_l`, the same for equal
+widths but with the layers in the other order; simulation sides with the derivation
+(``tests/test_depth_width.py::test_unequal_widths_beta_convention``).  This module uses the derivation.
 
 **Log-Gaussian limit.**  :math:`G \approx N(-\beta/2, \beta)` with errors :math:`O(d/n^2)`; for equal widths
 :math:`\beta = 2/n + 5d/n`.  The second-order terms, from the Taylor expansion of :math:`\ln(1+Y)` with the
@@ -45,7 +48,7 @@ central moments of :math:`2 g^2 1\{g>0\}` (:math:`\mu_2 = 5, \mu_3 = 44, \mu_4 =
 (:func:`second_order_moments`); :func:`exact_moments` gives the exact finite-width moments from
 digamma/trigamma sums over the binomial.  The infinite-width (GP) prediction is :math:`G = 0`.
 
-**ResNets.**  The seed gives :math:`\beta = 2/n + (5\lambda^4 + 4\alpha^2\lambda^2)\, d/n`
+**ResNets.**  The notes give :math:`\beta = 2/n + (5\lambda^4 + 4\alpha^2\lambda^2)\, d/n`
 (:func:`beta_resnet`).  There is no exact product form for a ResNet (the direction of :math:`z^l` is no
 longer uniform), so ResNets are sampled by network simulation only.  Measured here: the *standard* ReLU
 ResNet above does **not** follow this beta -- its ReLUs are correlated from layer to layer and Var G is
@@ -58,7 +61,7 @@ claim is measured: this network matches the beta formula within Monte Carlo erro
 20 d/n^2 (variance) for alpha = 0.3, 0.6, 0.9 at n = 50, d = 10 (``tests/test_depth_width.py``).
 
 **Gradients.**  For ReLU networks and :math:`|x| = 1`, each column :math:`\partial z_{out}/\partial x_i`
-of the input-output Jacobian has the law of :math:`z_{out}` (seed 001, section 1.2.3);
+of the input-output Jacobian has the law of :math:`z_{out}` (the notes, section 1.2.3);
 ``simulate_network(..., jacobian_column=i)`` samples it by forward-mode differentiation of the simulated
 network (the tangent recursion with the ReLU derivative masks, exact for this piecewise-linear map).
 
@@ -94,6 +97,10 @@ __all__ = [
     "GSummary",
     "summarize_g",
     "plot_log_norm_densities",
+    "estimate_cost",
+    "exact_work_units",
+    "EXACT_LAYERS_PER_SECOND",
+    "NETWORK_WEIGHTS_PER_SECOND",
 ]
 
 RESNET_VARIANTS = ("standard", "balanced")
@@ -109,7 +116,9 @@ def as_widths(width=None, depth=None, widths: Sequence[int] | None = None) -> tu
     given they must agree.
     """
     if widths is not None:
-        widths = tuple(check_int(f"widths[{i}]", w, minimum=1) for i, w in enumerate(widths))
+        if not (isinstance(widths, tuple) and widths and type(widths[0]) is int and widths[0] >= 1
+                and widths.count(widths[0]) == len(widths)):  # else: equal widths, checked at C speed
+            widths = tuple(check_int(f"widths[{i}]", w, minimum=1) for i, w in enumerate(widths))
         if len(widths) < 1:
             raise ValueError("widths must list at least one width (n_0), got an empty list")
         if depth is not None and check_int("depth", depth, minimum=0) != len(widths) - 1:
@@ -134,7 +143,7 @@ def beta_mlp(widths: Sequence[int]) -> float:
 
 
 def beta_resnet(width: int, depth: int, alpha: float) -> float:
-    r""":math:`\beta = 2/n + (5\lambda^4 + 4\alpha^2\lambda^2) d/n`, :math:`\lambda^2 = 1 - \alpha^2` (seed 001, 1.2.2).
+    r""":math:`\beta = 2/n + (5\lambda^4 + 4\alpha^2\lambda^2) d/n`, :math:`\lambda^2 = 1 - \alpha^2` (the notes, 1.2.2).
 
     Holds for the balanced ResNet; the standard ReLU ResNet has interlayer correlations that make
     Var G larger (module docstring).  ``alpha = 0`` is the MLP, ``alpha = 1`` the identity (beta = 2/n).
@@ -185,12 +194,12 @@ def exact_moments(widths: Sequence[int]) -> tuple[float, float]:
     w = as_widths(widths=widths)
     mean = special.digamma(w[-1] / 2.0) + np.log(2.0 / w[-1])
     var = special.polygamma(1, w[-1] / 2.0)
-    cache: dict[int, tuple[float, float]] = {}
-    for n in w[:-1]:
-        if n not in cache:
-            cache[n] = _relu_layer_moments(n)
-        mean += cache[n][0]
-        var += cache[n][1]
+    if len(w) > 1:
+        values, counts = np.unique(np.asarray(w[:-1], dtype=np.int64), return_counts=True)
+        for n, k in zip(values.tolist(), counts.tolist()):
+            m, v = _relu_layer_moments(n)
+            mean += k * m
+            var += k * v
     return float(mean), float(var)
 
 
@@ -273,39 +282,73 @@ def _log_chi2(rng, dof):
         return np.log(2.0 * rng.standard_gamma(np.asarray(dof, dtype=float) / 2.0))
 
 
-def sample_g_exact(key, widths: Sequence[int], num_samples: int, *, chunk_size: int = 8192) -> np.ndarray:
+#: samples per chunk of the exact sampler (its default ``chunk_size``)
+EXACT_CHUNK = 8192
+#: numbers per (samples x layers) block of the exact sampler (about 40 bytes each while it runs, 170 MB)
+EXACT_BLOCK = 2**22
+
+
+def exact_work_units(depth: int, num_samples: int, chunk_size: int = EXACT_CHUNK) -> tuple[int, int]:
+    """``(chunks, layer blocks per chunk)`` of :func:`sample_g_exact`: its ``progress`` sees their product."""
+    n_chunks = -(-num_samples // chunk_size)
+    m = min(chunk_size, num_samples)
+    per_block = max(1, EXACT_BLOCK // m)
+    return n_chunks, max(1, -(-depth // per_block))
+
+
+def sample_g_exact(key, widths: Sequence[int], num_samples: int, *, chunk_size: int = EXACT_CHUNK,
+                   progress: Callable | None = None) -> np.ndarray:
     r"""Draw G exactly for an MLP with hidden widths ``(n_0, ..., n_d)``: shape ``(num_samples,)``.
 
     :math:`G = \sum_{l<d}\ln(\tfrac{2}{n_l}\chi^2_{B_l}) + \ln(\chi^2_{n_d}/n_d)`, :math:`B_l \sim
     \mathrm{Bin}(n_l, 1/2)`, chi-squares drawn as :math:`2\,\mathrm{Gamma}(k/2)`: 2d + 1 draws per sample
     instead of :math:`\sum_l n_l n_{l-1}` normals for a network.  ``-inf`` marks a zero output (module
-    docstring).  Same key and ``chunk_size``, same result; memory ``chunk_size * d`` numbers.
+    docstring).  Same key and ``chunk_size``, same result.
+
+    Samples are drawn ``chunk_size`` at a time; when ``chunk_size * d`` exceeds :data:`EXACT_BLOCK` the
+    layers of a chunk are drawn in blocks, so memory stays at about ``40 * EXACT_BLOCK`` bytes (170 MB)
+    plus the output at any depth.  ``progress`` (optional, e.g. a tqdm bar) wraps the iterator over the
+    ``(chunk, block)`` work units; :func:`estimate_cost` gives their count and the expected time.
     """
     w = as_widths(widths=widths)
     num_samples = check_int("num_samples", num_samples, minimum=1)
     chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     relu_w = np.asarray(w[:-1], dtype=np.int64)
-    out = []
-    for c, start in enumerate(range(0, num_samples, chunk_size)):
-        rng = _chunk_rng(key, c)
+    depth = relu_w.size
+    n_chunks, n_blocks = exact_work_units(depth, num_samples, chunk_size)
+    block = -(-depth // n_blocks) if depth else 0
+    units = ((c, j) for c in range(n_chunks) for j in range(n_blocks))
+    if progress is not None:
+        units = progress(units)
+    out = np.empty(num_samples)
+    rng = None
+    for c, j in units:
+        start = c * chunk_size
         m = min(chunk_size, num_samples - start)
-        b = rng.binomial(relu_w, 0.5, size=(m, relu_w.size))
-        g = np.sum(_log_chi2(rng, b) + np.log(2.0 / relu_w), axis=1)
-        g += _log_chi2(rng, np.full(m, w[-1])) - np.log(w[-1])
-        out.append(g)
-    return np.concatenate(out)
+        if j == 0:
+            rng = _chunk_rng(key, c)
+            g = np.zeros(m)
+        lw = relu_w[j * block : (j + 1) * block]
+        if lw.size:
+            b = rng.binomial(lw, 0.5, size=(m, lw.size))
+            g += np.sum(_log_chi2(rng, b) + np.log(2.0 / lw), axis=1)
+        if j == n_blocks - 1:
+            g += _log_chi2(rng, np.full(m, w[-1])) - np.log(w[-1])
+            out[start : start + m] = g
+    return out
 
 
 def sample_output_log_norm_exact(key, widths: Sequence[int], num_samples: int, *, n_in: int, n_out: int,
-                                 x_norm_sq: float | None = None, chunk_size: int = 8192):
+                                 x_norm_sq: float | None = None, chunk_size: int = EXACT_CHUNK,
+                                 progress: Callable | None = None):
     r"""Exact draws of :math:`(G, \ln|z_{out}|^2)` for an MLP: two arrays of shape ``(num_samples,)``.
 
-    :math:`\ln|z_{out}|^2 = \ln(|x|^2/n_{in}) + G + \ln\chi^2_{n_{out}}` (seed 001, eq. 4); ``x_norm_sq``
-    defaults to ``n_in``.
+    :math:`\ln|z_{out}|^2 = \ln(|x|^2/n_{in}) + G + \ln\chi^2_{n_{out}}` (the notes, eq. 4); ``x_norm_sq``
+    defaults to ``n_in``; ``progress`` as in :func:`sample_g_exact`.
     """
     n_in = check_int("n_in", n_in, minimum=1)
     n_out = check_int("n_out", n_out, minimum=1)
-    g = sample_g_exact(key, widths, num_samples, chunk_size=chunk_size)
+    g = sample_g_exact(key, widths, num_samples, chunk_size=chunk_size, progress=progress)
     chi = _chunk_rng(key, _OUTPUT_STREAM).chisquare(float(n_out), size=num_samples)
     offset = 0.0 if x_norm_sq is None else float(np.log(x_norm_sq / n_in))
     return g, offset + g + np.log(chi)
@@ -397,7 +440,7 @@ def simulate_network(key, widths: Sequence[int], num_samples: int, *, n_in: int,
     widths : hidden widths ``(n_0, ..., n_d)`` (module docstring).
     n_in, n_out : input and output dimensions; ``x`` is the input (default ``ones(n_in)``).
     alpha : ``None`` for the MLP; in [0, 1] for a ResNet (equal widths), :math:`\lambda = \sqrt{1-\alpha^2}`.
-    resnet : ``"standard"`` (the seed's ReLU ResNet) or ``"balanced"`` (independent random sign per
+    resnet : ``"standard"`` (the notes' ReLU ResNet) or ``"balanced"`` (independent random sign per
         neuron and layer before the ReLU; the network for which :func:`beta_resnet` holds).  With
         ``alpha=None``, ``"balanced"`` applies the random signs to the MLP (same law as the MLP).
     jacobian_column : ``i`` to also return :math:`\ln|\partial z_{out}/\partial x_i|^2` (forward-mode,
@@ -431,6 +474,61 @@ def simulate_network(key, widths: Sequence[int], num_samples: int, *, n_in: int,
         if t_out is not None:
             jacs.append(_log_sq_norm(t_out))
     return NetworkSamples(np.concatenate(gs), np.concatenate(outs), np.concatenate(jacs) if jacs else None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Cost model
+# --------------------------------------------------------------------------------------------------
+#: Rates behind :func:`estimate_cost`, measured on 2 CPU cores (NumPy SFC64 generators; 1.5-2x slower when
+#: the cores are shared): layers per second of the exact sampler (a binomial and a gamma draw each, per
+#: sample), and weights per second of network simulation (a float32 normal draw and its multiply-add).
+EXACT_LAYERS_PER_SECOND = 5e6
+NETWORK_WEIGHTS_PER_SECOND = 5e7
+
+
+def estimate_cost(method: str, num_samples: int, *, width: int | None = None, depth: int | None = None,
+                  widths: Sequence[int] | None = None, n_in: int = 10, n_out: int = 10, chunk_size: int = 256,
+                  exact_chunk_size: int = EXACT_CHUNK) -> dict:
+    r"""Expected time and peak memory of drawing ``num_samples`` values of G with ``method``, before any work.
+
+    Give ``width`` and ``depth`` (equal widths; nothing of size ``depth`` is built, so absurd depths are
+    cheap to price) or ``widths``.  Returns ``{"seconds", "bytes", "draws"}``:
+
+    * ``"exact"``: :math:`S\,(d+1)` layer draws at :data:`EXACT_LAYERS_PER_SECOND`; memory: the layer
+      blocks of :func:`sample_g_exact` (40 bytes a number), the widths and their float copies
+      (:math:`32\,(d+1)` bytes) and the three output arrays (:math:`24 S`).
+    * ``"network"``: :math:`S\,(n_0 n_{in} + \sum_l n_l n_{l-1} + n_{out} n_d)` weights at
+      :data:`NETWORK_WEIGHTS_PER_SECOND`; memory: two ``chunk_size`` batches of the largest weight matrix in
+      float32, the widths and the outputs.
+    """
+    method = check_choice("method", method, ("exact", "network"))
+    num_samples = check_int("num_samples", num_samples, minimum=1)
+    n_in = check_int("n_in", n_in, minimum=1)
+    n_out = check_int("n_out", n_out, minimum=1)
+    if widths is not None:
+        w = np.asarray(as_widths(widths=widths, depth=depth), dtype=float)
+        d, first, last = w.size - 1, w[0], w[-1]
+        inner = float(np.sum(w[1:] * w[:-1]))
+        largest = float(max(np.max(w[1:] * w[:-1]) if d else 0.0, first * n_in, n_out * last))
+    else:
+        if width is None or depth is None:
+            raise ValueError("give width and depth, or widths")
+        n = float(check_int("width", width, minimum=1))
+        d = check_int("depth", depth, minimum=0)
+        first = last = n
+        inner, largest = d * n * n, max(n * n if d else 0.0, n * n_in, n_out * n)
+    s = float(num_samples)
+    base_bytes = 32.0 * (d + 1) + 24.0 * s
+    if method == "exact":
+        m = min(exact_chunk_size, num_samples)
+        block = min(float(d), max(1.0, EXACT_BLOCK // m)) * m
+        draws = s * (d + 1)
+        return {"seconds": draws / EXACT_LAYERS_PER_SECOND, "bytes": base_bytes + 40.0 * block, "draws": draws}
+    weights = first * n_in + inner + n_out * last
+    draws = s * weights
+    chunk = float(min(chunk_size, num_samples))
+    return {"seconds": draws / NETWORK_WEIGHTS_PER_SECOND, "bytes": base_bytes + 2 * 4.0 * chunk * largest,
+            "draws": draws}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -473,7 +571,7 @@ def summarize_g(g, beta: float) -> GSummary:
 
 def plot_log_norm_densities(samples: dict, *, width: int, n_in: int, n_out: int, ax=None, bins: int = 80,
                             label: str = "simulation"):
-    r"""The figure of seed 001: histograms of :math:`\ln|z_{out}|^2` per depth with the two predictions.
+    r"""The figure of the notes: histograms of :math:`\ln|z_{out}|^2` per depth with the two predictions.
 
     ``samples`` maps depth d to draws of :math:`\ln|z_{out}|^2` (input ``x = 1``, so the offset is 0).
     Red: the log-Gaussian prediction (:math:`\beta = 2/n + 5d/n`); blue: the infinite-width prediction

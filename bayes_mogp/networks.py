@@ -132,5 +132,10 @@ def sample_outputs(key, net: MLP, x, num_networks: int, *, chunk_size: int = 256
 
     batched = jax.jit(jax.vmap(one))
     keys = jax.random.split(key, num_networks)
-    pieces = [batched(keys[i : i + chunk_size]) for i in range(0, num_networks, chunk_size)]
-    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0), *pieces)
+    # equal chunks (the last padded with repeated keys, its extra rows dropped): one compilation per call
+    chunk_size = min(chunk_size, num_networks)
+    pad = -num_networks % chunk_size
+    if pad:
+        keys = jnp.concatenate([keys, keys[:pad]])
+    pieces = [batched(keys[i : i + chunk_size]) for i in range(0, num_networks + pad, chunk_size)]
+    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0)[:num_networks], *pieces)

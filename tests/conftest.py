@@ -1,10 +1,111 @@
-"""Test configuration.  float64 on, as in the CLI (bayes_mogp.numerics.require_x64)."""
+"""Test configuration and the fixtures shared by the test files.
+
+float64 is on, as in the CLI (``bayes_mogp.numerics.require_x64``).  ``BAYES_MOGP_QUICK=1`` for anything
+that reads it.
+
+Session fixtures (computed once, on first use; treat the arrays as read-only):
+
+* ``small_gp`` -- a small regression problem and its kernels: inputs ``x_train`` (15, 4), ``x_test`` (6, 4),
+  targets ``y_train`` (15, 2), and the depth-2 ReLU NNGP / NTK blocks (``b_var = 0.1``) ``k``, ``k_test``
+  (test x train), ``k_test_test`` and ``t``, ``t_test``, ``t_test_test``.
+* ``mnist_split`` -- ``mnist_5k_split(200, 1000, seed=0)``: 200 stratified training images and the fixed
+  1000-image test split, preprocessed, with one-hot targets (:class:`bayes_mogp.data.Split`).  Slice it
+  (``x_train[:60]``) rather than loading another split.
+* ``mnist_kernels`` -- depth-2 ReLU NNGP and NTK (``w_var = 2``, ``b_var = 0``) on ``mnist_split``'s 200
+  training images and 100 of its test images, ten per class (``test = slice(None, None, 10)``: the test
+  split is ordered by class): ``k``, ``k_test``, ``k_test_diag``, ``t``, ``t_test``, ``t_test_diag``.
+
+Function fixture ``cli``: ``cli(*argv) -> (exit_code, stdout, stderr)`` runs ``bayes-mogp`` in-process
+(argparse's ``SystemExit`` becomes the exit code), and ``cli.one_line_error(err)`` asserts that stderr is
+one line without a traceback and returns it.
+
+Slow tests: mark them ``@pytest.mark.slow``.  The default run (``pytest -q``) leaves them out; CI runs
+them in a second pass (``pytest -q -m slow``), together with the notebooks.  Both passes run one pytest-xdist
+worker per core, whole files per worker (``pyproject.toml``); ``-n 0`` runs in-process (``--pdb``, ``-s``).
+Session fixtures are computed once per worker.
+"""
 
 import os
+from types import SimpleNamespace
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 os.environ.setdefault("BAYES_MOGP_QUICK", "1")
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+# XLA's persistent compilation cache, in the checkout (a fresh clone starts empty): the suite compiles the same
+# programs many times (NumPyro builds new closures for every MCMC/SVI run, so JAX's in-memory cache misses);
+# with the cache each distinct program is compiled once per run, across tests and xdist workers.
+jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".jax_cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@pytest.fixture(scope="session")
+def small_gp():
+    from bayes_mogp.kernels import nngp_ntk_kernels
+
+    rng = np.random.default_rng(0)
+    x_train, x_test, y_train = rng.normal(size=(15, 4)), rng.normal(size=(6, 4)), rng.normal(size=(15, 2))
+    k_all, t_all = (np.asarray(a) for a in nngp_ntk_kernels(np.vstack([x_train, x_test]), depth=2, b_var=0.1))
+    n = x_train.shape[0]
+    return SimpleNamespace(
+        x_train=x_train, x_test=x_test, y_train=y_train,
+        k=k_all[:n, :n], k_test=k_all[n:, :n], k_test_test=k_all[n:, n:],
+        t=t_all[:n, :n], t_test=t_all[n:, :n], t_test_test=t_all[n:, n:],
+    )
+
+
+@pytest.fixture(scope="session")
+def mnist_split():
+    from bayes_mogp.data import mnist_5k_split
+
+    return mnist_5k_split(200, 1000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def mnist_kernels(mnist_split):
+    from bayes_mogp.kernels import kernel_diagonals, nngp_ntk_kernels
+
+    kw = dict(depth=2, activation="relu", w_var=2.0, b_var=0.0)
+    test = slice(None, None, 10)
+    x, xs = mnist_split.x_train, mnist_split.x_test[test]
+    k, t = (np.asarray(a) for a in nngp_ntk_kernels(x, None, **kw))
+    k_test, t_test = (np.asarray(a) for a in nngp_ntk_kernels(xs, x, **kw))
+    k_diag, t_diag = (np.asarray(a) for a in kernel_diagonals(xs, **kw))
+    return SimpleNamespace(k=k, k_test=k_test, k_test_diag=k_diag, t=t, t_test=t_test, t_test_diag=t_diag,
+                           test=test)
+
+
+@pytest.fixture
+def cli(capsys):
+    from bayes_mogp.cli.main import main
+
+    def run(*argv):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse errors and --help exit directly
+            code = exc.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    def one_line_error(err):
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert "Traceback" not in err and "error" in lines[0], err
+        return lines[0]
+
+    run.one_line_error = one_line_error
+    return run
+
+
+@pytest.fixture(scope="session")
+def clusters():
+    """Three separated Gaussian clusters in 6 dimensions: ``x`` (90, 6) and integer ``labels`` (90,); the first 60
+    points are the training part (a classification problem any model should solve: chance is 1/3)."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(90) % 3
+    return SimpleNamespace(x=rng.normal(size=(90, 6)) + 2.5 * np.eye(6)[labels], labels=labels)

