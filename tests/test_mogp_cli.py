@@ -51,6 +51,11 @@ def test_cli_json_end_to_end_on_own_data(cli_run, capsys):
     assert pr["n"] == 30 and pr["accuracy"] == acc and pr["nll"] == res["results"]["mogp"]["nll"]
     saved = np.load(pr["predictions"])
     assert saved["probs"].shape == (30, 3) and saved["predicted_class"].shape == (30,)
+    # report from the saved run: sampling diagnostics of the MoGP's NUTS draws, the same R-hat as the fit
+    assert main(["report", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["kind"] == "mogp" and (out / "report.html").exists() and (out / "summary.json").exists()
+    assert rep["r_hat_max"] == pytest.approx(d["r_hat_max"], rel=1e-9)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -123,6 +123,33 @@ def progress(iterable, *, total=None, desc: str | None = None, disable: bool = F
     return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=disable, leave=False)
 
 
+class StageProgress:
+    """A progress callback for staged solvers (events with ``stage``, ``done``, ``total``, optional
+    ``residual``): one tqdm bar on stderr per stage, closed when the next stage starts."""
+
+    def __init__(self, *, disable: bool = False, prefix: str = ""):
+        self.disable, self.prefix, self.bar, self.stage = disable, prefix, None, None
+
+    def __call__(self, event) -> None:
+        if self.disable:
+            return
+        from tqdm.auto import tqdm
+
+        if event.stage != self.stage:
+            self.close()
+            self.stage = event.stage
+            self.bar = tqdm(total=event.total, desc=f"{self.prefix}{event.stage}", file=sys.stderr, leave=False)
+        self.bar.n = event.done
+        if getattr(event, "residual", None) is not None:
+            self.bar.set_postfix(residual=f"{event.residual:.1e}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def emit(result: dict, as_json: bool, format_text=None) -> None:
     """Print the result: one JSON object with ``--json``, otherwise the command's text rendering."""
     if as_json:
