@@ -80,6 +80,7 @@ import numpy as np
 from scipy import special, stats
 
 from .validation import check_choice, check_in_interval, check_int
+from .errors import InputError
 
 __all__ = [
     "as_widths",
@@ -120,14 +121,14 @@ def as_widths(width=None, depth=None, widths: Sequence[int] | None = None) -> tu
                 and widths.count(widths[0]) == len(widths)):  # else: equal widths, checked at C speed
             widths = tuple(check_int(f"widths[{i}]", w, minimum=1) for i, w in enumerate(widths))
         if len(widths) < 1:
-            raise ValueError("widths must list at least one width (n_0), got an empty list")
+            raise InputError("widths must list at least one width (n_0), got an empty list")
         if depth is not None and check_int("depth", depth, minimum=0) != len(widths) - 1:
-            raise ValueError(
+            raise InputError(
                 f"widths must list depth + 1 = {int(depth) + 1} widths (n_0..n_d), got {len(widths)}"
             )
         return widths
     if width is None or depth is None:
-        raise ValueError("give width and depth, or widths")
+        raise InputError("give width and depth, or widths")
     width = check_int("width", width, minimum=1)
     depth = check_int("depth", depth, minimum=0)
     return (width,) * (depth + 1)
@@ -414,12 +415,12 @@ def _check_network_args(widths, n_in, n_out, x, alpha, resnet, num_samples, chun
     if alpha is not None:
         alpha = check_in_interval("alpha", alpha, 0.0, 1.0)
         if len(set(widths)) != 1:
-            raise ValueError(f"a ResNet needs equal hidden widths (skip connections), got widths {widths}")
+            raise InputError(f"a ResNet needs equal hidden widths (skip connections), got widths {widths}")
     if x is None:
         x = np.ones(n_in)
     x = np.asarray(x, dtype=float)
     if x.shape != (n_in,) or not np.all(np.isfinite(x)) or not np.any(x):
-        raise ValueError(f"x must be a finite, nonzero vector of shape ({n_in},), got shape {x.shape}")
+        raise InputError(f"x must be a finite, nonzero vector of shape ({n_in},), got shape {x.shape}")
     return widths, n_in, n_out, x, alpha, resnet, num_samples, chunk_size
 
 
@@ -512,7 +513,7 @@ def estimate_cost(method: str, num_samples: int, *, width: int | None = None, de
         largest = float(max(np.max(w[1:] * w[:-1]) if d else 0.0, first * n_in, n_out * last))
     else:
         if width is None or depth is None:
-            raise ValueError("give width and depth, or widths")
+            raise InputError("give width and depth, or widths")
         n = float(check_int("width", width, minimum=1))
         d = check_int("depth", depth, minimum=0)
         first = last = n
@@ -556,7 +557,7 @@ def summarize_g(g, beta: float) -> GSummary:
     finite = g[np.isfinite(g)]
     s = finite.size
     if s < 2:
-        raise ValueError(f"need at least 2 finite samples of G, got {s}")
+        raise InputError(f"need at least 2 finite samples of G, got {s}")
     mean = float(finite.mean())
     var = float(finite.var(ddof=1))
     m4 = float(np.mean((finite - mean) ** 4))

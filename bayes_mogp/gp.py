@@ -45,6 +45,7 @@ import numpy as np
 
 from .numerics import cholesky_with_jitter, require_x64
 from .validation import check_finite_array, check_int, check_nonnegative
+from .errors import InputError
 
 __all__ = [
     "GPPosterior",
@@ -72,11 +73,11 @@ def _as_matrix(name, a, shape=None):
         check_finite_array(name, a)
     a = jnp.asarray(a)
     if a.ndim != 2:
-        raise ValueError(f"{name} must be a matrix, got shape {a.shape}")
+        raise InputError(f"{name} must be a matrix, got shape {a.shape}")
     if shape is not None:
         for i, s in enumerate(shape):
             if s is not None and a.shape[i] != s:
-                raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+                raise InputError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
     return a.astype(jnp.float64)
 
 
@@ -87,7 +88,7 @@ def _targets(y, n):
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != n:
-        raise ValueError(f"y_train must have shape ({n},) or ({n}, C), got {y.shape}")
+        raise InputError(f"y_train must have shape ({n},) or ({n}, C), got {y.shape}")
     return y
 
 
@@ -101,7 +102,7 @@ def _test_test(k_test_test, m):
         return None, a
     if a.shape == (m, m):
         return a, None
-    raise ValueError(f"k_test_test must have shape ({m},) (diagonal) or ({m}, {m}), got {a.shape}")
+    raise InputError(f"k_test_test must have shape ({m},) (diagonal) or ({m}, {m}), got {a.shape}")
 
 
 def _factor(k_train_train, noise_var, where):
@@ -135,7 +136,7 @@ def gp_posterior(k_train_train, k_test_train, y_train, *, noise_var: float, k_te
     k = _as_matrix("k_train_train", k_train_train)
     n = k.shape[0]
     if k.shape != (n, n):
-        raise ValueError(f"k_train_train must be square, got shape {k.shape}")
+        raise InputError(f"k_train_train must be square, got shape {k.shape}")
     ks = _as_matrix("k_test_train", k_test_train, (None, n))
     y = _targets(y_train, n)
     kss, kss_diag = _test_test(k_test_test, ks.shape[0])
@@ -181,13 +182,13 @@ def ntk_ensemble_predict(
     theta = _as_matrix("ntk_train_train", ntk_train_train)
     n = theta.shape[0]
     if theta.shape != (n, n):
-        raise ValueError(f"ntk_train_train must be square, got shape {theta.shape}")
+        raise InputError(f"ntk_train_train must be square, got shape {theta.shape}")
     theta_s = _as_matrix("ntk_test_train", ntk_test_train, (None, n))
     m = theta_s.shape[0]
     y = _targets(y_train, n)
     want_cov = nngp_test_test is not None
     if want_cov and (nngp_train_train is None or nngp_test_train is None):
-        raise ValueError("the NTK-ensemble covariance needs nngp_train_train, nngp_test_train and nngp_test_test")
+        raise InputError("the NTK-ensemble covariance needs nngp_train_train, nngp_test_train and nngp_test_test")
     jitter = 0.0
     if t is None or np.isinf(t):
         chol, jitter = _factor(theta, diag_reg, "ntk_ensemble_predict")
@@ -311,11 +312,11 @@ def noise_mle(k_train_train, y_train, *, bounds=(1e-6, 1.0)) -> tuple[float, flo
     k = np.asarray(_as_matrix("k_train_train", k_train_train))
     n = k.shape[0]
     if k.shape != (n, n):
-        raise ValueError(f"k_train_train must be square, got shape {k.shape}")
+        raise InputError(f"k_train_train must be square, got shape {k.shape}")
     y = np.asarray(_targets(y_train, n))
     lo, hi = float(bounds[0]), float(bounds[1])
     if not 0 < lo < hi:
-        raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds}")
+        raise InputError(f"bounds must satisfy 0 < low < high, got {bounds}")
     ev, vec = np.linalg.eigh(0.5 * (k + k.T))
     ev = np.clip(ev, 0.0, None)
     yt2 = np.sum((vec.T @ y) ** 2, axis=1)  # (n,) summed over outputs

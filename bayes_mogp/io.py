@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+from .errors import InputError
 
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_npz", "read_json", "to_jsonable"]
 
@@ -77,8 +78,8 @@ def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file; a missing or corrupt file raises ``ValueError`` naming it."""
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"{path}: file not found")
+        raise InputError(f"{path}: file not found")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: corrupt JSON ({exc})") from None
+        raise InputError(f"{path}: corrupt JSON ({exc})") from None

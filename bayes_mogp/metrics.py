@@ -25,6 +25,7 @@ Classification (integer ``labels`` (m,)):
 from __future__ import annotations
 
 import numpy as np
+from .errors import InputError
 
 __all__ = ["rmse", "nll", "coverage", "accuracy", "nll_class", "ece", "score", "one_hot_targets",
            "classification_metrics"]
@@ -37,7 +38,7 @@ def _targets(pred, y) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64)
     y = y[:, None] if y.ndim == 1 else y
     if pred.loc is not None and y.shape != pred.loc.shape[1:]:
-        raise ValueError(f"targets must have shape {pred.loc.shape[1:]} (m, k), got {y.shape}")
+        raise InputError(f"targets must have shape {pred.loc.shape[1:]} (m, k), got {y.shape}")
     return y
 
 
@@ -62,7 +63,7 @@ def coverage(pred, y, level: float = 0.9) -> float:
 def _labels(labels, m) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != (m,):
-        raise ValueError(f"labels must have shape ({m},), got {labels.shape}")
+        raise InputError(f"labels must have shape ({m},), got {labels.shape}")
     return labels.astype(np.int64)
 
 

@@ -1,4 +1,4 @@
-r"""Finite-width fully-connected networks under eq. (1) of seed 000 (DESIGN.md sections 1-2), and pruning.
+r"""Finite-width fully-connected networks under eq. (1) of seed 000 (docs/math.md sections 1-2), and pruning.
 
 Layer :math:`l = 0` (input): :math:`h^{(1)}_j = d_{in}^{-1/2}\sum_i V^{(1)}_{ij} x_i + b^{(1)}_j`.
 Layer :math:`l \ge 1`: :math:`h^{(l+1)}_k = \sum_j \sqrt{\lambda^{(l)}_j}\,V^{(l+1)}_{jk}\,\phi(h^{(l)}_j)
@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from .priors import NodeVariancePrior
 from .validation import check_choice, check_in_interval, check_int, check_nonnegative, check_positive
+from .errors import InputError, InputTypeError
 
 __all__ = ["ACTIVATIONS", "MLP", "init", "apply", "prune_masks", "sample_outputs"]
 
@@ -57,7 +58,7 @@ class MLP:
         check_nonnegative("bias_std", self.bias_std)
         priors = tuple(self.priors)
         if not priors or not all(isinstance(p, NodeVariancePrior) for p in priors):
-            raise TypeError("priors must be a non-empty sequence of NodeVariancePrior (one per hidden layer)")
+            raise InputTypeError("priors must be a non-empty sequence of NodeVariancePrior (one per hidden layer)")
         object.__setattr__(self, "priors", priors)
 
     @property
@@ -93,7 +94,7 @@ def apply(params: dict, x, net: MLP, masks=None):
 def prune_masks(lams, *, kappa=None, eps=None):
     r"""Boolean masks keeping the :math:`\lceil\kappa p\rceil` largest :math:`\lambda` (or :math:`\lambda > \epsilon`)."""
     if (kappa is None) == (eps is None):
-        raise ValueError("give exactly one of kappa (fraction kept, in (0, 1]) or eps (threshold >= 0)")
+        raise InputError("give exactly one of kappa (fraction kept, in (0, 1]) or eps (threshold >= 0)")
     masks = []
     for lam in lams:
         if kappa is not None:
@@ -118,7 +119,7 @@ def sample_outputs(key, net: MLP, x, num_networks: int, *, chunk_size: int = 256
 
     x = jnp.asarray(check_finite_array("x", x, ndim=2), dtype=jnp.result_type(float))
     if x.shape[1] != net.d_in:
-        raise ValueError(f"x must have d_in = {net.d_in} columns, got {x.shape[1]}")
+        raise InputError(f"x must have d_in = {net.d_in} columns, got {x.shape[1]}")
     num_networks = check_int("num_networks", num_networks, minimum=1)
     chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     prune = kappa is not None or eps is not None

@@ -38,6 +38,7 @@ import numpy as np
 from .data import Dataset, InputTransform, TargetTransform, as_dataset
 from .prediction import Prediction, gaussian_class_probabilities
 from .validation import check_choice, check_positive
+from .errors import InputError, InputTypeError
 
 __all__ = ["fit", "NNGPPosterior", "DEFAULTS", "KERNELS", "estimate_cost", "FLOP_RATE"]
 
@@ -82,7 +83,7 @@ def fit(key, data, y=None, **settings) -> "NNGPPosterior":
     del key
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
-        raise TypeError(f"unknown NNGP setting(s) {unknown}; allowed: {', '.join(DEFAULTS)}")
+        raise InputTypeError(f"unknown NNGP setting(s) {unknown}; allowed: {', '.join(DEFAULTS)}")
     data: Dataset = as_dataset(data, y)
     s = {**DEFAULTS, **settings}
     check_choice("kernel", s["kernel"], KERNELS)
@@ -94,7 +95,7 @@ def fit(key, data, y=None, **settings) -> "NNGPPosterior":
     check_choice("solver", s["solver"], SOLVERS)
     if s["solver"] == "cg" or (s["solver"] == "auto" and data.n_train > DENSE_MAX_N):
         if s["noise"] == "ml":
-            raise ValueError(f"noise='ml' needs the dense solver (n <= {DENSE_MAX_N}); with {data.n_train} "
+            raise InputError(f"noise='ml' needs the dense solver (n <= {DENSE_MAX_N}); with {data.n_train} "
                              f"training points give a relative noise, e.g. noise=1e-3")
         rel = check_positive("noise", s["noise"])
         s["solver"] = "cg"
@@ -152,7 +153,7 @@ class NNGPPosterior:
 
         xm = self.input_transform(x)
         if xm.ndim != 2 or xm.shape[1] != self.x_train.shape[1]:
-            raise ValueError(f"x must have shape (m, {self.x_train.shape[1]}), got {np.shape(x)}")
+            raise InputError(f"x must have shape (m, {self.x_train.shape[1]}), got {np.shape(x)}")
         kw = self._kernel_kwargs
         if self.settings.get("solver") == "cg":
             from .iterative_gp import exact_gp_predict

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from .errors import InputError
 
 __all__ = ["require_x64", "CholeskyResult", "cholesky_with_jitter"]
 
@@ -46,9 +47,9 @@ def cholesky_with_jitter(
     """
     a = jnp.asarray(a)
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise ValueError(f"a must be a square matrix, got shape {a.shape}")
+        raise InputError(f"a must be a square matrix, got shape {a.shape}")
     if not bool(jnp.all(jnp.isfinite(a))):
-        raise ValueError("a contains NaN/Inf; cannot factorise")
+        raise InputError("a contains NaN/Inf; cannot factorise")
     a = 0.5 * (a + a.T)
     scale = float(jnp.mean(jnp.diag(a)))
     scale = scale if scale > 0 else 1.0
@@ -63,7 +64,7 @@ def cholesky_with_jitter(
         if bool(jnp.all(jnp.isfinite(chol))):
             return CholeskyResult(chol, float(jitter))
         rel *= factor
-    raise ValueError(
+    raise InputError(
         f"matrix is not positive definite even with jitter {max_relative:g} x mean diagonal "
         f"({max_relative * scale:g}); check the kernel or raise the noise variance"
     )

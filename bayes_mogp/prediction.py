@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats
+from .errors import InputError
 
 __all__ = ["Prediction", "gaussian_class_probabilities"]
 
@@ -48,23 +49,23 @@ class Prediction:
 
     def __post_init__(self):
         if self.task not in ("regression", "classification"):
-            raise ValueError(f"task must be regression or classification, got {self.task!r}")
+            raise InputError(f"task must be regression or classification, got {self.task!r}")
         if (self.loc is None) != (self.scale is None):
-            raise ValueError("give both loc and scale, or neither")
+            raise InputError("give both loc and scale, or neither")
         if self.loc is not None:
             loc, scale = np.asarray(self.loc, dtype=np.float64), np.asarray(self.scale, dtype=np.float64)
             if loc.ndim != 3 or scale.shape != loc.shape:
-                raise ValueError(f"loc and scale must both have shape (S, m, k); got {loc.shape} and {scale.shape}")
+                raise InputError(f"loc and scale must both have shape (S, m, k); got {loc.shape} and {scale.shape}")
             object.__setattr__(self, "loc", loc)
             object.__setattr__(self, "scale", scale)
         if self.probs is not None:
             object.__setattr__(self, "probs", np.asarray(self.probs, dtype=np.float64))
         if self.task == "regression" and self.loc is None:
-            raise ValueError("a regression prediction needs loc and scale")
+            raise InputError("a regression prediction needs loc and scale")
         if self.task == "classification" and self.probs is None:
-            raise ValueError("a classification prediction needs probs")
+            raise InputError("a classification prediction needs probs")
         if self.df is not None and not self.df > 2:
-            raise ValueError(f"df must be > 2 (finite variance), got {self.df}")
+            raise InputError(f"df must be > 2 (finite variance), got {self.df}")
 
     # -- shapes -----------------------------------------------------------------------------------
     @property
@@ -107,11 +108,11 @@ class Prediction:
     def log_density(self, y) -> np.ndarray:
         r"""log p(y_i) (m,) of targets ``y`` (m, k) or (m,) under the mixture (all k outputs jointly)."""
         if self.loc is None:
-            raise ValueError("this prediction has no density for real targets (classification without loc)")
+            raise InputError("this prediction has no density for real targets (classification without loc)")
         y = np.asarray(y, dtype=np.float64)
         y = y[:, None] if y.ndim == 1 else y
         if y.shape != self.loc.shape[1:]:
-            raise ValueError(f"y must have shape {self.loc.shape[1:]}, got {y.shape}")
+            raise InputError(f"y must have shape {self.loc.shape[1:]}, got {y.shape}")
         z = (y[None] - self.loc) / self.scale
         lp = np.sum(self._component_logpdf(z) - np.log(self.scale), axis=-1)  # (S, m)
         return special.logsumexp(lp, axis=0) - np.log(lp.shape[0])
@@ -123,9 +124,9 @@ class Prediction:
     def quantile(self, p: float) -> np.ndarray:
         """The ``p``-quantile (m, k) of each output's marginal mixture, by bisection (error < 1e-12 of the bracket)."""
         if self.loc is None:
-            raise ValueError("this prediction has no quantiles (classification without loc)")
+            raise InputError("this prediction has no quantiles (classification without loc)")
         if not 0.0 < p < 1.0:
-            raise ValueError(f"p must be in (0, 1), got {p}")
+            raise InputError(f"p must be in (0, 1), got {p}")
         reach = 8.0 if self.df is None else float(stats.t.ppf(1 - 1e-12, self.df))
         lo = (self.loc - reach * self.scale).min(axis=0)
         hi = (self.loc + reach * self.scale).max(axis=0)
@@ -138,7 +139,7 @@ class Prediction:
     def interval(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Central ``level`` predictive interval of each output: (lower (m, k), upper (m, k))."""
         if not 0.0 < level < 1.0:
-            raise ValueError(f"level must be in (0, 1), got {level}")
+            raise InputError(f"level must be in (0, 1), got {level}")
         a = 0.5 * (1.0 - level)
         return self.quantile(a), self.quantile(1.0 - a)
 

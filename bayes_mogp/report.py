@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_path, atomic_write_json, atomic_write_text
+from .errors import InputError
 
 __all__ = ["to_inference_data", "save_inference_data", "identifiable_names", "diagnostics", "draws_kind",
            "write_report", "report_run"]
@@ -104,7 +105,7 @@ def diagnostics(idata, var_names=None) -> dict:
     _add_derived(idata)
     names = [v for v in (var_names or identifiable_names(idata)) if v in idata.posterior]
     if not names:
-        raise ValueError("no identifiable quantity to diagnose in the posterior group")
+        raise InputError("no identifiable quantity to diagnose in the posterior group")
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_save_npz, atomic_write_json
+from .errors import InputError
 
 __all__ = ["FORMAT_VERSION", "KINDS", "RunFolderError", "write_run", "read_manifest", "read_arrays",
            "load", "save_inference_data", "load_inference_data"]
@@ -38,7 +39,7 @@ KINDS = {"nngp": "bayes_mogp.nngp:NNGPPosterior", "mogp": "bayes_mogp.mogp.poste
          "bnn": "bayes_mogp.bnn.posterior:BNNPosterior"}
 
 
-class RunFolderError(ValueError):
+class RunFolderError(InputError):
     """A run folder that is missing, incomplete, of another kind or of another format version."""
 
 
@@ -47,7 +48,7 @@ def write_run(out_dir, *, kind: str, spec: dict, data: dict, arrays: dict, infer
     from . import __version__
 
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_save_npz(out / "arrays.npz", **arrays)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from .errors import InputError
 
 __all__ = ["TABLES", "models_dir", "packaged_models_dir", "list_specs", "load_spec", "builtin_spec", "check_spec"]
 
@@ -88,24 +89,24 @@ def check_spec(spec: dict, schema: dict, path="spec", _where: str = "") -> dict:
             optional = isinstance(expected, tuple) and type(None) in expected
             if not optional:
                 kind = "table [" + name + "]" if isinstance(expected, dict) else "key " + name
-                raise ValueError(f"model spec {path}: missing {kind}")
+                raise InputError(f"model spec {path}: missing {kind}")
             continue
         value = spec[key]
         if isinstance(expected, dict):
             if not isinstance(value, dict):
-                raise ValueError(f"model spec {path}: [{name}] must be a table, got {_show(value)}")
+                raise InputError(f"model spec {path}: [{name}] must be a table, got {_show(value)}")
             check_spec(value, expected, path, name + ".")
         elif not _is_instance(value, expected):
-            raise ValueError(f"model spec {path}: key {name} must be {_type_name(expected)}, got {_show(value)}")
+            raise InputError(f"model spec {path}: key {name} must be {_type_name(expected)}, got {_show(value)}")
     extra = sorted(k for k in spec if k not in schema and not k.startswith("_"))
     if extra and "*" not in schema:
         allowed = ", ".join(k for k in schema if k != "*")
-        raise ValueError(f"model spec {path}: unknown key(s) {', '.join(_where + k for k in extra)}; "
+        raise InputError(f"model spec {path}: unknown key(s) {', '.join(_where + k for k in extra)}; "
                          f"allowed: {allowed}")
     if "*" in schema:
         for k in extra:
             if not _is_instance(spec[k], schema["*"]):
-                raise ValueError(f"model spec {path}: key {_where}{k} must be {_type_name(schema['*'])}, "
+                raise InputError(f"model spec {path}: key {_where}{k} must be {_type_name(schema['*'])}, "
                                  f"got {_show(spec[k])}")
     return spec
 
@@ -125,36 +126,36 @@ def _resolve(name_or_path, dirs) -> Path:
     if path.exists() or has_sep or path.suffix == ".toml":
         return path
     known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.toml")})
-    raise ValueError(f"unknown model spec {text!r}: no such file, and no such name in "
+    raise InputError(f"unknown model spec {text!r}: no such file, and no such name in "
                      f"{' or '.join(map(str, dirs))}; known specs: {', '.join(known) or 'none'}")
 
 
 def _read(path: Path) -> dict:
     if path.is_dir():
-        raise ValueError(f"model spec {path}: is a directory, not a TOML file")
+        raise InputError(f"model spec {path}: is a directory, not a TOML file")
     if not path.exists():
-        raise ValueError(f"model spec {path}: file not found")
+        raise InputError(f"model spec {path}: file not found")
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ValueError(f"model spec {path}: cannot read ({exc.strerror or exc})") from None
+        raise InputError(f"model spec {path}: cannot read ({exc.strerror or exc})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"model spec {path}: not valid TOML (not UTF-8 text: byte {exc.start})") from None
+        raise InputError(f"model spec {path}: not valid TOML (not UTF-8 text: byte {exc.start})") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"model spec {path}: not valid TOML ({str(exc).splitlines()[0]})") from None
+        raise InputError(f"model spec {path}: not valid TOML ({str(exc).splitlines()[0]})") from None
 
 
 def _load(path: Path, schema) -> dict:
     spec = _read(path)
     for table in TABLES:
         if table in spec and not isinstance(spec[table], dict):
-            raise ValueError(f"model spec {path}: [{table}] must be a table, got {_show(spec[table])}")
+            raise InputError(f"model spec {path}: [{table}] must be a table, got {_show(spec[table])}")
     if "name" in spec and not isinstance(spec["name"], str):
-        raise ValueError(f"model spec {path}: key name must be a string, got {_show(spec['name'])}")
+        raise InputError(f"model spec {path}: key name must be a string, got {_show(spec['name'])}")
     if schema is not None:
         check_spec(spec, schema, path)
     spec.setdefault("name", path.stem)
@@ -175,6 +176,6 @@ def builtin_spec(name: str, *, schema: dict | None = None) -> dict:
     """A spec of the shipped catalogue, by name (``"table1_d"``), ignoring ``$BAYES_MOGP_MODELS``."""
     path = packaged_models_dir() / f"{name}.toml"
     if not path.is_file():
-        raise ValueError(f"model spec {path}: file not found (the package's own catalogue is incomplete; "
+        raise InputError(f"model spec {path}: file not found (the package's own catalogue is incomplete; "
                          "reinstall bayes-mogp)")
     return _load(path, schema)

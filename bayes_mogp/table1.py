@@ -41,6 +41,7 @@ import numpy as np
 
 from .priors import get_prior
 from .validation import check_choice, check_in_interval, check_int
+from .errors import InputError
 
 __all__ = ["MODELS", "TABLE1_PAPER", "SPEC_SCHEMA", "measure_model", "decide", "run_table1", "format_table",
            "estimate_cost", "NODES_PER_SECOND"]
@@ -204,7 +205,7 @@ def run_table1(key, widths, num_networks: int, *, kappa: float = 0.1, models=MOD
     """``{"rows": [...]}``: for each model its cells, whether they agree with the paper, and the figures."""
     widths = [check_int("widths", w, minimum=2) for w in widths]
     if len(widths) < 2 or sorted(widths) != widths:
-        raise ValueError(f"widths must be at least two increasing integers, got {widths}")
+        raise InputError(f"widths must be at least two increasing integers, got {widths}")
     num_networks = check_int("num_networks", num_networks, minimum=100)
     kappa = check_in_interval("kappa", kappa, 0.0, 1.0, low_open=True)
     rows = []

@@ -1,6 +1,7 @@
 """Argument checks shared by the library and the CLI.
 
-Every check raises ``ValueError`` (bad value) or ``TypeError`` (bad type) with a message that names
+Every check raises :class:`bayes_mogp.errors.InputError` (a ``ValueError``: bad value) or
+:class:`~bayes_mogp.errors.InputTypeError` (also a ``TypeError``: bad type) with a message that names
 the parameter, the allowed range and the value received, e.g.
 ``width must be an integer >= 1, got 0``.  The CLI turns these into one line on stderr and exit
 code 2 (:mod:`bayes_mogp.cli.main`).  Checks run on concrete Python/NumPy values only, at
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from .errors import InputError, InputTypeError
 
 __all__ = [
     "check_int",
@@ -29,23 +31,23 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
         if isinstance(value, float) and float(value).is_integer():
             value = int(value)
         else:
-            raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+            raise InputTypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     value = int(value)
     if minimum is not None and value < minimum:
         rng = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{name} must be an integer {rng}, got {value}")
+        raise InputError(f"{name} must be an integer {rng}, got {value}")
     if maximum is not None and value > maximum:
         rng = f"<= {maximum}" if minimum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{name} must be an integer {rng}, got {value}")
+        raise InputError(f"{name} must be an integer {rng}, got {value}")
     return value
 
 
 def _as_real(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+        raise InputTypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     value = float(value)
     if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise InputError(f"{name} must be finite, got {value}")
     return value
 
 
@@ -53,7 +55,7 @@ def check_positive(name: str, value) -> float:
     """Return ``float(value)`` if it is a finite real number > 0."""
     value = _as_real(name, value)
     if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
+        raise InputError(f"{name} must be > 0, got {value}")
     return value
 
 
@@ -61,7 +63,7 @@ def check_nonnegative(name: str, value) -> float:
     """Return ``float(value)`` if it is a finite real number >= 0."""
     value = _as_real(name, value)
     if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
+        raise InputError(f"{name} must be >= 0, got {value}")
     return value
 
 
@@ -74,7 +76,7 @@ def check_in_interval(
     ok_high = value < high if high_open else value <= high
     if not (ok_low and ok_high):
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be in {interval}, got {value}")
+        raise InputError(f"{name} must be in {interval}, got {value}")
     return value
 
 
@@ -82,7 +84,7 @@ def check_choice(name: str, value, choices) -> str:
     """Return ``value`` if it is one of ``choices``."""
     choices = list(choices)
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        raise InputError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
     return value
 
 
@@ -90,8 +92,8 @@ def check_finite_array(name: str, value, *, ndim: int | None = None) -> np.ndarr
     """Return ``value`` as a NumPy array, refusing NaN/Inf and (optionally) the wrong rank."""
     arr = np.asarray(value)
     if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{name} must have ndim = {ndim}, got ndim = {arr.ndim} (shape {arr.shape})")
+        raise InputError(f"{name} must have ndim = {ndim}, got ndim = {arr.ndim} (shape {arr.shape})")
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f"{name} contains {bad} NaN/Inf value(s); clean or impute the data first")
+        raise InputError(f"{name} contains {bad} NaN/Inf value(s); clean or impute the data first")
     return arr

@@ -1,4 +1,4 @@
-"""Exact chi-square sampler of G against brute-force network simulation (issue 6).
+"""Exact chi-square sampler of G against brute-force network simulation.
 
 Same law (two-sample KS on G) and the speed ratio, side by side in one process:
 

@@ -54,3 +54,19 @@ def test_baseline_bad_arguments_one_line_exit_2(argv, needle, capsys):
     assert code == 2
     lines = [line for line in err.strip().splitlines() if "error" in line]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+
+
+def test_a_bug_keeps_its_traceback_and_is_not_reported_as_a_user_error(monkeypatch, capsys):
+    """Only :class:`bayes_mogp.errors.InputError` (bad flags, settings, files, data) is a one-line exit 2; any
+    other exception inside a command -- here a ``ValueError`` from deep inside a computation -- is a bug:
+    exit 1, its traceback, and a one-line hint to report it."""
+    from bayes_mogp import nngp
+
+    def broken(*args, **kwargs):
+        raise ValueError("incompatible shapes for broadcasting: (3,) and (4,)")
+
+    monkeypatch.setattr(nngp, "fit", broken)
+    code = main(["baseline", "--n-train", "60", "--n-test", "50", "--kernels", "nngp"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" in err and "incompatible shapes" in err
+    assert err.strip().splitlines()[-1].endswith("please report it with the command line and the traceback above")

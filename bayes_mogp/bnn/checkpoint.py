@@ -29,6 +29,7 @@ import jax
 import numpy as np
 
 from ..io import atomic_save_npz
+from ..errors import InputError
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "save_checkpoint", "load_checkpoint", "restore_state"]
 
@@ -37,7 +38,7 @@ FORMAT_VERSION = 1
 _STATE, _SAMPLE, _STAT = "state_", "sample__", "stat__"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that is missing, truncated, corrupt, of another version or of another model."""
 
 

@@ -38,6 +38,7 @@ from numpyro.infer import MCMC, NUTS, DiscreteHMCGibbs
 from ..validation import check_choice, check_in_interval, check_int, check_positive
 from .checkpoint import load_checkpoint, restore_state, save_checkpoint
 from .models import BNNConfig, bnn_model
+from ..errors import InputError
 
 __all__ = ["NutsResult", "SviResult", "make_kernel", "run_nuts", "resume_nuts", "run_svi", "precision",
            "resolve_chain_method", "CHAIN_METHODS", "DTYPES", "GUIDES"]
@@ -294,7 +295,7 @@ def run_svi(key, config: BNNConfig, X, y, *, guide: str = "normal", rank: int | 
     from numpyro.optim import Adam
 
     if config.has_discrete:
-        raise ValueError("SVI needs a continuous prior; the Bernoulli prior is discrete: use method='nuts'")
+        raise InputError("SVI needs a continuous prior; the Bernoulli prior is discrete: use method='nuts'")
     check_choice("guide", guide, GUIDES)
     num_steps = check_int("num_steps", num_steps, minimum=1)
     num_samples = check_int("num_samples", num_samples, minimum=1)

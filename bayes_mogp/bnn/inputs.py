@@ -23,6 +23,7 @@ import numpy as np
 
 from ..data import InputTransform
 from ..validation import check_finite_array, check_int
+from ..errors import InputError
 
 __all__ = ["InputMap", "pca_inputs"]
 
@@ -54,7 +55,7 @@ class InputMap:
             return cls(transform)
         z = transform(dataset.x_train)
         if k > z.shape[0]:
-            raise ValueError(f"pca must be <= the number of training rows ({z.shape[0]}), got {k}")
+            raise InputError(f"pca must be <= the number of training rows ({z.shape[0]}), got {k}")
         mean, comps, std, ratio = _pca(z, k)
         return cls(transform, mean, comps, std, ratio)
 

@@ -64,6 +64,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from ..validation import check_choice, check_int, check_positive
+from ..errors import InputError, InputTypeError
 
 __all__ = ["BNNConfig", "bnn_model", "centred_horseshoe_model", "forward", "ACTIVATIONS", "LIKELIHOODS"]
 
@@ -122,7 +123,7 @@ class BNNConfig:
         check_int("d_out", self.d_out, minimum=1)
         widths = self.widths if isinstance(self.widths, (tuple, list)) else (self.widths,)
         if len(widths) == 0:
-            raise ValueError("widths must list at least one hidden width, got []")
+            raise InputError("widths must list at least one hidden width, got []")
         object.__setattr__(self, "widths", tuple(check_int("width", w, minimum=1) for w in widths))
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
@@ -131,7 +132,7 @@ class BNNConfig:
         check_positive("sigma_b", self.sigma_b)
         check_positive("noise_scale", self.noise_scale)
         if check_positive("df", self.df) <= 2.0:
-            raise ValueError(f"df must be > 2 (a Student-t with finite variance), got {self.df}")
+            raise InputError(f"df must be > 2 (a Student-t with finite variance), got {self.df}")
         if self.slab_scale is not None:
             check_positive("slab_scale", self.slab_scale)
         # Build the priors now so that an unknown name or bad hyperparameter fails here, not in NUTS.
@@ -146,7 +147,7 @@ class BNNConfig:
             return self.prior(width)
         if hasattr(self.prior, "distribution"):
             return self.prior
-        raise TypeError(f"prior must be a prior name or a NodeVariancePrior, got {type(self.prior).__name__}")
+        raise InputTypeError(f"prior must be a prior name or a NodeVariancePrior, got {type(self.prior).__name__}")
 
     @property
     def priors(self):
@@ -287,7 +288,7 @@ def centred_horseshoe_model(config: BNNConfig, X, y=None):
     :func:`bnn_model`; first layer and biases as in :func:`bnn_model`.  Same prior, different geometry.
     """
     if config.prior_name != "horseshoe":
-        raise ValueError(f"centred_horseshoe_model needs prior 'horseshoe', got {config.prior_name!r}")
+        raise InputError(f"centred_horseshoe_model needs prior 'horseshoe', got {config.prior_name!r}")
     act = ACTIVATIONS[config.activation]
     dims = (config.d_in,) + config.widths + (config.d_out,)
     V0 = numpyro.sample("V0", dist.Normal(0.0, 1.0).expand((dims[0], dims[1])).to_event(2))

@@ -40,6 +40,7 @@ from .inputs import InputMap
 from .models import BNNConfig
 from .posterior import BNNPosterior
 from .spec import QUICK, config_to_model_table, dataset_from_spec, inference_settings, read_spec, resolve_config
+from ..errors import InputError
 
 __all__ = ["fit", "resume", "as_dataset", "CHECKPOINT", "FIT_CONFIG", "FIT_DATA"]
 
@@ -51,10 +52,10 @@ def as_dataset(data, y=None, *, task: str | None = None) -> Dataset:
     unless ``task`` says otherwise)."""
     if isinstance(data, Dataset):
         if y is not None:
-            raise ValueError("give either a Dataset or arrays x, y, not both")
+            raise InputError("give either a Dataset or arrays x, y, not both")
         return data
     if y is None:
-        raise ValueError("give a bayes_mogp.data.Dataset, or arrays x and y")
+        raise InputError("give a bayes_mogp.data.Dataset, or arrays x and y")
     y = np.asarray(y)
     if task is None:
         task = "classification" if y.dtype.kind in "iub" else "regression"
@@ -100,7 +101,7 @@ def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, pca: int 
         n_train = n_train or QUICK["n_train"]
     if data is None:
         if y is not None:
-            raise ValueError("y given without x")
+            raise InputError("y given without x")
         data = dataset_from_spec(spec, seed=data_seed, n_train=n_train)
     ds = as_dataset(data, y, task=_task_hint(spec_or_config if is_config else spec))
     inf = inference_settings(spec, settings)
@@ -188,7 +189,7 @@ def _start_run(out: Path, spec: dict, ds: Dataset, input_map: InputMap) -> None:
     """Refuse a folder that already holds a run; write what :func:`resume` needs."""
     for name in ("manifest.json", CHECKPOINT, FIT_CONFIG):
         if (out / name).exists():
-            raise ValueError(f"{out} already holds a run ({name}); continue it with resume (fit --resume --out "
+            raise InputError(f"{out} already holds a run ({name}); continue it with resume (fit --resume --out "
                              f"{out}) or choose another output folder")
     arrays = {"x_train": ds.x_train, "y_train": ds.y_train, **input_map.to_arrays(), "task": np.asarray(ds.task),
               "num_classes": np.asarray(-1 if ds.num_classes is None else ds.num_classes)}
@@ -207,15 +208,15 @@ def resume(out, *, num_samples: int | None = None, log=None) -> BNNPosterior:
 
     out = Path(out)
     if not out.is_dir():
-        raise ValueError(f"{out}: run folder not found")
+        raise InputError(f"{out}: run folder not found")
     if (out / "manifest.json").exists():
         read_manifest(out, kind="bnn")  # refuses a run of another kind in one line
     if not (out / FIT_CONFIG).exists():
-        raise ValueError(f"{out}: not a BNN fit folder (no {FIT_CONFIG}); start it with fit SPEC --out {out}")
+        raise InputError(f"{out}: not a BNN fit folder (no {FIT_CONFIG}); start it with fit SPEC --out {out}")
     saved = read_json(out / FIT_CONFIG)
     spec = saved["spec"]
     if spec["inference"]["method"] != "nuts":
-        raise ValueError(f"{out}: an SVI fit has no sampler state to resume; fit it again")
+        raise InputError(f"{out}: an SVI fit has no sampler state to resume; fit it again")
     from ..runs import read_arrays
 
     a = read_arrays(out, FIT_DATA)

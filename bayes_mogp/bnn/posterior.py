@@ -35,6 +35,7 @@ from .inference import precision
 from .inputs import InputMap
 from .models import BNNConfig
 from .prediction import apply_masks, flatten_chains, forward_draws, prune_masks
+from ..errors import InputError, InputTypeError
 
 __all__ = ["BNNPosterior", "NUM_DIAG_POINTS", "PRUNE_FRACTIONS"]
 
@@ -132,10 +133,10 @@ class BNNPosterior:
         finite numeric 2-d array with the training inputs' number of columns."""
         x = check_finite_array("x", x, ndim=2)
         if x.dtype.kind not in "biuf":
-            raise TypeError(f"x must be numeric, got dtype {x.dtype}")
+            raise InputTypeError(f"x must be numeric, got dtype {x.dtype}")
         d = self.x_train.shape[1]
         if x.shape[1] != d:
-            raise ValueError(f"x must have {d} columns (as the training inputs), got shape {x.shape}")
+            raise InputError(f"x must have {d} columns (as the training inputs), got shape {x.shape}")
         return self.input_map(x.astype(np.float64))
 
     def outputs(self, x) -> np.ndarray:
@@ -318,7 +319,7 @@ class BNNPosterior:
         try:
             return cls._from_parts(spec, a, idata, manifest["data"])
         except KeyError as exc:
-            raise ValueError(f"{run_dir}: incomplete BNN run folder (missing {exc.args[0]!r})") from None
+            raise InputError(f"{run_dir}: incomplete BNN run folder (missing {exc.args[0]!r})") from None
 
     @classmethod
     def _from_parts(cls, spec, a, idata, data_info):

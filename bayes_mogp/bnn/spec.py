@@ -24,6 +24,7 @@ import dataclasses
 from ..validation import check_choice, check_int
 from .inference import CHAIN_METHODS, DTYPES, GUIDES
 from .models import LIKELIHOODS, BNNConfig
+from ..errors import InputError, InputTypeError
 
 __all__ = ["MODEL_KEYS", "DATA_KEYS", "NUTS_DEFAULTS", "SVI_DEFAULTS", "METHODS", "QUICK", "config_to_model_table", "read_spec", "resolve_config",
            "inference_settings", "dataset_from_spec"]
@@ -49,17 +50,17 @@ def read_spec(spec_or_name) -> dict:
 
         spec_or_name = load_spec(spec_or_name)
     if not isinstance(spec_or_name, dict):
-        raise TypeError(f"spec must be a dict, a spec name or a path, got {type(spec_or_name).__name__}")
+        raise InputTypeError(f"spec must be a dict, a spec name or a path, got {type(spec_or_name).__name__}")
     spec = {k: v for k, v in spec_or_name.items() if not k.startswith("_") and k != "name"}
     unknown = sorted(set(spec) - {"model", "data", "inference"})
     if unknown:
-        raise ValueError(f"spec has unknown table(s) {unknown}; allowed: model, data, inference")
+        raise InputError(f"spec has unknown table(s) {unknown}; allowed: model, data, inference")
     out = {"model": dict(spec.get("model", {})), "data": dict(spec.get("data", {})),
            "inference": dict(spec.get("inference", {}))}
     for table, allowed in (("model", MODEL_KEYS), ("data", DATA_KEYS)):
         bad = sorted(set(out[table]) - set(allowed))
         if bad:
-            raise ValueError(f"spec [{table}] has unknown key(s) {bad}; allowed: {', '.join(allowed)}")
+            raise InputError(f"spec [{table}] has unknown key(s) {bad}; allowed: {', '.join(allowed)}")
     if "name" in spec_or_name:
         out["name"] = str(spec_or_name["name"])
     return out
@@ -77,12 +78,12 @@ def inference_settings(spec: dict, overrides: dict | None = None) -> dict:
     known = set(_COMMON) | set(NUTS_DEFAULTS) | set(SVI_DEFAULTS)
     bad = sorted(set(table) - known)
     if bad:
-        raise ValueError(f"spec [inference] has unknown key(s) {bad}; allowed: {', '.join(sorted(known))}")
+        raise InputError(f"spec [inference] has unknown key(s) {bad}; allowed: {', '.join(sorted(known))}")
     method = check_choice("method", over.get("method", table.get("method", "nuts")), METHODS)
     defaults = {**_COMMON, **(NUTS_DEFAULTS if method == "nuts" else SVI_DEFAULTS)}
     bad = sorted(set(over) - set(defaults))
     if bad:
-        raise ValueError(f"setting(s) {bad} do not apply to method {method!r}; allowed: {', '.join(defaults)}")
+        raise InputError(f"setting(s) {bad} do not apply to method {method!r}; allowed: {', '.join(defaults)}")
     out = {**defaults, **{k: v for k, v in table.items() if k in defaults}, **over, "method": method}
     check_choice("dtype", out["dtype"], DTYPES)
     if method == "nuts":
@@ -102,9 +103,9 @@ def _likelihood_for(task: str, given: str | None) -> str:
     check_choice("likelihood", given, LIKELIHOODS)
     if (given == "categorical") != (task == "classification"):
         if given == "categorical":
-            raise ValueError("likelihood 'categorical' needs class labels (labels_train/labels_test), but the data "
+            raise InputError("likelihood 'categorical' needs class labels (labels_train/labels_test), but the data "
                              "hold real targets (y_train/y_test); use likelihood 'gaussian' or 'student_t'")
-        raise ValueError(f"likelihood {given!r} needs real targets (y_train/y_test), but the data hold class "
+        raise InputError(f"likelihood {given!r} needs real targets (y_train/y_test), but the data hold class "
                          f"labels (labels_train/labels_test); use likelihood 'categorical'")
     return given
 
@@ -124,7 +125,7 @@ def resolve_config(spec_or_config, *, task: str, d_in: int, d_out: int) -> BNNCo
 def config_to_model_table(config: BNNConfig) -> dict:
     """The ``[model]`` table that rebuilds ``config`` (prior given by name only)."""
     if not isinstance(config.prior, str):
-        raise ValueError("saving needs a prior given by name (a prior object cannot be stored in a run folder)")
+        raise InputError("saving needs a prior given by name (a prior object cannot be stored in a run folder)")
     return {"prior": config.prior, "prior_hyper": dict(config.prior_hyper), "widths": list(config.widths),
             "activation": config.activation, "likelihood": config.likelihood, "global_scale": config.global_scale,
             "slab_scale": config.slab_scale, "sigma_v": config.sigma_v, "sigma_b": config.sigma_b,
@@ -138,7 +139,7 @@ def dataset_from_spec(spec: dict, *, seed: int = 0, n_train: int | None = None, 
 
     data = spec.get("data", {})
     if "dataset" not in data:
-        raise ValueError("the spec names no [data] dataset; give the data (a Dataset, arrays, --data-npz or "
+        raise InputError("the spec names no [data] dataset; give the data (a Dataset, arrays, --data-npz or "
                          "--data-csv)")
     name = data["dataset"]
     n_train = check_int("n_train", n_train or data.get("n_train", 500), minimum=10)

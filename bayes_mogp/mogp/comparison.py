@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .posterior import DEFAULTS, MoGPPosterior, fit
+from ..errors import InputError
 
 __all__ = ["Comparison", "compare", "estimate_cost", "FLOP_RATE"]
 
@@ -55,7 +56,7 @@ def compare(key, data, *, log=None, progress: bool = False, **settings) -> Compa
     from ..metrics import score
 
     if data.x_test is None or data.y_test is None:
-        raise ValueError(f"{data.name}: the comparison needs a test part with targets (x_test and y_test/labels_test)")
+        raise InputError(f"{data.name}: the comparison needs a test part with targets (x_test and y_test/labels_test)")
     t0 = time.perf_counter()
     post = fit(key, data, log=log, progress=progress, **settings)
     comps = post.predict_components(data.x_test)

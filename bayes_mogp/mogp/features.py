@@ -36,6 +36,7 @@ import numpy as np
 
 from ..kernels import cross_expectation, kernel_diagonals, nngp_kernel
 from ..validation import check_choice, check_int, check_nonnegative, check_positive
+from ..errors import InputError
 
 __all__ = ["FeatureMap", "build_feature_map", "FEATURE_ACTIVATIONS"]
 
@@ -115,7 +116,7 @@ class FeatureMap(NamedTuple):
         """Depth 1 only: the input-space weights ``w`` (..., J, d) and biases ``b`` (..., J) of latents ``u``
         (..., J, rank), so that :math:`h_j(x) = \\sigma_w d^{-1/2} w_j\\cdot x + \\sigma_b b_j` (model units)."""
         if self.depth != 1:
-            raise ValueError("input-space feature weights exist for depth = 1 only (deeper features are "
+            raise InputError("input-space feature weights exist for depth = 1 only (deeper features are "
                              "Nystrom-extended functions of the training inputs)")
         u = np.asarray(u)
         r = self.proj.shape[1]

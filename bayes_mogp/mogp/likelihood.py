@@ -1,6 +1,6 @@
 r"""Marginal likelihood and prediction of a GP whose kernel is a GP part plus a sparse network.
 
-The MoGP kernel truncated at its J largest jumps (DESIGN.md section 2, seed 000 section 3) is
+The MoGP kernel truncated at its J largest jumps (docs/math.md section 2, seed 000 section 3) is
 
 .. math::
 
@@ -57,6 +57,7 @@ import numpy as np
 
 from ..numerics import require_x64
 from ..validation import check_finite_array
+from ..errors import InputError
 
 __all__ = [
     "EigenBase",
@@ -86,11 +87,11 @@ def eigen_base(k_phi, y) -> EigenBase:
     k_phi = check_finite_array("k_phi", k_phi, ndim=2)
     y = check_finite_array("y", y)
     if k_phi.shape[0] != k_phi.shape[1]:
-        raise ValueError(f"k_phi must be square, got shape {k_phi.shape}")
+        raise InputError(f"k_phi must be square, got shape {k_phi.shape}")
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != k_phi.shape[0]:
-        raise ValueError(f"y must have shape (n, C) with n = {k_phi.shape[0]}, got {y.shape}")
+        raise InputError(f"y must have shape (n, C) with n = {k_phi.shape[0]}, got {y.shape}")
     k = jnp.asarray(k_phi, dtype=jnp.float64)
     evals, evecs = jnp.linalg.eigh(0.5 * (k + k.T))
     evals = jnp.clip(evals, 0.0, None)

@@ -33,6 +33,7 @@ from ..validation import check_int
 from .features import FeatureMap, build_feature_map
 from .model import build_problem, fit_map, model_kwargs, run_nuts
 from .predictive import class_probabilities, loo_draws, predict_draws, test_inputs
+from ..errors import InputError, InputTypeError
 
 __all__ = ["fit", "check_settings", "MoGPPosterior", "DEFAULTS"]
 
@@ -51,7 +52,7 @@ def _limit(prior, hyper):
         return get_prior(prior, 1000, **dict(hyper or {})).limit  # the width is irrelevant: the limit is used
     if hasattr(prior, "limit"):
         return prior.limit
-    raise TypeError(f"prior must be a prior name (bayes_mogp.priors.PRIOR_NAMES) or a NodeVariancePrior, "
+    raise InputTypeError(f"prior must be a prior name (bayes_mogp.priors.PRIOR_NAMES) or a NodeVariancePrior, "
                     f"got {type(prior).__name__}")
 
 
@@ -63,7 +64,7 @@ def check_settings(settings: dict) -> dict:
 
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
-        raise TypeError(f"unknown MoGP setting(s) {unknown}; allowed: {', '.join(DEFAULTS)}")
+        raise InputTypeError(f"unknown MoGP setting(s) {unknown}; allowed: {', '.join(DEFAULTS)}")
     s = {**DEFAULTS, **settings}
     _limit(s["prior"], s["prior_hyper"])
     for name, low, high in (("depth", 1, None), ("num_jumps", 1, None), ("map_steps", 1, None),
@@ -179,7 +180,7 @@ class MoGPPosterior:
         """Per-draw mean (S, m, k), latent variance (S, m), noise (S,) at inputs ``x`` (user units), model units."""
         xm = self.input_transform(x)
         if xm.ndim != 2 or xm.shape[1] != self.x_train.shape[1]:
-            raise ValueError(f"x must have shape (m, {self.x_train.shape[1]}), got {np.shape(x)}")
+            raise InputError(f"x must have shape (m, {self.x_train.shape[1]}), got {np.shape(x)}")
         tests = test_inputs(self.problem, self.feature_map, self.x_train, xm)
         return predict_draws(self.problem, tests, self.limit, self.flat_samples(), drift=self.settings["drift"],
                              keep=keep, gp_part=gp_part)
@@ -335,7 +336,7 @@ class MoGPPosterior:
         from ..runs import write_run
 
         if not isinstance(self.settings["prior"], str) or self.settings["prior"] == "custom":
-            raise ValueError("save needs a prior given by name (a custom prior object cannot be stored)")
+            raise InputError("save needs a prior given by name (a custom prior object cannot be stored)")
         arrays = {"x_train": self.x_train, "y_train": self.y_train, **self.feature_map.to_arrays(),
                   **self.input_transform.to_arrays(), "task": np.asarray(self.task),
                   "num_classes": np.asarray(-1 if self.num_classes is None else self.num_classes)}

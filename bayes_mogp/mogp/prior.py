@@ -1,4 +1,4 @@
-r"""The random-kernel prior of the MoGP limit on a finite set of inputs (seed 000 section 3; DESIGN.md section 2).
+r"""The random-kernel prior of the MoGP limit on a finite set of inputs (seed 000 section 3; docs/math.md section 2).
 
 One hidden layer, inputs ``x`` (n, d): the outputs are independent GPs given the random kernel
 
@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..validation import check_finite_array, check_int, check_positive
+from ..errors import InputError
 
 __all__ = ["RandomKernel", "sample_random_kernel", "sample_outputs", "finite_width_kernel"]
 
@@ -47,7 +48,7 @@ def _phi(activation):
     fns = {"relu": lambda z: jnp.maximum(z, 0.0), "erf": jax.scipy.special.erf, "identity": lambda z: z,
            "abs": jnp.abs}
     if activation not in fns:
-        raise ValueError(f"activation must be one of {', '.join(fns)}; got {activation!r}")
+        raise InputError(f"activation must be one of {', '.join(fns)}; got {activation!r}")
     return fns[activation], (lambda cov: activation_expectation(activation, cov))
 
 

@@ -1,4 +1,4 @@
-r"""Per-node variance priors and their infinite-width limits (seed 000 eq. 1-2; DESIGN.md sections 1-2).
+r"""Per-node variance priors and their infinite-width limits (seed 000 eq. 1-2; docs/math.md sections 1-2).
 
 >>> from bayes_mogp.priors import get_prior
 >>> prior = get_prior("horseshoe", 1000)          # or get_prior("d", 1000): Table 1's model (d)
@@ -35,6 +35,7 @@ from .distributions import BernoulliVariance, LogSpaceBeta, LogSpaceGamma, Tempe
 from .gamma import GammaLevy, GammaMoGPPrior, GeneralizedGammaLevy, GeneralizedGammaPrior
 from .gp_regime import GammaGPPrior, IIDPrior, InverseGammaPrior
 from .horseshoe import HorseshoeLevy, HorseshoePrior
+from ..errors import InputTypeError
 
 __all__ = [
     "PRIOR_NAMES",
@@ -95,7 +96,7 @@ def get_prior(name: str, width: int, **hyper) -> NodeVariancePrior:
     ``TypeError`` for an unknown hyperparameter, each naming the parameter.
     """
     if not isinstance(name, str):
-        raise TypeError(f"prior name must be a string, got {type(name).__name__}")
+        raise InputTypeError(f"prior name must be a string, got {type(name).__name__}")
     key = TABLE1_ALIASES.get(name, name)
     check_choice("prior name", key, list(PRIOR_NAMES) + list(TABLE1_ALIASES))
     return _REGISTRY[key](width, **hyper)

@@ -1,4 +1,4 @@
-r"""The small base every per-node variance prior is built on (DESIGN.md sections 1-2, seed 000 eq. 1-2).
+r"""The small base every per-node variance prior is built on (docs/math.md sections 1-2, seed 000 eq. 1-2).
 
 A prior is a *width-scaled family*: for a layer of width :math:`p` it gives the law :math:`F_p` of one
 node's variance :math:`\lambda` (a NumPyro distribution, batch shape ``()``), such that
@@ -33,6 +33,7 @@ import math
 import jax
 import jax.numpy as jnp
 from jax import lax
+from ..errors import InputError, InputTypeError
 
 __all__ = [
     "LevyMeasure",
@@ -171,9 +172,9 @@ class InfiniteWidthLimit:
 
     def __init__(self, drift: float, levy: LevyMeasure, *, total_sampler=None, default_num_jumps: int = 1000):
         if drift < 0:
-            raise ValueError(f"drift must be >= 0, got {drift}")
+            raise InputError(f"drift must be >= 0, got {drift}")
         if drift == 0 and levy.is_zero:
-            raise ValueError("the limit is degenerate (drift 0 and zero Levy measure): Lambda = 0")
+            raise InputError("the limit is degenerate (drift 0 and zero Levy measure): Lambda = 0")
         self.drift = float(drift)
         self.levy = levy
         self._total_sampler = total_sampler
@@ -236,7 +237,7 @@ class NodeVariancePrior:
         unknown = sorted(set(hyper) - set(self._defaults))
         if unknown:
             allowed = ", ".join(self._defaults) or "none"
-            raise TypeError(f"{self.name} prior got unknown hyperparameter(s) {unknown}; allowed: {allowed}")
+            raise InputTypeError(f"{self.name} prior got unknown hyperparameter(s) {unknown}; allowed: {allowed}")
         merged = {**self._defaults, **hyper}
         self.hyper = self._check(merged)
         self._limit_cache = None

@@ -1,4 +1,4 @@
-r"""Model (b): :math:`\lambda = s\,\mathrm{Bernoulli}(c/p)` (Jantre et al. 2021; DESIGN.md section 1).
+r"""Model (b): :math:`\lambda = s\,\mathrm{Bernoulli}(c/p)` (Jantre et al. 2021).
 
 :math:`p F_p \to \rho = c\,\delta_s` (an atom of mass ``c`` at ``s``), drift 0, so
 :math:`\Lambda = s\,N`, :math:`N \sim \mathrm{Poisson}(c)`: a compound-Poisson MoGP with finitely many
@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from ..validation import check_positive
 from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float
 from .distributions import BernoulliVariance
+from ..errors import InputError
 
 __all__ = ["BernoulliLevy", "BernoulliPrior"]
 
@@ -53,7 +54,7 @@ class BernoulliPrior(NodeVariancePrior):
     def _check(self, hyper):
         rate = check_positive("rate", hyper["rate"])
         if rate > self.width:
-            raise ValueError(f"width must be >= rate = {rate} for bernoulli (probability rate/width <= 1), got {self.width}")
+            raise InputError(f"width must be >= rate = {rate} for bernoulli (probability rate/width <= 1), got {self.width}")
         return {"rate": rate, "size": check_positive("size", hyper["size"])}
 
     def _distribution(self):

@@ -1,4 +1,4 @@
-r"""Model (c): :math:`\lambda \sim \mathrm{Beta}(c/p, 1/2)` (normal-gamma-like; DESIGN.md section 1).
+r"""Model (c): :math:`\lambda \sim \mathrm{Beta}(c/p, 1/2)` (normal-gamma-like).
 
 :math:`B(c/p, 1/2) \sim p/c`, so :math:`p F_p(dx) \to \rho(dx) = c\,x^{-1}(1-x)^{-1/2}\,dx` on (0, 1),
 drift 0 (MoGP), :math:`E\Lambda = 2c`, :math:`\mathrm{Var}\,\Lambda = 4c/3`.  Closed forms:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior
+from ..errors import InputTypeError
 
 __all__ = ["NumericLevyMeasure", "CustomPrior"]
 
@@ -105,9 +106,9 @@ class CustomPrior(NodeVariancePrior):
         self.width = check_int("width", width, minimum=1)
         self.hyper = dict(hyper or {})
         if not callable(law):
-            raise TypeError(f"law must be a callable width -> numpyro Distribution, got {type(law).__name__}")
+            raise InputTypeError(f"law must be a callable width -> numpyro Distribution, got {type(law).__name__}")
         if not isinstance(levy, LevyMeasure):
-            raise TypeError(f"levy must be a LevyMeasure, got {type(levy).__name__}")
+            raise InputTypeError(f"levy must be a LevyMeasure, got {type(levy).__name__}")
         self._law, self._levy = law, levy
         self._drift = check_nonnegative("drift", drift)
         self._total_sampler, self._num_jumps = total_sampler, int(num_jumps)

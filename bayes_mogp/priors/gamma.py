@@ -1,6 +1,6 @@
 r"""Gamma priors in the MoGP regime (gamma process) and generalized gamma (power-law) priors.
 
-Gamma MoGP (DESIGN.md section 1): :math:`\lambda \sim \mathrm{Gamma}(c/p, \text{rate } b)`.  Then
+Gamma MoGP: :math:`\lambda \sim \mathrm{Gamma}(c/p, \text{rate } b)`.  Then
 :math:`\sum_j \lambda_j \sim \mathrm{Gamma}(c, b)` exactly at every width, :math:`\rho(dx) = c x^{-1}
 e^{-bx}dx`, drift 0, :math:`\psi(t) = c\log(1 + t/b)`, :math:`\bar\rho(x) = c E_1(bx)`,
 :math:`\int_0^x u\rho(du) = c(1 - e^{-bx})/b`; :math:`\bar\rho^{-1}` by :func:`monotone_inverse`.

@@ -1,4 +1,4 @@
-r"""Priors whose limit is a Gaussian process: :math:`\rho = 0`, drift :math:`a > 0` (DESIGN.md section 1).
+r"""Priors whose limit is a Gaussian process: :math:`\rho = 0`, drift :math:`a > 0`.
 
 * ``iid`` (He initialisation): :math:`\lambda = c/p` deterministic, :math:`\Lambda = c`.
 * ``inverse_gamma`` (model (a), Ober and Aitchison 2021): :math:`\lambda \sim \mathrm{IG}(\alpha, \beta/p)`
