@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
 from .errors import InputError
 
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_npz", "read_json", "to_jsonable"]

@@ -25,6 +25,7 @@ Classification (integer ``labels`` (m,)):
 from __future__ import annotations
 
 import numpy as np
+
 from .errors import InputError
 
 __all__ = ["rmse", "nll", "coverage", "accuracy", "nll_class", "ece", "score", "one_hot_targets",

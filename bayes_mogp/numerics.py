@@ -12,6 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from .errors import InputError
 
 __all__ = ["require_x64", "CholeskyResult", "cholesky_with_jitter"]

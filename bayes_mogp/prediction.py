@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats
+
 from .errors import InputError
 
 __all__ = ["Prediction", "gaussian_class_probabilities"]

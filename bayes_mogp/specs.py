@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+
 from .errors import InputError
 
 __all__ = ["TABLES", "models_dir", "packaged_models_dir", "list_specs", "load_spec", "builtin_spec", "check_spec"]

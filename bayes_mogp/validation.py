@@ -13,6 +13,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+
 from .errors import InputError, InputTypeError
 
 __all__ = [

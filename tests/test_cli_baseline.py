@@ -41,7 +41,7 @@ def test_baseline_json_schema_and_determinism(capsys):
         (["--activation", "tanh"], "--activation"),
         (["--solver", "cg", "--reg", "ml", "--n-train", "60", "--n-test", "50"], "--reg ml"),
         (["--kernels", "gp", "--n-train", "60", "--n-test", "50"], "--kernels"),
-        # the full Fashion-MNIST job is sized first (CG, about 18 min per kernel on 2 cores) and refused
+        # the full Fashion-MNIST job is sized first (CG, NNGP only: about 18 min on 2 cores) and refused
         (["--dataset", "fashion", "--n-train", "60000", "--n-test", "10000", "--max-minutes", "5"], "--max-minutes"),
     ],
 )

@@ -45,8 +45,9 @@ def add_arguments(parser) -> None:
                         help="bias variance sigma_b^2 (default 0 for images, 1 for standardised own data)")
     parser.add_argument("--reg", type=_reg, default=1e-3,
                         help="noise variance relative to the mean kernel diagonal, or 'ml' (default 1e-3)")
-    parser.add_argument("--kernels", default="nngp,ntk",
-                        help="comma-separated kernels to fit: nngp, ntk (default nngp,ntk)")
+    parser.add_argument("--kernels", default=None,
+                        help="comma-separated kernels to fit: nngp, ntk (default: both with the dense solver; nngp "
+                             "with CG, whose NTK route gives the NTK-GP mean but not the ensemble's variance)")
     parser.add_argument("--solver", choices=("auto", "cholesky", "cg"), default="auto",
                         help="dense float64 Cholesky, or matrix-free preconditioned CG (auto: CG above 10000 "
                              "training points; needs a numeric --reg)")
@@ -84,14 +85,14 @@ def run(args) -> dict:
         raise _common.UsageError(f"{data.name}: the baseline needs test targets (y_test or labels_test)")
     from ..iterative_gp.predict import DENSE_MAX_N
 
-    kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
+    solver = args.solver
+    if solver == "auto":
+        solver = "cg" if data.n_train > DENSE_MAX_N else "cholesky"
+    kernels = [k.strip() for k in (args.kernels or ("nngp" if solver == "cg" else "nngp,ntk")).split(",") if k.strip()]
     for k in kernels:
         check_choice("--kernels", k, nngp.KERNELS)
     if not kernels:
         raise _common.UsageError("--kernels must name at least one of nngp, ntk")
-    solver = args.solver
-    if solver == "auto":
-        solver = "cg" if data.n_train > DENSE_MAX_N else "cholesky"
     if solver == "cg" and args.reg == "ml":
         raise _common.UsageError(f"--reg ml needs the dense solver (n-train <= {DENSE_MAX_N}); give a number, "
                                  f"e.g. --reg 1e-3")

@@ -53,7 +53,7 @@ def _limit(prior, hyper):
     if hasattr(prior, "limit"):
         return prior.limit
     raise InputTypeError(f"prior must be a prior name (bayes_mogp.priors.PRIOR_NAMES) or a NodeVariancePrior, "
-                    f"got {type(prior).__name__}")
+                         f"got {type(prior).__name__}")
 
 
 def check_settings(settings: dict) -> dict:

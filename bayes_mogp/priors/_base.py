@@ -33,6 +33,7 @@ import math
 import jax
 import jax.numpy as jnp
 from jax import lax
+
 from ..errors import InputError, InputTypeError
 
 __all__ = [
