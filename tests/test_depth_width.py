@@ -166,7 +166,7 @@ def test_resnet_alpha_one_is_identity():
 
 @pytest.mark.parametrize("alpha,resnet", [(None, "standard"), (0.6, "balanced"), (0.6, "standard")])
 def test_jacobian_tangent_is_the_derivative(alpha, resnet):
-    from bayes_mogp.depth_width import _chunk_rng, _forward_chunk
+    from bayes_mogp.depth_width.simulate import _chunk_rng, _forward_chunk
 
     x = np.random.default_rng(0).standard_normal(6)
     e = np.eye(6)[2]
@@ -295,7 +295,7 @@ def test_exact_sampler_layer_blocks_keep_the_law(monkeypatch):
     # 4 SE of the exact ones), deterministic, and one block reproduces the unblocked stream exactly.
     w = dw.as_widths(30, 60)
     unblocked = dw.sample_g_exact(KEY, w, 2**12, chunk_size=64)
-    monkeypatch.setattr(dw, "EXACT_BLOCK", 256)
+    monkeypatch.setattr(dw.exact, "EXACT_BLOCK", 256)
     assert dw.exact_work_units(60, 2**12, 64) == (64, 15)
     units = []
     g = dw.sample_g_exact(KEY, w, 2**12, chunk_size=64, progress=lambda it: (units.append(u) or u for u in it))
@@ -305,7 +305,7 @@ def test_exact_sampler_layer_blocks_keep_the_law(monkeypatch):
     s = dw.summarize_g(g, dw.beta_mlp(w))
     em, ev = dw.exact_moments(w)
     assert _within(s.mean, em, s.se_mean) and _within(s.var, ev, s.se_var)
-    monkeypatch.setattr(dw, "EXACT_BLOCK", 64 * 60)  # exactly one block per chunk
+    monkeypatch.setattr(dw.exact, "EXACT_BLOCK", 64 * 60)  # exactly one block per chunk
     np.testing.assert_array_equal(dw.sample_g_exact(KEY, w, 2**12, chunk_size=64), unblocked)
 
 

@@ -113,7 +113,7 @@ def test_cli_spec_fills_unset_flags_and_flags_override():
     cmd.add_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     settings, data = cmd.resolve_settings(parser.parse_args(["mogp_fashion_beta", "--num-chains", "3"]))
-    assert (data["dataset"], settings["prior"], settings["num_chains"], settings["rank"]) == ("fashion", "beta", 3, 32)
+    assert (data["dataset"], settings["prior"], settings["num_chains"], settings["rank"]) == ("fashion", "beta", 3, 8)
     settings, data = cmd.resolve_settings(parser.parse_args([]))
     assert settings == {} and data == cmd.DATA_DEFAULTS  # nothing set: the library's defaults apply
 

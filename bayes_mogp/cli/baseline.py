@@ -79,7 +79,6 @@ def run(args) -> dict:
         check_positive("--reg", args.reg)
     check_int("--n-train", args.n_train, minimum=10)
     check_int("--n-test", args.n_test, minimum=1)
-    _common.log(f"baseline: loading {args.data_npz or args.data_csv or args.dataset or 'mnist'}")
     data = _common.dataset_from_args(args, n_train=args.n_train, n_test=args.n_test)
     if data.y_test is None:
         raise _common.UsageError(f"{data.name}: the baseline needs test targets (y_test or labels_test)")
