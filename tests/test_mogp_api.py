@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import bayes_mogp
-from bayes_mogp import metrics, mogp, nngp
+from bayes_mogp import mogp, nngp
 from bayes_mogp.data import from_arrays, teacher_network
 
 TINY = dict(num_jumps=3, map_steps=150, num_warmup=25, num_samples=15, num_chains=2, max_tree_depth=5)

@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..data import Dataset, TargetTransform, from_arrays
+from ..data import Dataset, TargetTransform, as_dataset
 from ..io import atomic_save_npz, atomic_write_json, read_json
 from .inference import _raw_key, resume_nuts, run_nuts, run_svi
 from .inputs import InputMap
@@ -45,23 +45,6 @@ from ..errors import InputError
 __all__ = ["fit", "resume", "as_dataset", "CHECKPOINT", "FIT_CONFIG", "FIT_DATA"]
 
 CHECKPOINT, FIT_CONFIG, FIT_DATA = "checkpoint.npz", "fit_config.json", "fit_data.npz"
-
-
-def as_dataset(data, y=None, *, task: str | None = None) -> Dataset:
-    """A :class:`Dataset` from a Dataset, or from arrays ``x`` and ``y`` (integer ``y``: class labels,
-    unless ``task`` says otherwise)."""
-    if isinstance(data, Dataset):
-        if y is not None:
-            raise InputError("give either a Dataset or arrays x, y, not both")
-        return data
-    if y is None:
-        raise InputError("give a bayes_mogp.data.Dataset, or arrays x and y")
-    y = np.asarray(y)
-    if task is None:
-        task = "classification" if y.dtype.kind in "iub" else "regression"
-    if task == "classification":
-        return from_arrays(data, labels_train=y)
-    return from_arrays(data, y)
 
 
 def _task_hint(spec_or_config) -> str | None:

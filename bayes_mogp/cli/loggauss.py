@@ -127,7 +127,6 @@ def check_size(args, width, depth, widths) -> dict:
 
 def run(args) -> dict:
     import jax
-    import numpy as np
 
     from .. import depth_width as dw
     from ..validation import check_in_interval, check_int

@@ -14,7 +14,7 @@ import os
 import sys
 
 from ..errors import InputError
-from ._common import OneLineArgumentParser, UsageError, add_common_arguments, emit
+from ._common import OneLineArgumentParser, add_common_arguments, emit
 
 # Order shown in --help.  A module missing from an installation is skipped.
 COMMANDS = ("table1", "baseline", "mogp", "fit", "predict", "report", "loggauss")

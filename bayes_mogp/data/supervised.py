@@ -349,8 +349,9 @@ def from_arrays(x_train, y_train=None, x_test=None, y_test=None, *, labels_train
     return Dataset(xtr, ytr, xte, yte, task, c, name, transform, target)
 
 
-def as_dataset(data, y=None) -> Dataset:
-    """A :class:`Dataset` from a Dataset, or from arrays ``x`` and ``y`` (integer ``y``: class labels)."""
+def as_dataset(data, y=None, *, task: str | None = None) -> Dataset:
+    """A :class:`Dataset` from a Dataset, or from arrays ``x`` and ``y`` (integer ``y``: class labels,
+    unless ``task`` says ``"regression"``)."""
     if isinstance(data, Dataset):
         if y is not None:
             raise InputError("give either a Dataset or arrays x, y, not both")
@@ -358,7 +359,9 @@ def as_dataset(data, y=None) -> Dataset:
     if y is None:
         raise InputError("give a bayes_mogp.data.Dataset, or arrays x_train and y_train")
     y = np.asarray(y)
-    if y.dtype.kind in "iub":
+    if task is None:
+        task = "classification" if y.dtype.kind in "iub" else "regression"
+    if task == "classification":
         return from_arrays(data, labels_train=y)
     return from_arrays(data, y)
 

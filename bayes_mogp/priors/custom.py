@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import jax.numpy as jnp
 import numpy as np
 
 from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaincc
 
