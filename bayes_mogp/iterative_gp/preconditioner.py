@@ -53,7 +53,6 @@ _DUPLICATE = 1e-3  # in a block, drop a candidate whose residual fell below this
 __all__ = ["PivotedCholesky", "pivoted_cholesky", "WoodburyPreconditioner", "woodbury_preconditioner"]
 
 
-
 class PivotedCholesky(NamedTuple):
     """:math:`K \\approx L L^\\top` with ``factor`` L (num_blocks, b, r) row-sharded (padded rows zero)."""
 

@@ -41,7 +41,6 @@ from ..errors import InputError
 __all__ = ["FeatureMap", "build_feature_map", "FEATURE_ACTIVATIONS"]
 
 
-
 def _erf(z):
     from jax.scipy.special import erf
 
