@@ -126,3 +126,37 @@ def test_cli_spec_with_unknown_key_is_one_line_exit_2(tmp_path, capsys):
     assert main(["mogp", str(bad), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[model] has unknown key(s) ['width']" in err[0], err
+
+
+def test_cli_regression_on_own_npz_and_predict_without_targets(tmp_path, capsys):
+    """Regression through the CLI: real ``y_*`` make it regression; both models report RMSE, NLL and 90%
+    coverage in the user's units (the targets are shifted and scaled far from standard: a model that forgot to
+    map back would miss by ~1000); ``predict`` on inputs without targets writes the predictive and no scores.
+    Same data shapes and settings as ``test_mogp_api``'s shared fit, so the compiled programs are reused."""
+    from bayes_mogp.cli.main import main
+    from bayes_mogp.data import teacher_network
+
+    t = teacher_network(0, d=4, n_train=60, units=1, n_test=40)
+    d = t.data
+    shift, scale = 1000.0, 50.0
+    path = tmp_path / "reg.npz"
+    np.savez(path, x_train=d.x_train, y_train=shift + scale * d.y_train[:, 0], x_test=d.x_test,
+             y_test=shift + scale * d.y_test[:, 0])
+    out = tmp_path / "run"
+    argv = ["mogp", "--data-npz", path, "--json", "-J", "3", "--map-steps", "150", "--num-warmup", "25",
+            "--num-samples", "15", "--max-tree-depth", "5", "--out", out, "--seed", "0", "--no-progress"]
+    assert main([str(a) for a in argv]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["task"] == "regression"
+    spread = scale * float(np.std(d.y_test))
+    for name in ("mogp", "nngp"):
+        r = res["results"][name]
+        assert set(r) >= {"rmse", "nll", "coverage_90", "seconds"}
+        assert r["rmse"] < spread and 0.0 <= r["coverage_90"] <= 1.0  # in the user's units, better than a constant
+    new = tmp_path / "new.npz"
+    np.savez(new, x_test=d.x_test[:7])
+    assert main(["predict", str(out), "--data-npz", str(new), "--name", "new", "--json"]) == 0
+    pr = json.loads(capsys.readouterr().out)
+    assert "rmse" not in pr and pr["n"] == 7
+    saved = np.load(pr["predictions"])
+    assert saved["mean"].shape[0] == 7 and np.all(np.abs(saved["mean"] - shift) < 10 * scale)
