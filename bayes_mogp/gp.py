@@ -44,7 +44,7 @@ import jax.scipy.linalg as jsl
 import numpy as np
 
 from .numerics import cholesky_with_jitter, require_x64
-from .validation import check_finite_array, check_int, check_nonnegative
+from .validation import check_finite_array, check_nonnegative
 from .errors import InputError
 
 __all__ = [
@@ -54,8 +54,6 @@ __all__ = [
     "amplitude_mle",
     "noise_mle",
     "ntk_ensemble_predict",
-    "ClassificationMetrics",
-    "classification_metrics",
 ]
 
 
@@ -218,61 +216,6 @@ def ntk_ensemble_predict(
             var = kss_diag + jnp.sum(bk * b, axis=1) - 2 * jnp.sum(b * ks, axis=1)
     return GPPosterior(mean, cov, var, float(jitter))
 
-
-class ClassificationMetrics(NamedTuple):
-    accuracy: float
-    nll: float  # mean over test points of -log N(y_onehot; mean, (var + noise) I), summed over classes
-    ece: float  # expected calibration error of P(argmax f = c), 15 equal-width bins
-    probs: np.ndarray  # (m, C) class probabilities under the Gaussian predictive (Monte Carlo)
-
-
-def classification_metrics(
-    key, mean, var, labels, targets, *, noise_var: float = 0.0, num_samples: int = 1000, num_bins: int = 15
-) -> ClassificationMetrics:
-    r"""Accuracy, Gaussian NLL and ECE of a GP regression on one-hot ``targets`` (m, C).
-
-    Predicted class: :math:`\arg\max_c \mu_c`.  NLL: the Gaussian predictive of the targets,
-    :math:`y_c \sim N(\mu_c, v + \sigma^2)` independently over classes (``var`` (m,) is the variance of
-    f, ``noise_var`` :math:`\sigma^2`), averaged over test points.  ECE: class probabilities
-    :math:`P(\arg\max_c f_c = c)` under the predictive of f, by ``num_samples`` draws with ``key``;
-    confidence = probability of the predicted class; ``num_bins`` equal-width bins.
-    """
-    num_samples = check_int("num_samples", num_samples, minimum=1)
-    num_bins = check_int("num_bins", num_bins, minimum=1)
-    mean = np.asarray(mean, dtype=np.float64)
-    labels = np.asarray(labels)
-    targets = np.asarray(targets, dtype=np.float64)
-    m, c = mean.shape
-    v = np.maximum(np.asarray(var, dtype=np.float64), 1e-12) if var is not None else np.full(m, 1e-12)
-    pred = np.argmax(mean, axis=1)
-    accuracy = float(np.mean(pred == labels))
-    tot = v + noise_var
-    nll = 0.5 * np.sum((targets - mean) ** 2 / tot[:, None] + np.log(2 * np.pi * tot)[:, None], axis=1)
-    # class probabilities by Monte Carlo, in chunks of samples to bound memory
-    # one NumPy generator seeded from the key: same key, same result, no per-shape compilation
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().astype(np.uint64).tolist())
-    counts = np.zeros((m, c))
-    sd = np.sqrt(v)[:, None]
-    done, chunk = 0, max(1, 2_000_000 // max(1, m * c))
-    while done < num_samples:
-        s = min(chunk, num_samples - done)
-        z = rng.standard_normal((s, m, c))
-        f = mean[None] + sd[None] * z
-        win = np.argmax(f, axis=2)  # (s, m)
-        for cls in range(c):
-            counts[:, cls] += np.sum(win == cls, axis=0)
-        done += s
-    probs = counts / num_samples
-    conf = probs[np.arange(m), pred]
-    correct = (pred == labels).astype(float)
-    edges = np.linspace(0.0, 1.0, num_bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, num_bins - 1)
-    ece = 0.0
-    for b in range(num_bins):
-        sel = idx == b
-        if np.any(sel):
-            ece += np.sum(sel) / m * abs(np.mean(correct[sel]) - np.mean(conf[sel]))
-    return ClassificationMetrics(accuracy, float(np.mean(nll)), float(ece), probs)
 
 
 def amplitude_mle(k_train_train, y_train, *, noise_var: float) -> float:

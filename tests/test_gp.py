@@ -1,6 +1,5 @@
 """Exact GP posterior, marginal likelihood, NTK-ensemble prediction (against neural-tangents)."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -8,7 +7,6 @@ from scipy.stats import multivariate_normal
 
 from bayes_mogp.gp import (
     amplitude_mle,
-    classification_metrics,
     gp_posterior,
     log_marginal_likelihood,
     ntk_ensemble_predict,
@@ -98,18 +96,26 @@ def test_ntk_ensemble_limits(gp):
     np.testing.assert_allclose(jnp.diag(pbig.cov), pinf.var, rtol=1e-5, atol=1e-8)
 
 
-def test_classification_metrics_perfect_and_reference_nll():
+def test_gp_classifier_scores_perfect_and_reference_nll():
+    """A GP classifier's scores come from its Gaussian predictive of the one-hot targets (minus 1/C):
+    perfect means give accuracy 1 and ECE 0; the NLL is that of independent Gaussians per class."""
+    from bayes_mogp import metrics
+    from bayes_mogp.prediction import Prediction, gaussian_class_probabilities
+
     labels = np.array([0, 1, 2, 1])
-    targets = np.eye(3)[labels] - 0.1
-    m = classification_metrics(jax.random.key(0), targets, np.full(4, 1e-8), labels, targets, num_samples=200)
-    assert m.accuracy == 1.0 and m.ece < 1e-12
+    targets = metrics.one_hot_targets(labels, 3)
+
+    def gp_prediction(mean, var):
+        sd = np.sqrt(var)[:, None] * np.ones(3)
+        return Prediction("classification", mean[None], sd[None], probs=gaussian_class_probabilities(mean, var))
+
+    s = metrics.score(gp_prediction(targets, np.full(4, 1e-8)), labels)
+    assert s["accuracy"] == 1.0 and s["ece"] < 1e-12
     mean = targets + 0.3 * RNG.normal(size=targets.shape)
-    var = np.array([0.1, 0.2, 0.3, 0.4])
-    m = classification_metrics(jax.random.key(0), mean, var, labels, targets, noise_var=0.05)
-    ref = -np.mean([np.sum(multivariate_normal(mean[i], (var[i] + 0.05) * np.eye(3)).logpdf(targets[i]))
-                    for i in range(4)])
-    assert abs(m.nll - ref) < 1e-10
-    np.testing.assert_allclose(m.probs.sum(1), 1.0)
+    var = np.array([0.1, 0.2, 0.3, 0.4]) + 0.05
+    s = metrics.score(gp_prediction(mean, var), labels)
+    ref = -np.mean([np.sum(multivariate_normal(mean[i], var[i] * np.eye(3)).logpdf(targets[i])) for i in range(4)])
+    assert abs(s["nll"] - ref) < 1e-10
 
 
 def test_bad_arguments(gp):
