@@ -106,7 +106,7 @@ def _test_test(k_test_test, m):
 def _factor(k_train_train, noise_var, where):
     require_x64(where)
     n = k_train_train.shape[0]
-    a = k_train_train + noise_var * jnp.eye(n, dtype=k_train_train.dtype)
+    a = jnp.asarray(k_train_train).at[jnp.diag_indices(n)].add(noise_var)
     chol, jitter = cholesky_with_jitter(a)
     return chol, jitter
 

@@ -54,14 +54,15 @@ def cholesky_with_jitter(
     a = 0.5 * (a + a.T)
     scale = float(jnp.mean(jnp.diag(a)))
     scale = scale if scale > 0 else 1.0
-    eye = jnp.eye(a.shape[0], dtype=a.dtype)
-    chol = jnp.linalg.cholesky(a)
+    # symmetrised above, so the factorisation need not symmetrise again (jnp.linalg.cholesky would)
+    chol = jax.lax.linalg.cholesky(a, symmetrize_input=False)
     if bool(jnp.all(jnp.isfinite(chol))):
         return CholeskyResult(chol, 0.0)
+    diag = jnp.diag_indices(a.shape[0])
     rel = initial_relative
     while rel <= max_relative * (1 + 1e-12):
         jitter = rel * scale
-        chol = jnp.linalg.cholesky(a + jitter * eye)
+        chol = jax.lax.linalg.cholesky(a.at[diag].add(jitter), symmetrize_input=False)
         if bool(jnp.all(jnp.isfinite(chol))):
             return CholeskyResult(chol, float(jitter))
         rel *= factor
