@@ -224,28 +224,25 @@ class NNGPPosterior:
         return az.from_dict(posterior=post, observed_data={"y": self.y_train}, dims={"y": ["point", "output"]})
 
     def save(self, out_dir) -> Path:
-        from .runs import write_run
+        from .runs import task_arrays, write_run
 
         arrays = {"x_train": self.x_train, "y_train": self.y_train, "amplitude": np.asarray(self.amplitude),
                   "noise_var": np.asarray(self.noise_var), "relative_noise": np.asarray(self.relative_noise),
-                  **self.input_transform.to_arrays(), "task": np.asarray(self.task),
-                  "num_classes": np.asarray(-1 if self.num_classes is None else self.num_classes)}
-        if self.target_transform is not None:
-            arrays.update(self.target_transform.to_arrays())
+                  **self.input_transform.to_arrays(),
+                  **task_arrays(self.task, self.num_classes, self.target_transform)}
         return write_run(out_dir, kind=self.kind, spec={**self.settings, "timings": self.timings},
                          data=self.data_info, arrays=arrays)
 
     @classmethod
     def load(cls, run_dir) -> "NNGPPosterior":
-        from .runs import read_arrays, read_manifest
+        from .runs import read_arrays, read_manifest, task_from_arrays
 
         manifest = read_manifest(run_dir, kind=cls.kind)
         a = read_arrays(run_dir)
         spec = dict(manifest["spec"])
         timings = spec.pop("timings", {})
-        nc = int(a["num_classes"])
-        target = TargetTransform.from_arrays(a) if "target_shift" in a else None
+        task, num_classes, target = task_from_arrays(a)
         spec.setdefault("solver", "cholesky")
         return cls(spec, a["x_train"], a["y_train"], float(a["relative_noise"]), float(a["noise_var"]),
-                   float(a["amplitude"]), manifest["data"], InputTransform.from_arrays(a), target, str(a["task"]),
-                   None if nc < 0 else nc, timings)
+                   float(a["amplitude"]), manifest["data"], InputTransform.from_arrays(a), target, task,
+                   num_classes, timings)

@@ -30,7 +30,7 @@ from .io import atomic_save_npz, atomic_write_json
 from .errors import InputError
 
 __all__ = ["FORMAT_VERSION", "KINDS", "RunFolderError", "write_run", "read_manifest", "read_arrays",
-           "load", "save_inference_data", "load_inference_data"]
+           "load", "save_inference_data", "load_inference_data", "task_arrays", "task_from_arrays"]
 
 FORMAT = "bayes-mogp-run"
 FORMAT_VERSION = 1
@@ -101,6 +101,24 @@ def read_arrays(run_dir, name: str = "arrays.npz") -> dict:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise RunFolderError(f"{path}: corrupt ({type(exc).__name__})") from None
+
+
+def task_arrays(task: str, num_classes: int | None, target_transform) -> dict:
+    """The arrays that record a posterior's task: ``task``, ``num_classes`` (-1 for regression) and, for
+    regression, the target transform's shift and scale (:meth:`TargetTransform.to_arrays`)."""
+    arrays = {"task": np.asarray(task), "num_classes": np.asarray(-1 if num_classes is None else num_classes)}
+    if target_transform is not None:
+        arrays.update(target_transform.to_arrays())
+    return arrays
+
+
+def task_from_arrays(arrays: dict):
+    """``(task, num_classes, target_transform)`` back from :func:`task_arrays`'s arrays."""
+    from .data import TargetTransform
+
+    nc = int(arrays["num_classes"])
+    target = TargetTransform.from_arrays(arrays) if "target_shift" in arrays else None
+    return str(arrays["task"]), (None if nc < 0 else nc), target
 
 
 def save_inference_data(idata, path) -> Path:

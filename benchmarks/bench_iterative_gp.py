@@ -34,7 +34,6 @@ import gc
 import json
 import os
 import sys
-import threading
 import time
 
 import jax
@@ -43,35 +42,7 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 
-
-class PeakRSS:
-    """Peak resident memory of this process while open (sampled every 20 ms)."""
-
-    def __init__(self):
-        self.peak = 0
-        self._stop = threading.Event()
-
-    @staticmethod
-    def rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss())
-            self._stop.wait(0.02)
-
-    def __enter__(self):
-        self.before = self.rss()
-        self.peak = self.before
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self.rss())
+from bayes_mogp.memory import PeakRSS  # noqa: E402
 
 
 def _cpu() -> float:

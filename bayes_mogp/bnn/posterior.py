@@ -284,13 +284,12 @@ class BNNPosterior:
 
     # -- run folders -----------------------------------------------------------------------------------------
     def _arrays(self) -> dict:
+        from ..runs import task_arrays
+
         arrays = {"x_train": self.x_train, "y_train": self.y_train, **self.input_map.to_arrays(),
-                  "task": np.asarray(self.task), "num_classes": np.asarray(-1 if self.num_classes is None
-                                                                          else self.num_classes)}
+                  **task_arrays(self.task, self.num_classes, self.target_transform)}
         if self.test_data is not None:
             arrays.update(x_test=self.x_test, y_test=self.y_test)
-        if self.target_transform is not None:
-            arrays.update(self.target_transform.to_arrays())
         if self.losses is not None:
             arrays["svi_losses"] = np.asarray(self.losses)
         return arrays
@@ -323,6 +322,7 @@ class BNNPosterior:
 
     @classmethod
     def _from_parts(cls, spec, a, idata, data_info):
+        from ..runs import task_from_arrays
         from .spec import resolve_config
 
         post = idata.posterior
@@ -333,13 +333,11 @@ class BNNPosterior:
             for k, v in idata.sample_stats.data_vars.items():
                 name = inv.get(k, k)
                 stats[name] = -np.asarray(v.values) if name == "potential_energy" else np.asarray(v.values)
-        task = str(a["task"])
-        nc = int(a["num_classes"])
+        task, num_classes, target = task_from_arrays(a)
         input_map = InputMap.from_arrays(a)
         d_in = input_map.output_dim(a["x_train"].shape[1])
-        d_out = nc if task == "classification" else a["y_train"].shape[1]
+        d_out = num_classes if task == "classification" else a["y_train"].shape[1]
         config = resolve_config({"model": spec["model"]}, task=task, d_in=d_in, d_out=d_out)
-        target = TargetTransform.from_arrays(a) if "target_shift" in a else None
-        return cls(config, samples, stats, input_map, target, task, None if nc < 0 else nc, a["x_train"],
+        return cls(config, samples, stats, input_map, target, task, num_classes, a["x_train"],
                    a["y_train"], a.get("x_test"), a.get("y_test"), data_info, spec, spec.get("timings", {}),
                    a.get("svi_losses"), float(spec.get("pruned_fraction", 0.0)), _idata=idata)

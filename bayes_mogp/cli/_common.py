@@ -27,6 +27,7 @@ import sys
 
 from ..errors import InputError
 from ..io import to_jsonable
+from ..memory import physical_memory
 
 __all__ = ["UsageError", "OneLineArgumentParser", "add_common_arguments", "add_data_arguments", "dataset_from_args",
            "check_budget", "emit", "log", "progress"]
@@ -89,20 +90,11 @@ def dataset_from_args(args, *, n_train=None, n_test=None, dataset=None):
         raise UsageError(str(exc).replace("n_train", "--n-train").replace("n_test", "--n-test")) from None
 
 
-def _physical_memory() -> int:
-    import os
-
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 1 << 60
-
-
 def check_budget(what: str, estimate: dict, *, max_minutes: float, reduce: str = "the number of training points") -> None:
     """Refuse work whose estimated time exceeds ``max_minutes`` or whose memory exceeds this machine's,
     with the estimate in the message; otherwise log the estimate."""
     seconds, bytes_ = float(estimate["seconds"]), float(estimate["bytes"])
-    mem = _physical_memory()
+    mem = physical_memory() or 1 << 60  # unknown: no memory refusal
     if bytes_ > 0.8 * mem:
         raise UsageError(f"{what} needs about {bytes_ / 2**30:.1f} GiB of memory, more than 80% of this machine's "
                          f"{mem / 2**30:.1f} GiB; reduce {reduce}")

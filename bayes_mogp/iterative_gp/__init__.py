@@ -75,7 +75,7 @@ interconnect (C vectors of length n per CG iteration); every value read on the h
 r x r matrices, the m x C mean) is first replicated to all devices, so each process can read it and
 all processes take the same Python-side decisions (stopping, pivots) in lockstep.  Memory then
 scales down with the number of hosts: at n = 10^6 the float32 tiles are 2 TB, 16 GB per device on
-128 devices.  Untested there: timing and the behaviour of ``_PeakRSS`` (which measures the calling
+128 devices.  Untested there: timing and the behaviour of ``bayes_mogp.memory.PeakRSS`` (which measures the calling
 process only).
 
 References: J. Gardner, G. Pleiss, D. Bindel, K. Weinberger, A. G. Wilson, *GPyTorch: Blackbox

@@ -9,8 +9,6 @@ r"""Exact GP regression with a fully-connected network's kernel: dense Cholesky 
 from __future__ import annotations
 
 import math
-import os
-import threading
 import time
 from typing import Callable, NamedTuple
 
@@ -20,6 +18,7 @@ import jax.scipy.linalg as jsl
 import numpy as np
 
 from ..kernels import kernel_diagonals, nngp_kernel, ntk_kernel
+from ..memory import PeakRSS, physical_memory
 from ..kernels.closed_form import ACTIVATIONS
 from ..numerics import require_x64
 from ..validation import check_choice, check_finite_array, check_in_interval, check_int, check_nonnegative, check_positive
@@ -73,47 +72,6 @@ class ExactGPResult(NamedTuple):
     var: np.ndarray | None  # (s,) posterior variance of f (shared by the C outputs), None if not asked
     var_indices: np.ndarray | None  # (s,) test indices of ``var`` (all m: arange(m))
     info: dict  # solver, iterations, residuals, memory, seconds, ... (see exact_gp_predict)
-
-
-class _PeakRSS:
-    """Peak resident memory of this process while the context is open (sampled every 20 ms)."""
-
-    def __init__(self):
-        self.peak = 0
-        self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-    def _rss(self) -> int:
-        try:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * self._page
-        except OSError:
-            import resource
-
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            self._stop.wait(0.02)
-
-    def __enter__(self):
-        self.peak = self._rss()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-
-
-def _physical_memory() -> float | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def memory_estimate(n: int, m: int, d: int, num_outputs: int, *, solver: str, storage: str = "float32",
@@ -304,7 +262,7 @@ def exact_gp_predict(
         raise InputTypeError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {type(key).__name__}")
     if progress is not None and not callable(progress):
         raise InputTypeError(f"progress must be None or a callable taking a Progress event, got {type(progress).__name__}")
-    phys = _physical_memory()
+    phys = physical_memory()
     if memory_limit_gb is None:
         limit = 0.75 * phys if phys else 16 * GIB
     else:
@@ -338,7 +296,7 @@ def exact_gp_predict(
             "noise_var": noise_var, "tol": tol, "variance": variance_used, "devices": ndev,
             "memory_limit_gb": limit / GIB}
     t_start = time.perf_counter()
-    with _PeakRSS() as rss:
+    with PeakRSS() as rss:
         if solver_used == "cholesky":
             mean, var, more = _dense(xtr, y, xte, spec, noise_var, variance_used, vidx, emit)
             info["memory_estimate_gb"] = dense_mem / GIB

@@ -333,15 +333,13 @@ class MoGPPosterior:
 
     def save(self, out_dir) -> Path:
         """Write a run folder (:mod:`bayes_mogp.runs`): ``arrays.npz``, ``posterior.nc``, ``manifest.json``."""
-        from ..runs import write_run
+        from ..runs import task_arrays, write_run
 
         if not isinstance(self.settings["prior"], str) or self.settings["prior"] == "custom":
             raise InputError("save needs a prior given by name (a custom prior object cannot be stored)")
         arrays = {"x_train": self.x_train, "y_train": self.y_train, **self.feature_map.to_arrays(),
-                  **self.input_transform.to_arrays(), "task": np.asarray(self.task),
-                  "num_classes": np.asarray(-1 if self.num_classes is None else self.num_classes)}
-        if self.target_transform is not None:
-            arrays.update(self.target_transform.to_arrays())
+                  **self.input_transform.to_arrays(),
+                  **task_arrays(self.task, self.num_classes, self.target_transform)}
         spec = {**self.settings, "timings": self.timings}
         return write_run(out_dir, kind=self.kind, spec=spec, data=self.data_info, arrays=arrays,
                          inference_data=self.to_inference_data())
@@ -349,7 +347,7 @@ class MoGPPosterior:
     @classmethod
     def load(cls, run_dir) -> "MoGPPosterior":
         """Read a run folder written by :meth:`save` (any other kind or version is refused in one line)."""
-        from ..runs import load_inference_data, read_arrays, read_manifest
+        from ..runs import load_inference_data, read_arrays, read_manifest, task_from_arrays
 
         manifest = read_manifest(run_dir, kind=cls.kind)
         a = read_arrays(run_dir)
@@ -359,9 +357,8 @@ class MoGPPosterior:
                  for k, v in idata.sample_stats.data_vars.items()} if "sample_stats" in idata.groups() else {}
         spec = dict(manifest["spec"])
         timings = spec.pop("timings", {})
-        nc = int(a["num_classes"])
-        target = TargetTransform.from_arrays(a) if "target_shift" in a else None
+        task, num_classes, target = task_from_arrays(a)
         post = cls(spec, FeatureMap.from_arrays(a), a["x_train"], a["y_train"], samples, stats, manifest["data"],
-                   InputTransform.from_arrays(a), target, str(a["task"]), None if nc < 0 else nc, timings)
+                   InputTransform.from_arrays(a), target, task, num_classes, timings)
         check_int("num_draws", post.num_draws, minimum=1)
         return post
