@@ -199,8 +199,13 @@ class NNGPPosterior:
 
     def pointwise_loo(self) -> np.ndarray:
         r"""(n,) exact leave-one-out log predictive densities :math:`\log p(y_i \mid y_{-i})` of the training
-        targets (all outputs jointly; user units for regression), Rasmussen and Williams (2006) eq. 5.12."""
+        targets (all outputs jointly; user units for regression), Rasmussen and Williams (2006) eq. 5.12.
+        Dense solver only: it eigendecomposes the n x n kernel."""
         import jax.numpy as jnp
+
+        if self.settings.get("solver") == "cg":
+            raise InputError("pointwise_loo needs the dense kernel (solver='cholesky', n <= 10000); this posterior "
+                             "was fitted with solver='cg'")
 
         from .mogp.likelihood import eigen_base, loo_log_density
 

@@ -140,3 +140,5 @@ def test_nngp_iterative_solver_gives_the_dense_posterior_mean(clusters):
     assert cg.solver_info["converged"] and cg.solver_info["iterations"] > 0
     with pytest.raises(ValueError, match="noise='ml' needs the dense solver"):
         nngp.fit(None, data, depth=2, noise="ml", solver="cg")
+    with pytest.raises(ValueError, match="pointwise_loo needs the dense kernel"):
+        cg.pointwise_loo()
