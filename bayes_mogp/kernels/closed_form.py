@@ -1,7 +1,7 @@
 r"""Closed-form NNGP and NTK kernels of deep fully-connected networks, as maps on covariance matrices.
 
 The building block is the Gaussian expectation of an activation under an arbitrary covariance
-(docs/math.md section 2, seed 000 eq. 4 for ReLU; seed 002 for the NNGP/NTK recursions):
+(docs/math.md sections 2 and 5):
 
 .. math::
 
@@ -10,14 +10,18 @@ The building block is the Gaussian expectation of an activation under an arbitra
     \dot{\mathcal{E}}_\phi(\Sigma) = \mathbb{E}_{z \sim N(0, \Sigma)}[\phi'(z) \phi'(z)^\top].
 
 Entry :math:`(i, j)` depends only on :math:`\Sigma_{ii}, \Sigma_{jj}, \Sigma_{ij}`, so both maps are
-elementwise over the matrix and accept any PSD ``cov`` of shape ``(..., n, n)``.  They are used
-twice in the package: in the deterministic NNGP/NTK recursions below and in the random-kernel chain
-of the MoGP limit (docs/math.md section 2), which needs :math:`\mathcal{E}_\phi` for covariances that are
-not NNGP kernels of any data set, and its gradient.  neural-tangents computes the same quantities
-inside ``stax`` but does not expose them as a function of a covariance, hence this module.
+elementwise over the matrix and accept any PSD ``cov`` of shape ``(..., n, n)``.  The elementwise maps
+and their closed forms (arc-cosine for ReLU, Cho and Saul 2009; erf, Williams 1997; abs, identity, sin,
+cos) live in the activation registry :mod:`bayes_mogp.activations`; :data:`ACTIVATIONS` is the names
+that have one.  They are used twice in the package: in the deterministic NNGP/NTK recursions below and
+in the random-kernel chain of the MoGP limit (docs/math.md section 2), which needs
+:math:`\mathcal{E}_\phi` for covariances that are not NNGP kernels of any data set, and its gradient.
+neural-tangents computes the same quantities inside ``stax`` but does not expose them as a function of
+a covariance, hence this module.
 
-Network (neural-tangents' ``"ntk"`` parameterisation, so results match ``stax`` exactly), with
-``depth`` hidden layers, inputs :math:`x \in \mathbb{R}^{d}`:
+Network (neural-tangents' ``"ntk"`` parameterisation, so results match ``stax`` exactly; J. Lee et al.
+2018 for the NNGP, Jacot et al. 2018 for the NTK), with ``depth`` hidden layers, inputs
+:math:`x \in \mathbb{R}^{d}`:
 
 .. math::
 
@@ -29,31 +33,13 @@ Network (neural-tangents' ``"ntk"`` parameterisation, so results match ``stax`` 
 for :math:`l = 1, \dots, \text{depth}`; the NNGP is :math:`K^{\text{depth}+1}` and the NTK
 :math:`\Theta^{\text{depth}+1}` (the readout layer included).  ``w_var`` is :math:`\sigma_w^2` and
 ``b_var`` is :math:`\sigma_b^2`; ``w_var=2, b_var=0`` with ReLU is He initialisation (the "iid" row of
-docs/math.md section 1).
+docs/math.md section 1).  Each step :math:`l \to l+1` is the ``Activation`` then ``Dense`` layer of
+:mod:`.layers` (:func:`.layers.activation_map`, :func:`.layers.dense_map`); this module is the blocked
+fast path of ``layers.serial(Dense, Activation, Dense, ...)``.
 
 Memory: kernel matrices between ``x1`` (n1, d) and ``x2`` (n2, d) are computed in row blocks of
 ``block_size`` rows, each block needing only the per-point variances, so the temporaries are
 ``O(block_size * n2)`` and the only full-size array is the result (n = 10^4: 0.8 GB in float64).
-
-Closed forms (:math:`\rho = \Sigma_{12} / \sqrt{\Sigma_{11}\Sigma_{22}}`, :math:`\theta = \arccos\rho`,
-:math:`s = \sqrt{\Sigma_{11}\Sigma_{22} - \Sigma_{12}^2}`):
-
-============  ==========================================================  ===========================
-activation    :math:`\mathcal{E}_\phi`                                     :math:`\dot{\mathcal{E}}_\phi`
-============  ==========================================================  ===========================
-relu          :math:`(s + (\pi - \theta)\Sigma_{12}) / (2\pi)`             :math:`(\pi-\theta)/(2\pi)`
-abs           :math:`(2 s + (\pi - 2\theta)\Sigma_{12}) \cdot 2/(2\pi)`    :math:`1 - 2\theta/\pi`
-erf           :math:`\tfrac{2}{\pi}\arcsin\frac{2\Sigma_{12}}{\sqrt{(1+2\Sigma_{11})(1+2\Sigma_{22})}}`
-                                                                          :math:`\tfrac{4}{\pi}((1+2\Sigma_{11})(1+2\Sigma_{22}) - 4\Sigma_{12}^2)^{-1/2}`
-identity      :math:`\Sigma_{12}`                                          1
-sin           :math:`e^{-(\Sigma_{11}+\Sigma_{22})/2}\sinh\Sigma_{12}`     :math:`e^{-(\Sigma_{11}+\Sigma_{22})/2}\cosh\Sigma_{12}`
-cos           :math:`e^{-(\Sigma_{11}+\Sigma_{22})/2}\cosh\Sigma_{12}`     :math:`e^{-(\Sigma_{11}+\Sigma_{22})/2}\sinh\Sigma_{12}`
-============  ==========================================================  ===========================
-
-The ReLU map has a hand-written derivative (``jax.custom_jvp``): differentiating ``arccos`` and the
-square root separately gives ``inf - inf`` on the diagonal (:math:`\rho = 1`), while the true partial
-derivatives :math:`\partial/\partial\Sigma_{12} = (\pi-\theta)/(2\pi)` and
-:math:`\partial/\partial\Sigma_{11} = s / (4\pi\Sigma_{11})` are bounded.
 """
 
 from __future__ import annotations
@@ -64,8 +50,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..validation import check_choice, check_finite_array, check_int, check_nonnegative, check_positive
+from ..activations import CLOSED_FORM_NAMES, get_activation
+from ..validation import check_finite_array, check_int, check_nonnegative, check_positive
 from ..errors import InputError
+from .layers import Kernel, _check_inputs, activation_map, dense_map
 
 __all__ = [
     "ACTIVATIONS",
@@ -78,94 +66,20 @@ __all__ = [
     "kernel_diagonals",
 ]
 
-ACTIVATIONS = ("relu", "abs", "erf", "identity", "sin", "cos")
-_TINY = 1e-300
-
-
-def _safe_div(num, den):
-    ok = den > 0
-    return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
-
-
-def _sqrt_nonneg(x):
-    """sqrt(max(x, 0)) with a zero (not NaN) derivative at and below 0."""
-    ok = x > 0
-    return jnp.where(ok, jnp.sqrt(jnp.where(ok, x, 1.0)), 0.0)
-
-
-def _theta_s(k11, k22, k12):
-    s = _sqrt_nonneg(k11 * k22 - k12 * k12)
-    theta = jnp.arctan2(s, k12)  # = arccos(rho) in [0, pi], well-defined when s = 0
-    return theta, s
-
-
-@jax.custom_jvp
-def _arccos1(k11, k22, k12):
-    """E[relu(u) relu(v)] for (u, v) ~ N(0, [[k11, k12], [k12, k22]]), elementwise."""
-    theta, s = _theta_s(k11, k22, k12)
-    return (s + (jnp.pi - theta) * k12) / (2 * jnp.pi)
-
-
-@_arccos1.defjvp
-def _arccos1_jvp(primals, tangents):
-    k11, k22, k12 = primals
-    t11, t22, t12 = tangents
-    theta, s = _theta_s(k11, k22, k12)
-    out = (s + (jnp.pi - theta) * k12) / (2 * jnp.pi)
-    d12 = (jnp.pi - theta) / (2 * jnp.pi)
-    d11 = _safe_div(s, 4 * jnp.pi * k11)
-    d22 = _safe_div(s, 4 * jnp.pi * k22)
-    return out, d11 * t11 + d22 * t22 + d12 * t12
-
-
-def _step_expectation(k11, k22, k12):
-    """E[1{u>0} 1{v>0}] = (pi - theta) / (2 pi)."""
-    theta, _ = _theta_s(k11, k22, k12)
-    return (jnp.pi - theta) / (2 * jnp.pi)
+#: the activations with closed-form Gaussian expectation maps (from :mod:`bayes_mogp.activations`)
+ACTIVATIONS = CLOSED_FORM_NAMES
 
 
 def _pair_maps(activation):
-    """(E[phi phi], E[phi' phi']) as functions of (k11, k22, k12), elementwise."""
-    if activation == "relu":
-        return _arccos1, _step_expectation
-    if activation == "abs":
-        # |u| = relu(u) + relu(-u): E[|u||v|] = 2 J(k12) + 2 J(-k12); E[sgn u sgn v] = 1 - 2 theta / pi.
-        def e_abs(k11, k22, k12):
-            return 2 * (_arccos1(k11, k22, k12) + _arccos1(k11, k22, -k12))
-
-        def d_abs(k11, k22, k12):
-            return 4 * _step_expectation(k11, k22, k12) - 1
-
-        return e_abs, d_abs
-    if activation == "erf":
-
-        def e_erf(k11, k22, k12):
-            den = jnp.sqrt((1 + 2 * k11) * (1 + 2 * k22))
-            return (2 / jnp.pi) * jnp.arcsin(jnp.clip(2 * k12 / den, -1.0, 1.0))
-
-        def d_erf(k11, k22, k12):
-            return (4 / jnp.pi) / jnp.sqrt((1 + 2 * k11) * (1 + 2 * k22) - 4 * k12 * k12)
-
-        return e_erf, d_erf
-    if activation == "identity":
-        return (lambda k11, k22, k12: k12), (lambda k11, k22, k12: jnp.ones_like(k12))
-    if activation == "sin":
-        return (
-            lambda k11, k22, k12: jnp.exp(-(k11 + k22) / 2) * jnp.sinh(k12),
-            lambda k11, k22, k12: jnp.exp(-(k11 + k22) / 2) * jnp.cosh(k12),
-        )
-    if activation == "cos":
-        return (
-            lambda k11, k22, k12: jnp.exp(-(k11 + k22) / 2) * jnp.cosh(k12),
-            lambda k11, k22, k12: jnp.exp(-(k11 + k22) / 2) * jnp.sinh(k12),
-        )
-    raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
+    """(E[phi phi], E[phi' phi']) as functions of (k11, k22, k12), elementwise (registry entries)."""
+    entry = get_activation(activation, closed_form=True)
+    return entry.expectation, entry.derivative_expectation
 
 
 def _diag_self(activation):
     """(E[phi(u)^2], E[phi'(u)^2]) for u ~ N(0, k), elementwise (the diagonal of the maps)."""
-    e, d = _pair_maps(activation)
-    return (lambda k: e(k, k, k)), (lambda k: d(k, k, k))
+    entry = get_activation(activation, closed_form=True)
+    return entry.diag, entry.derivative_diag
 
 
 def _check_cov(cov):
@@ -186,9 +100,8 @@ def activation_expectation(activation: str, cov):
     ``cov`` (bounded derivatives on the diagonal for ReLU, see the module docstring).  Returns an
     array of the shape and dtype of ``cov``.
     """
-    check_choice("activation", activation, ACTIVATIONS)
-    cov = _check_cov(cov)
     e, _ = _pair_maps(activation)
+    cov = _check_cov(cov)
     d = jnp.diagonal(cov, axis1=-2, axis2=-1)
     return e(d[..., :, None], d[..., None, :], cov)
 
@@ -201,41 +114,21 @@ def cross_expectation(activation: str, var1, var2, cov12):
     E.g. ``var1`` (n, 1), ``var2`` (1, m), ``cov12`` (n, m) -> (n, m): the base kernel between training
     and test inputs without forming the joint (n + m, n + m) covariance.  Jittable, differentiable.
     """
-    check_choice("activation", activation, ACTIVATIONS)
     e, _ = _pair_maps(activation)
     return e(jnp.asarray(var1), jnp.asarray(var2), jnp.asarray(cov12))
 
 
 def activation_derivative_expectation(activation: str, cov):
     r""":math:`\mathbb{E}_{z\sim N(0,\Sigma)}[\phi'(z)\phi'(z)^\top]` (the NTK factor), shape of ``cov``."""
-    check_choice("activation", activation, ACTIVATIONS)
-    cov = _check_cov(cov)
     _, dd = _pair_maps(activation)
+    cov = _check_cov(cov)
     d = jnp.diagonal(cov, axis1=-2, axis2=-1)
     return dd(d[..., :, None], d[..., None, :], cov)
 
 
-def _check_inputs(x1, x2, name1="x1", name2="x2"):
-    def conv(name, x):
-        if isinstance(x, (np.ndarray, list, tuple)):
-            check_finite_array(name, x, ndim=2)
-        x = jnp.asarray(x)
-        if x.ndim != 2:
-            raise InputError(f"{name} must have shape (n, d), got shape {x.shape}")
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            x = x.astype(jnp.result_type(float))
-        return x
-
-    x1 = conv(name1, x1)
-    x2 = x1 if x2 is None else conv(name2, x2)
-    if x1.shape[1] != x2.shape[1]:
-        raise InputError(f"x1 and x2 must have the same number of features, got {x1.shape[1]} and {x2.shape[1]}")
-    return x1, x2
-
-
 def _check_hyper(depth, activation, w_var, b_var):
     depth = check_int("depth", depth, minimum=1)
-    check_choice("activation", activation, ACTIVATIONS)
+    get_activation(activation, closed_form=True)
     w_var = check_positive("w_var", w_var)
     b_var = check_nonnegative("b_var", b_var)
     return depth, w_var, b_var
@@ -255,19 +148,17 @@ def _diag_chain(x, depth, activation, w_var, b_var):
 
 @partial(jax.jit, static_argnames=("depth", "activation", "want_nngp", "want_ntk"))
 def _block(x1, x2, d1, d2, depth, activation, w_var, b_var, want_nngp, want_ntk):
-    """Kernel block between rows x1 (b, d) and x2 (n2, d), given their variance chains d1, d2."""
-    e, de = _pair_maps(activation)
+    """Kernel block between rows x1 (b, d) and x2 (n2, d), given their variance chains d1, d2.
+
+    Layer 1 is ``Dense`` on the inputs; each further step is ``Activation`` then ``Dense``
+    (:mod:`.layers`), with the variances taken from the chains computed once for all rows.
+    """
     k = w_var * (x1 @ x2.T) / x1.shape[1] + b_var
-    theta = k
+    state = Kernel(k, k if want_ntk else None, d1[0], d2[0])
     for layer in range(depth):
-        k11 = d1[layer][:, None]
-        k22 = d2[layer][None, :]
-        if want_ntk:
-            theta = theta * de(k11, k22, k)
-        k = w_var * e(k11, k22, k) + b_var
-        if want_ntk:
-            theta = k + w_var * theta
-    return (k if want_nngp else None), (theta if want_ntk else None)
+        state = state._replace(diag1=d1[layer], diag2=d2[layer])
+        state = dense_map(activation_map(state, activation), w_var, b_var)
+    return (state.nngp if want_nngp else None), state.ntk
 
 
 def _pad_rows(a, rows, axis=0):

@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..activations import get_activation
+from ..errors import InputError
 from ..validation import check_choice, check_in_interval, check_int, check_nonnegative, check_positive
 from ._nt_compat import import_neural_tangents
 
@@ -44,19 +46,12 @@ class StaxModel(NamedTuple):
 
 
 def stax_activation(activation: str):
-    """The ``stax`` layer for one of the closed-form activation names."""
-    from .closed_form import ACTIVATIONS
-
-    check_choice("activation", activation, ACTIVATIONS)
+    """The ``stax`` layer of a closed-form activation name (its registry entry's ``stax_layer``)."""
+    entry = get_activation(activation, closed_form=True)
+    if entry.stax_layer is None:
+        raise InputError(f"activation {activation!r} has no neural-tangents stax layer")
     stax = import_neural_tangents().stax
-    return {
-        "relu": stax.Relu,
-        "abs": stax.Abs,
-        "erf": stax.Erf,
-        "identity": stax.Identity,
-        "sin": stax.Sin,
-        "cos": lambda: stax.Sin(c=math.pi / 2),
-    }[activation]()
+    return getattr(stax, entry.stax_layer)(**dict(entry.stax_kwargs))
 
 
 def stax_model(

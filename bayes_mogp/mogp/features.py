@@ -1,7 +1,7 @@
 r"""The MoGP's hidden-node features as functions of the input, so that a fitted posterior predicts any new x.
 
-In the MoGP limit (seed 000, section 3) each of the J largest jumps carries a feature :math:`h_j`, a
-draw of the Gaussian process of the last hidden layer's pre-activations, :math:`h_j \sim GP(0, \Sigma)`;
+In the MoGP limit (Lee et al. 2023; docs/math.md section 2) each of the J largest jumps carries a feature
+:math:`h_j`, a draw of the Gaussian process of the last hidden layer's pre-activations, :math:`h_j \sim GP(0, \Sigma)`;
 the base kernel of the GP part is :math:`K_\phi(x, x') = E[\phi(h(x))\phi(h(x'))]`.  Here every feature
 is written :math:`h_j(x) = B(x)\, u_j` with :math:`u_j \sim N(0, I_r)` (the NUTS latents) and a fixed
 *basis* :math:`B(x) \in \mathbb R^r` such that :math:`B(x) B(x')^\top \approx \Sigma(x, x')`:
@@ -23,8 +23,8 @@ is written :math:`h_j(x) = B(x)\, u_j` with :math:`u_j \sim N(0, I_r)` (the NUTS
   learned; only the last hidden layer's are.
 
 The base kernel between any two input sets is :func:`bayes_mogp.kernels.cross_expectation` of
-:math:`\Sigma` (closed forms: arc-cosine for ReLU, seed 000 eq. (4)).  Shapes: inputs (m, d) in the
-model's units (already transformed by :class:`bayes_mogp.data.InputTransform`).
+:math:`\Sigma` (closed forms in :mod:`bayes_mogp.activations`: arc-cosine for ReLU, Cho and Saul 2009).
+Shapes: inputs (m, d) in the model's units (already transformed by :class:`bayes_mogp.data.InputTransform`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from ..activations import get_activation
 from ..kernels import cross_expectation, kernel_diagonals, nngp_kernel
 from ..validation import check_choice, check_int, check_nonnegative, check_positive
 from ..errors import InputError
@@ -41,14 +42,8 @@ from ..errors import InputError
 __all__ = ["FeatureMap", "build_feature_map", "FEATURE_ACTIVATIONS"]
 
 
-def _erf(z):
-    from jax.scipy.special import erf
-
-    return erf(z)
-
-
-#: activations with a closed-form base kernel (the elementwise function is the MoGP's phi)
-FEATURE_ACTIVATIONS = {"relu": lambda z: jnp.maximum(z, 0.0), "erf": _erf, "abs": jnp.abs, "identity": lambda z: z}
+#: the activations of the MoGP features (closed-form base kernel), name -> elementwise phi, from the registry
+FEATURE_ACTIVATIONS = {name: get_activation(name, closed_form=True).fn for name in ("relu", "erf", "abs", "identity")}
 
 
 class FeatureMap(NamedTuple):
