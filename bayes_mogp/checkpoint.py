@@ -28,8 +28,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ..io import atomic_save_npz
-from ..errors import InputError
+from .io import atomic_save_npz
+from .errors import InputError
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "save_checkpoint", "load_checkpoint", "restore_state"]
 

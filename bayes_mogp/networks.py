@@ -1,4 +1,4 @@
-r"""Finite-width fully-connected networks under eq. (1) of seed 000 (docs/math.md sections 1-2), and pruning.
+r"""Finite-width fully-connected networks under eq. (1) of Lee et al. (2023) (docs/math.md sections 1-2), and pruning.
 
 Layer :math:`l = 0` (input): :math:`h^{(1)}_j = d_{in}^{-1/2}\sum_i V^{(1)}_{ij} x_i + b^{(1)}_j`.
 Layer :math:`l \ge 1`: :math:`h^{(l+1)}_k = \sum_j \sqrt{\lambda^{(l)}_j}\,V^{(l+1)}_{jk}\,\phi(h^{(l)}_j)
@@ -11,8 +11,14 @@ Shapes: ``x`` is ``(n, d_in)``; a network's parameters are ``V[l]`` of shape ``(
 with ``vmap``, in chunks of ``chunk_size`` networks to bound memory (``chunk_size * sum_l p_l p_{l+1}``
 floats at a time).
 
-Pruning keeps, at each hidden layer, the nodes with the largest :math:`\lambda`: a fraction
-``kappa`` (:math:`\lceil\kappa p\rceil` nodes) or those with :math:`\lambda > \epsilon`.
+:func:`forward` is the package's one forward pass of eq. (1), built from :func:`input_layer` and
+:func:`hidden_layer` (the BNN, Table 1 and the finite-width kernels call them); each takes its weight scale
+explicitly, so standardised weights (:math:`V \sim N(0, 1)`, scale :math:`\sigma_v`, as in the BNN) and
+scaled ones (``scale = 1``, as :func:`init` draws them) run the same code.
+
+Pruning keeps, at each hidden layer, the nodes with the largest :math:`\lambda`: a fraction ``kappa``
+(:func:`bayes_mogp.pruning.prune_mask` with ``fraction = 1 - kappa``: the :math:`\mathrm{round}((1 -
+\kappa) p)` smallest are removed) or those with :math:`\lambda > \epsilon`.
 """
 
 from __future__ import annotations
@@ -23,19 +29,17 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from .activations import REGISTRY
 from .priors import NodeVariancePrior
+from .pruning import prune_mask
 from .validation import check_choice, check_in_interval, check_int, check_nonnegative, check_positive
 from .errors import InputError, InputTypeError
 
-__all__ = ["ACTIVATIONS", "MLP", "init", "apply", "prune_masks", "sample_outputs"]
+__all__ = ["ACTIVATIONS", "MLP", "init", "apply", "forward", "input_layer", "hidden_layer", "prune_masks",
+           "sample_outputs"]
 
-ACTIVATIONS = {
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-    "erf": jax.scipy.special.erf,
-    "gelu": jax.nn.gelu,
-    "identity": lambda z: z,
-}
+#: name -> elementwise activation, every entry of the registry (:mod:`bayes_mogp.activations`)
+ACTIVATIONS = {name: entry.fn for name, entry in REGISTRY.items()}
 
 
 @dataclass(frozen=True)
@@ -81,31 +85,54 @@ def init(key, net: MLP) -> dict:
     return {"V": V, "lam": lam, "b": b}
 
 
-def apply(params: dict, x, net: MLP, masks=None):
-    """Outputs ``(n, d_out)``; ``masks`` (one boolean ``(p_l,)`` per hidden layer) zero the pruned nodes."""
-    phi = net.phi
-    h = x @ params["V"][0] / math.sqrt(net.d_in) + params["b"][0]
-    for l, lam in enumerate(params["lam"]):
-        scale = jnp.sqrt(lam) if masks is None else jnp.sqrt(lam) * masks[l]
-        h = (phi(h) * scale) @ params["V"][l + 1] + params["b"][l + 1]
+def input_layer(x, V, b, *, scale):
+    r"""First layer of eq. (1): :math:`h^{(1)} = \text{scale}\,(x V) + b`; ``x`` ``(n, d_in)``, ``V`` ``(d_in, p)``,
+    ``b`` ``(p,)`` -> ``(n, p)``.  ``scale`` is :math:`\sigma_v / \sqrt{d_{in}}` for standardised ``V``."""
+    return scale * (x @ V) + b
+
+
+def hidden_layer(h, lam, V, b, *, phi, scale=1.0, mask=None):
+    r"""A hidden layer of eq. (1): :math:`\phi(h)\,\mathrm{diag}(\sqrt{\lambda})\,\text{scale}\,V + b`.
+
+    ``h`` ``(..., p)`` pre-activations, ``lam`` ``(p,)`` per-node variances, ``V`` ``(p, k)``, ``b`` ``(k,)``
+    (or a scalar) -> ``(..., k)``.  ``mask`` ``(p,)`` (0/1 or boolean) multiplies the variances: pruned
+    nodes have variance 0.  The scale goes on the weights, ``p k`` products, not on the activations.
+    """
+    if mask is not None:
+        lam = lam * mask
+    return phi(h) @ (jnp.sqrt(lam)[:, None] * scale * V) + b
+
+
+def forward(x, V, lam, b, *, phi, sigma_v=1.0, masks=None):
+    r"""The forward pass of eq. (1): outputs ``(n, d_out)`` of one network.
+
+    ``V`` (``L + 1`` arrays ``(p_l, p_{l+1})``), ``lam`` (``L`` arrays ``(p_l,)``), ``b`` (``L + 1`` arrays
+    ``(p_{l+1},)``); the weights are ``sigma_v V`` (``sigma_v = 1`` when ``V`` is already scaled) and the
+    first layer divides by :math:`\sqrt{d_{in}}`.  ``masks`` (optional, one per hidden layer) zero the
+    pruned nodes.  Pure and jittable; ``vmap`` it over networks or posterior draws.
+    """
+    h = input_layer(x, V[0], b[0], scale=sigma_v / math.sqrt(x.shape[-1]))
+    for layer in range(len(lam)):
+        h = hidden_layer(h, lam[layer], V[layer + 1], b[layer + 1], phi=phi, scale=sigma_v,
+                         mask=None if masks is None else masks[layer])
     return h
 
 
+def apply(params: dict, x, net: MLP, masks=None):
+    """Outputs ``(n, d_out)`` of the network ``params`` (from :func:`init`; :func:`forward`); ``masks`` (one
+    boolean ``(p_l,)`` per hidden layer) zero the pruned nodes."""
+    return forward(x, params["V"], params["lam"], params["b"], phi=net.phi, masks=masks)
+
+
 def prune_masks(lams, *, kappa=None, eps=None):
-    r"""Boolean masks keeping the :math:`\lceil\kappa p\rceil` largest :math:`\lambda` (or :math:`\lambda > \epsilon`)."""
+    r"""One boolean mask per layer keeping a fraction ``kappa`` of the nodes (the largest :math:`\lambda`)
+    or those with :math:`\lambda > \epsilon` (:func:`bayes_mogp.pruning.prune_mask`, the one rule)."""
     if (kappa is None) == (eps is None):
         raise InputError("give exactly one of kappa (fraction kept, in (0, 1]) or eps (threshold >= 0)")
-    masks = []
-    for lam in lams:
-        if kappa is not None:
-            kappa = check_in_interval("kappa", kappa, 0.0, 1.0, low_open=True)
-            k = int(math.ceil(kappa * lam.shape[-1]))
-            # rank of each node by decreasing lambda (ties broken by index): exactly k nodes kept
-            rank = jnp.argsort(jnp.argsort(-lam, axis=-1), axis=-1)
-            masks.append(rank < k)
-        else:
-            masks.append(lam > check_nonnegative("eps", eps))
-    return masks
+    if kappa is not None:
+        kappa = check_in_interval("kappa", kappa, 0.0, 1.0, low_open=True)
+        return [prune_mask(lam, 1.0 - kappa) for lam in lams]
+    return [prune_mask(lam, eps=eps) for lam in lams]
 
 
 def sample_outputs(key, net: MLP, x, num_networks: int, *, chunk_size: int = 256, kappa=None, eps=None,

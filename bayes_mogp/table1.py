@@ -39,7 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .networks import hidden_layer
 from .priors import get_prior
+from .pruning import prune_mask
 from .validation import check_choice, check_in_interval, check_int
 from .errors import InputError
 
@@ -75,19 +77,17 @@ def _hill(x, frac):
 
 def _simulate(key, prior, num_networks, kappa, chunk):
     p = prior.width
-    k_keep = int(math.ceil(kappa * p))
 
     def one(k):
         k1, k2, k3 = jax.random.split(k, 3)
         loglam = prior.log_sample(k1, (p,))
         lam = jnp.exp(loglam)
-        phi = jax.nn.relu(jax.random.normal(k2, (p,)))
+        h = jax.random.normal(k2, (p,))  # the hidden pre-activations: N(0, 1) for an input with |x|^2 = d_in
         V = jax.random.normal(k3, (p, 2))
-        a = jnp.sqrt(lam) * phi
-        z = a @ V
+        z = hidden_layer(h, lam, V, 0.0, phi=jax.nn.relu)  # eq. (1), two outputs
+        phi = jax.nn.relu(h)
         contrib = lam * phi**2
-        rank = jnp.argsort(jnp.argsort(-lam))
-        pruned = jnp.where(rank < k_keep, 0.0, contrib).sum()
+        pruned = jnp.where(prune_mask(lam, 1.0 - kappa), 0.0, contrib).sum()
         total = contrib.sum()
         rel = jnp.where(total > 0, pruned / jnp.where(total > 0, total, 1.0), 0.0)
         w = jnp.sqrt(lam) * V[:, 0]

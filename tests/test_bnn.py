@@ -220,7 +220,7 @@ def cli_run(tmp_path_factory):
     x, y, xt, yt = _regression()
     np.savez(root / "data.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
     (root / "tiny.toml").write_text(TINY_TOML)
-    import bayes_mogp.bnn.inference as inference
+    import bayes_mogp.nuts as inference
 
     real = inference.save_checkpoint
 
@@ -502,7 +502,7 @@ def test_chains_run_in_parallel_across_devices_and_resume(tmp_path):
     script = f"""
 import json, jax, numpy as np
 from bayes_mogp import bnn
-import bayes_mogp.bnn.inference as inference
+import bayes_mogp.nuts as inference
 x = np.random.default_rng(0).normal(size=(30, 2)); y = np.sin(x[:, 0])
 spec = {json.dumps(TINY)}
 full = bnn.fit(jax.random.PRNGKey(0), spec, x, y)

@@ -10,7 +10,7 @@ Modules: :mod:`.models` (the maths and parametrisation), :mod:`.inference` (NUTS
 :mod:`.pipeline` (:func:`fit`, :func:`resume`).
 """
 
-from .checkpoint import CheckpointError, load_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint
 from .inference import NutsResult, SviResult, make_kernel, precision, resume_nuts, run_nuts, run_svi
 from .inputs import InputMap, pca_inputs
 from .models import ACTIVATIONS, LIKELIHOODS, BNNConfig, bnn_model, centred_horseshoe_model, forward

@@ -12,29 +12,24 @@ with the logits / regression mean :math:`f = h^{(L+1)}` of shape ``(n, k)``.  Ev
 ``V0, V1, ...``) and the scale applied deterministically: the funnel between a node's variance and its
 outgoing weights is what makes the plain (centred) model hard for NUTS (measured on the MNIST headline:
 13 divergences and min ESS 2.6 centred; ``benchmarks/bench_bnn.py``).  The per-node variances :math:`\lambda^{(l)}` (shape ``(p_l,)``) come from a
-:class:`~bayes_mogp.priors.NodeVariancePrior` at width :math:`p_l`, parametrised per family:
+:class:`~bayes_mogp.priors.NodeVariancePrior` at width :math:`p_l`, which emits its own sites
+(:meth:`~bayes_mogp.priors.NodeVariancePrior.sample_site`; the model does not know the family):
 
-* ``horseshoe``: :math:`\lambda_j = \tau^2 U_j^2`, :math:`U_j` half-Cauchy written as
-  :math:`U_j = |z_j| / \sqrt{g_j}`, :math:`z_j \sim N(0,1)`, :math:`g_j \sim \mathrm{Gamma}(1/2, 1/2)`
-  (a scale mixture whose two factors have light-tailed, well-conditioned log-densities, as in
-  rstanarm's ``hs()``), and the global scale :math:`\tau = \tau_0 t`, :math:`t` half-Cauchy(1) in the
-  same two-factor form, centred on the width scaling of the prior: :math:`\tau_0 = \pi / p`
-  (model (d) of the paper: :math:`\lambda = \pi^2 U^2 / p^2`).  ``global_scale="fixed"`` keeps
-  :math:`\tau = \tau_0` (exactly model (d)); ``"half_normal"`` draws :math:`\tau = \tau_0 |t|`,
-  :math:`t \sim N(0, 1)`: a random global scale with light tails, which the classification headline
-  needs (separable data push a half-Cauchy :math:`\tau` into its tail: see ``models/bnn_horseshoe.toml``);
-  its site ``tau{l}_z`` is the same half-normal factor as in the half-Cauchy form.  ``slab_scale = c``
-  gives the regularised horseshoe of Piironen and Vehtari (2017),
-  :math:`\tilde\lambda = c^2 \lambda / (c^2 + \lambda)` (:func:`_slab`), with ``c`` on the width scale
-  (``c^2`` is multiplied by ``2 / p`` so that it is the slab of a He-scaled node).
-* ``iid``: :math:`\lambda_j = 2/p` (no latent variable).
-* a prior with discrete support (``bernoulli``): the site ``lam{l}`` is discrete; sample it with
-  :class:`numpyro.infer.DiscreteHMCGibbs` (Gibbs updates of the gates, NUTS for the rest), which
-  :func:`bayes_mogp.bnn.inference.make_kernel` selects.  Enumeration is not an option: the gates act
-  jointly on every output, so the enumerated sum has :math:`2^p` terms.
+* ``horseshoe``: :math:`\lambda_j = \tau^2 U_j^2`, each half-Cauchy in the two-factor form
+  :math:`|z|/\sqrt g` (sites ``u{l}_z``, ``u{l}_g``), the global scale :math:`\tau = \tau_0 t` centred on
+  the width scaling of model (d), :math:`\tau_0 = \pi / p`, with :math:`t` from the config's
+  ``global_scale`` (the prior's ``scale_prior``): half-Cauchy(1) (sites ``tau{l}_z``, ``tau{l}_g``),
+  half-normal(1) (``tau{l}_z``: light tails, which the classification headline needs, since separable
+  data push a half-Cauchy :math:`\tau` into its tail: see ``models/bnn_horseshoe.toml``) or fixed at 1
+  (exactly model (d)); ``slab_scale`` gives the regularised horseshoe (Piironen and Vehtari 2017).
+* ``iid``: :math:`\lambda_j = c/p` (no latent variable).
+* a prior with discrete support (``bernoulli``): the index site ``lam{l}_index`` is discrete; it is
+  sampled by :class:`numpyro.infer.DiscreteHMCGibbs` (Gibbs updates of the gates, NUTS for the rest),
+  which :func:`bayes_mogp.bnn.inference.make_kernel` selects.  Enumeration is not an option: the gates
+  act jointly on every output, so the enumerated sum has :math:`2^p` terms.
 * any other prior (``inverse_gamma``, ``gamma_gp``, ``gamma_mogp``, ``beta``, ``generalized_gamma``,
-  user priors): :math:`\lambda_j` is sampled from ``prior.distribution`` (NUTS works on its
-  unconstrained transform); the weights stay non-centred.
+  user priors): ``lam{l}_raw`` from ``prior.distribution`` (NUTS works on its unconstrained
+  transform); the weights stay non-centred.
 
 Deterministic sites recorded for diagnostics (identifiable under the permutation and sign symmetries of
 hidden units): ``lam{l}`` (per node), ``lam_sorted{l}`` (decreasing), ``tau{l}`` (horseshoe global
@@ -58,17 +53,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
-from ..validation import check_choice, check_int, check_positive
+from .. import networks
+from ..activations import get_activation
 from ..errors import InputError, InputTypeError
+from ..validation import check_choice, check_int, check_positive
 
 __all__ = ["BNNConfig", "bnn_model", "centred_horseshoe_model", "forward", "ACTIVATIONS", "LIKELIHOODS"]
 
-ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "erf": jax.scipy.special.erf}
+#: the activations a BNN takes: name -> function, from the package's registry (:mod:`bayes_mogp.activations`)
+ACTIVATIONS = {name: get_activation(name).fn for name in ("tanh", "relu", "erf")}
 LIKELIHOODS = ("categorical", "gaussian", "student_t")
 GLOBAL_SCALES = ("half_cauchy", "half_normal", "fixed")
 
@@ -93,10 +90,11 @@ class BNNConfig:
     sigma_v, sigma_b : float
         Standard deviations of the standardised weights and of the biases.
     global_scale : {"half_cauchy", "half_normal", "fixed"}
-        Horseshoe only: random global scale :math:`\\tau_0 t` with :math:`\\tau_0 = \\pi/p` and ``t``
-        half-Cauchy(1) or half-normal(1), or fixed at :math:`\\tau_0`.
+        For a prior given by name whose family takes it (the horseshoe's ``scale_prior``): random global
+        scale :math:`\\tau_0 t` with :math:`\\tau_0 = \\pi/p` and ``t`` half-Cauchy(1) or half-normal(1),
+        or fixed at :math:`\\tau_0`.  A prior object is used as it is (it carries its own options).
     slab_scale : float or None
-        Horseshoe only: regularised-horseshoe slab (None: no slab).
+        Likewise (the horseshoe's ``slab_scale``): regularised-horseshoe slab (None: no slab).
     noise_scale : float
         Gaussian / Student-t likelihood: scale of the half-normal prior of the noise scale ``sigma``
         (in the units of the targets the model sees: standardised targets for regression).
@@ -142,7 +140,12 @@ class BNNConfig:
         if isinstance(self.prior, str):
             from ..priors import get_prior
 
-            return get_prior(self.prior, width, **dict(self.prior_hyper))
+            hyper = dict(self.prior_hyper)
+            prior = get_prior(self.prior, width, **hyper)
+            # the families that take a random global scale or a slab get the config's (the horseshoe)
+            options = {"scale_prior": self.global_scale, "slab_scale": self.slab_scale}
+            extra = {k: v for k, v in options.items() if k in prior.hyper and k not in hyper}
+            return get_prior(self.prior, width, **hyper, **extra) if extra else prior
         if callable(self.prior) and not hasattr(self.prior, "distribution"):
             return self.prior(width)
         if hasattr(self.prior, "distribution"):
@@ -161,7 +164,7 @@ class BNNConfig:
     @property
     def has_discrete(self) -> bool:
         """True if some layer's node variance has discrete support (needs DiscreteHMCGibbs)."""
-        return any(_is_discrete(p) for p in self.priors)
+        return any(p.is_discrete for p in self.priors)
 
     def __hash__(self):  # dict field: hash by identity-free summary (used as a static jit argument)
         return hash((self.d_in, self.d_out, self.widths, repr(self.prior), tuple(sorted(self.prior_hyper.items())),
@@ -174,83 +177,34 @@ class BNNConfig:
         return "classification" if self.likelihood == "categorical" else "regression"
 
 
-def _is_discrete(prior) -> bool:
-    if getattr(prior, "name", "") == "iid":
-        return False
-    d = prior.distribution
-    return bool(getattr(d.support, "is_discrete", False) or getattr(d, "has_enumerate_support", False))
-
-
-def _half_cauchy_noncentred(name: str, shape):
-    """Half-Cauchy(1) draws as :math:`|z| / \\sqrt{g}`, :math:`z \\sim N(0,1)`, :math:`g \\sim \\chi^2_1`."""
-    z = numpyro.sample(f"{name}_z", dist.HalfNormal(1.0).expand(shape).to_event(len(shape)))
-    g = numpyro.sample(f"{name}_g", dist.Gamma(0.5, 0.5).expand(shape).to_event(len(shape)))
-    return z / jnp.sqrt(g)
-
-
 def _node_variances(config: BNNConfig, layer: int):
-    """Sample the per-node variances of hidden layer ``layer`` (shape ``(p,)``) in our parametrisation."""
-    prior = config.priors[layer]
-    p = config.widths[layer]
-    name = getattr(prior, "name", "custom")
-    if name == "iid":
-        lam = jnp.full((p,), 2.0 / p)
-    elif name == "horseshoe":
-        tau0 = _horseshoe_tau0(prior)
-        if config.global_scale == "fixed":
-            tau = jnp.asarray(tau0)
-        elif config.global_scale == "half_normal":
-            tau = tau0 * numpyro.sample(f"tau{layer}_z", dist.HalfNormal(1.0))
-        else:
-            tau = tau0 * _half_cauchy_noncentred(f"tau{layer}", ())
-        numpyro.deterministic(f"tau{layer}", tau)
-        u = _half_cauchy_noncentred(f"u{layer}", (p,))
-        lam = _slab(config, (tau * u) ** 2, p)
-    elif _is_discrete(prior):
-        # A discrete law (e.g. BernoulliVariance on {0, s}) enters as an index over its support, so that
-        # the site is discrete for NumPyro whatever the distribution declares as its support.
-        values = jnp.asarray(prior.distribution.enumerate_support(expand=False)).reshape(-1)
-        logits = prior.distribution.log_prob(values)
-        idx = numpyro.sample(f"lam{layer}_index", dist.Categorical(logits=logits).expand([p]))
-        lam = values[idx]
-    else:
-        lam = numpyro.sample(f"lam{layer}_raw", prior.distribution.expand([p]).to_event(1))
-        lam = jnp.asarray(lam, dtype=jnp.result_type(float))
-    numpyro.deterministic(f"lam{layer}", lam)
+    """The per-node variances of hidden layer ``layer`` (shape ``(p,)``): the prior emits its own sites
+    (:meth:`~bayes_mogp.priors.NodeVariancePrior.sample_site`), under the names this model has always used."""
+    lam = config.priors[layer].sample_site(f"lam{layer}", site_names=_site_names(layer))
     numpyro.deterministic(f"lam_sorted{layer}", -jnp.sort(-lam))
     return lam
 
 
-def _slab(config: BNNConfig, lam, p: int):
-    """The regularised horseshoe's slab :math:`c^2 \\lambda / (c^2 + \\lambda)`, :math:`c^2` = ``slab_scale``
-    squared times ``2 / p``; ``lam`` unchanged without a slab."""
-    if config.slab_scale is None:
-        return lam
-    c2 = config.slab_scale**2 * 2.0 / p
-    return c2 * lam / (c2 + lam)
-
-
-def _horseshoe_tau0(prior) -> float:
-    """Width scaling of the horseshoe's global scale: :math:`\\pi/p` times the prior's ``scale`` if any."""
-    scale = float(getattr(prior, "hyper", {}).get("scale", 1.0))
-    return scale * math.pi / prior.width
+def _site_names(layer: int) -> dict:
+    """Site names of layer ``layer`` by role where they differ from the prior's default ``lam{l}_{role}``
+    (``lam{l}_raw``, ``lam{l}_index`` keep it): the horseshoe's factors and global scale."""
+    return {"tau": f"tau{layer}", "tau_z": f"tau{layer}_z", "tau_g": f"tau{layer}_g",
+            "u_z": f"u{layer}_z", "u_g": f"u{layer}_g"}
 
 
 def forward(config: BNNConfig, params: dict, X, lam_mask=None):
-    """Network output ``(n, d_out)`` for one draw of ``params`` (sites ``V{l}``, ``b{l}``, ``lam{l}``).
+    """Network output ``(n, d_out)`` for one draw of ``params`` (sites ``V{l}``, ``b{l}``, ``lam{l}``):
+    :func:`bayes_mogp.networks.forward` with standardised weights and scale ``sigma_v``.
 
     ``lam_mask`` (optional) is a tuple of per-layer arrays ``(p_l,)`` multiplied into the variances:
     pruning sets entries to 0.  Pure and jittable; vmap it over draws.
     """
-    act = ACTIVATIONS[config.activation]
-    h = (config.sigma_v / math.sqrt(config.d_in)) * (X @ params["V0"]) + params["b0"]
-    for layer in range(len(config.widths)):
-        lam = params[f"lam{layer}"]
-        if lam_mask is not None:
-            lam = lam * lam_mask[layer]
-        w = jnp.sqrt(lam)[:, None] * config.sigma_v * params[f"V{layer + 1}"]
-        h = act(h) @ w + params[f"b{layer + 1}"]
-    return h
+    depth = len(config.widths)
+    V = [params[f"V{layer}"] for layer in range(depth + 1)]
+    b = [params[f"b{layer}"] for layer in range(depth + 1)]
+    lam = [params[f"lam{layer}"] for layer in range(depth)]
+    return networks.forward(X, V, lam, b, phi=ACTIVATIONS[config.activation], sigma_v=config.sigma_v,
+                            masks=lam_mask)
 
 
 def bnn_model(config: BNNConfig, X, y=None):
@@ -287,25 +241,28 @@ def centred_horseshoe_model(config: BNNConfig, X, y=None):
     :math:`W_{jk} \\sim N(0, \\tilde\\lambda_j \\sigma_v^2)` sampled directly (centred), with the same slab as
     :func:`bnn_model`; first layer and biases as in :func:`bnn_model`.  Same prior, different geometry.
     """
-    if config.prior_name != "horseshoe":
+    from ..priors import HorseshoePrior
+
+    if not all(isinstance(p, HorseshoePrior) for p in config.priors):
         raise InputError(f"centred_horseshoe_model needs prior 'horseshoe', got {config.prior_name!r}")
     act = ACTIVATIONS[config.activation]
     dims = (config.d_in,) + config.widths + (config.d_out,)
     V0 = numpyro.sample("V0", dist.Normal(0.0, 1.0).expand((dims[0], dims[1])).to_event(2))
     b0 = numpyro.sample("b0_raw", dist.Normal(0.0, 1.0).expand((dims[1],)).to_event(1))
-    h = (config.sigma_v / math.sqrt(config.d_in)) * (X @ V0) + config.sigma_b * b0
+    h = networks.input_layer(X, V0, config.sigma_b * b0, scale=config.sigma_v / math.sqrt(config.d_in))
     for layer in range(len(config.widths)):
         p = config.widths[layer]
-        tau0 = _horseshoe_tau0(config.priors[layer])
-        if config.global_scale == "fixed":
+        prior = config.priors[layer]
+        tau0, kind = prior.global_scale, prior.hyper["scale_prior"]
+        if kind == "fixed":
             tau = jnp.asarray(tau0)
-        elif config.global_scale == "half_normal":
+        elif kind == "half_normal":
             tau = numpyro.sample(f"tau{layer}_c", dist.HalfNormal(tau0))
         else:
             tau = numpyro.sample(f"tau{layer}_c", dist.HalfCauchy(tau0))
         numpyro.deterministic(f"tau{layer}", tau)
         u = numpyro.sample(f"u{layer}_c", dist.HalfCauchy(1.0).expand((p,)).to_event(1))
-        lam = _slab(config, (tau * u) ** 2, p)
+        lam = prior.slab((tau * u) ** 2)
         numpyro.deterministic(f"lam{layer}", lam)
         numpyro.deterministic(f"lam_sorted{layer}", -jnp.sort(-lam))
         scale = jnp.sqrt(lam)[:, None] * config.sigma_v

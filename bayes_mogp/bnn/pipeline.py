@@ -35,7 +35,8 @@ import numpy as np
 
 from ..data import Dataset, TargetTransform, as_dataset
 from ..io import atomic_save_npz, atomic_write_json, read_json
-from .inference import _raw_key, resume_nuts, run_nuts, run_svi
+from ..nuts import raw_key
+from .inference import resume_nuts, run_nuts, run_svi
 from .inputs import InputMap
 from .models import BNNConfig
 from .posterior import BNNPosterior
@@ -74,7 +75,7 @@ def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, pca: int 
     **settings : ``[inference]`` settings (:mod:`.spec`), e.g. ``method="svi"``, ``num_samples=200``,
         ``dtype="float64"``; None values are ignored
     """
-    key = _raw_key(key)
+    key = raw_key(key)
     is_config = isinstance(spec_or_config, BNNConfig)
     spec = {"model": {}, "data": {}, "inference": {}} if is_config else read_spec(spec_or_config)
     settings = {k: v for k, v in settings.items() if v is not None}

@@ -198,12 +198,12 @@ class BNNPosterior:
     @property
     def diagnostic_vars(self) -> list[str]:
         """The identifiable posterior quantities on which mixing is judged (module docstring)."""
+        def varies(name):  # a constant (iid variances, a fixed global scale) says nothing about mixing
+            return name in self.samples and np.ptp(np.asarray(self.samples[name])) > 0
+
         names = []
-        for layer, prior in enumerate(self.config.priors):
-            if getattr(prior, "name", "") != "iid":
-                names.append(f"lam_sorted{layer}")
-            if f"tau{layer}" in self.samples and self.config.global_scale != "fixed":
-                names.append(f"tau{layer}")
+        for layer in range(len(self.config.priors)):
+            names += [n for n in (f"lam_sorted{layer}", f"tau{layer}") if varies(n)]
         if "sigma" in self.samples:
             names.append("sigma")
         return names + list(_DERIVED)

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..validation import check_finite_array, check_in_interval, check_int
+from ..pruning import prune_mask
+from ..validation import check_finite_array, check_int
 from .models import BNNConfig, forward
 
 __all__ = ["flatten_chains", "params_from_samples", "forward_draws", "predict_probs", "prune_masks",
@@ -94,16 +95,11 @@ def predict_probs(config: BNNConfig, samples: dict, X, **kw) -> np.ndarray:
 
 def prune_masks(config: BNNConfig, samples: dict, fraction: float) -> tuple:
     """Per-draw masks, one ``(S, p_l)`` array per hidden layer: 0 for the ``round(fraction * p_l)`` nodes
-    with the smallest :math:`\\lambda` in that draw, 1 elsewhere."""
-    fraction = check_in_interval("fraction", fraction, 0.0, 1.0)
+    with the smallest :math:`\\lambda` in that draw, 1 elsewhere (:func:`bayes_mogp.pruning.prune_mask`)."""
     masks = []
-    for layer, p in enumerate(config.widths):
+    for layer in range(len(config.widths)):
         lam = np.asarray(samples[f"lam{layer}"])  # (S, p)
-        k = int(round(fraction * p))
-        order = np.argsort(lam, axis=-1, kind="stable")  # ascending
-        mask = np.ones(lam.shape, dtype=lam.dtype)
-        np.put_along_axis(mask, order[..., :k], 0.0, axis=-1)
-        masks.append(mask)
+        masks.append(np.asarray(prune_mask(lam, fraction), dtype=lam.dtype))
     return tuple(masks)
 
 

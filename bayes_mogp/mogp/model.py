@@ -79,13 +79,11 @@ def mogp_model(problem: MoGPProblem, limit, num_jumps: int, *, drift: str = "fre
     a = numpyro.sample("drift", dist.HalfNormal(2.0)) if drift == "free" else jnp.asarray(float(limit.drift))
     n = problem.basis.shape[0]
     if num_jumps > 0:
-        e = numpyro.sample("arrivals", dist.Exponential(1.0).expand([num_jumps]).to_event(1))
-        lam = limit.levy.inverse_tail(jnp.cumsum(e))
+        lam = limit.sample_site("jumps", num_jumps, site_names={"arrivals": "arrivals"})
         remainder = limit.remainder_mean(lam[-1])
         u = numpyro.sample("features", dist.Normal(0.0, 1.0).expand([num_jumps, problem.basis.shape[1]])
                            .to_event(2))
         phi = _phi(problem)(problem.basis @ u.T)
-        numpyro.deterministic("jumps", lam)
     else:
         lam, remainder, phi = jnp.zeros(0), jnp.asarray(0.0), jnp.zeros((n, 0))
     scale = sigma_v2 * (a + remainder)
@@ -119,17 +117,18 @@ def fit_map(key, kwargs: dict, *, steps: int = 1500, lr: float = 0.02):
 def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains: int = 2,
              init_params: dict | None = None, target_accept_prob: float = 0.85, max_tree_depth: int = 8,
              progress_bar: bool = False):
-    """NUTS over the random kernel; chains one after the other.  Returns the ``numpyro.infer.MCMC``."""
-    from numpyro.infer import MCMC, NUTS, init_to_value
+    """NUTS over the random kernel, chains one after the other, by the package's NUTS driver
+    (:func:`bayes_mogp.nuts.sample`).  Returns its :class:`~bayes_mogp.nuts.NutsResult` (draws and the
+    ``diverging`` / ``num_steps`` statistics, ``(chains, draws, ...)``)."""
+    from numpyro.infer import NUTS, init_to_value
 
-    num_warmup = check_int("num_warmup", num_warmup, minimum=1)
-    num_samples = check_int("num_samples", num_samples, minimum=1)
-    num_chains = check_int("num_chains", num_chains, minimum=1)
+    from .. import nuts
+
     max_tree_depth = check_int("max_tree_depth", max_tree_depth, minimum=1, maximum=12)
     kernel_kw: dict[str, Any] = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
     if init_params is not None:
         kernel_kw["init_strategy"] = init_to_value(values=init_params)
-    mcmc = MCMC(NUTS(mogp_model, **kernel_kw), num_warmup=num_warmup, num_samples=num_samples,
-                num_chains=num_chains, chain_method="sequential", progress_bar=progress_bar)
-    mcmc.run(key, extra_fields=("diverging", "num_steps"), **kwargs)
-    return mcmc
+    return nuts.sample(key, NUTS(mogp_model, **kernel_kw), model_kwargs=kwargs, num_warmup=num_warmup,
+                       num_samples=num_samples, num_chains=num_chains, chain_method="sequential",
+                       fields=("diverging", "num_steps"), settings=dict(target_accept_prob=target_accept_prob,
+                       max_tree_depth=max_tree_depth), progress_bar=progress_bar)

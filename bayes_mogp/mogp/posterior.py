@@ -113,11 +113,10 @@ def fit(key, data, y=None, *, log=None, progress: bool = False, **settings) -> "
     t_map = time.perf_counter() - t0
     if log:
         log(f"mogp: NUTS {s['num_chains']} x ({s['num_warmup']} + {s['num_samples']})")
-    mcmc = run_nuts(k_nuts, kw, num_warmup=s["num_warmup"], num_samples=s["num_samples"],
-                    num_chains=s["num_chains"], init_params=params, max_tree_depth=s["max_tree_depth"],
-                    target_accept_prob=s["target_accept_prob"], progress_bar=progress)
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    stats = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+    res = run_nuts(k_nuts, kw, num_warmup=s["num_warmup"], num_samples=s["num_samples"],
+                   num_chains=s["num_chains"], init_params=params, max_tree_depth=s["max_tree_depth"],
+                   target_accept_prob=s["target_accept_prob"], progress_bar=progress)
+    samples, stats = res.samples, res.stats
     spec = {k: v for k, v in s.items()}
     spec["prior"] = s["prior"] if isinstance(s["prior"], str) else getattr(s["prior"], "name", "custom")
     spec["rank"] = fmap.rank

@@ -1,4 +1,4 @@
-r"""The random-kernel prior of the MoGP limit on a finite set of inputs (seed 000 section 3; docs/math.md section 2).
+r"""The random-kernel prior of the MoGP limit on a finite set of inputs (Lee et al. 2023, docs/math.md section 2).
 
 One hidden layer, inputs ``x`` (n, d): the outputs are independent GPs given the random kernel
 
@@ -29,8 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..activations import get_activation
 from ..validation import check_finite_array, check_int, check_positive
-from ..errors import InputError
 
 __all__ = ["RandomKernel", "sample_random_kernel", "sample_outputs", "finite_width_kernel"]
 
@@ -43,13 +43,11 @@ class RandomKernel(NamedTuple):
 
 
 def _phi(activation):
+    """The activation's function and its Gaussian expectation map ``cov -> E[phi(z) phi(z)^T]``."""
     from ..kernels import activation_expectation
 
-    fns = {"relu": lambda z: jnp.maximum(z, 0.0), "erf": jax.scipy.special.erf, "identity": lambda z: z,
-           "abs": jnp.abs}
-    if activation not in fns:
-        raise InputError(f"activation must be one of {', '.join(fns)}; got {activation!r}")
-    return fns[activation], (lambda cov: activation_expectation(activation, cov))
+    entry = get_activation(activation, closed_form=True)
+    return entry.fn, (lambda cov: activation_expectation(activation, cov))
 
 
 def _psd_factor(cov):
@@ -93,6 +91,8 @@ def finite_width_kernel(key, x, prior, *, activation: str = "relu", sigma_v2: fl
     act, _ = _phi(activation)
     kl, kv = jax.random.split(key)
     lam = prior.sample(kl, (prior.width,))
-    h = x @ jax.random.normal(kv, (x.shape[1], prior.width), dtype=x.dtype) / np.sqrt(x.shape[1])
-    f = act(h)  # (n, p)
+    from ..networks import input_layer
+
+    V = jax.random.normal(kv, (x.shape[1], prior.width), dtype=x.dtype)
+    f = act(input_layer(x, V, 0.0, scale=1.0 / np.sqrt(x.shape[1])))  # (n, p): the hidden layer of eq. (1)
     return sigma_v2 * (f * lam) @ f.T

@@ -18,7 +18,11 @@ node's variance :math:`\lambda` (a NumPyro distribution, batch shape ``()``), su
   unit-rate Poisson process (Ferguson-Klass; DESIGN section 2).  Truncating at :math:`J` jumps leaves
   a remainder with mean :math:`\int_0^{\lambda_{(J)}} x\, \rho(dx)` (:meth:`remainder_mean`).
 * :class:`NodeVariancePrior`: the family at one width; subclasses implement ``_distribution`` and
-  ``_limit`` (see :class:`bayes_mogp.priors.CustomPrior` to define one without subclassing).
+  ``_limit`` (see :class:`bayes_mogp.priors.CustomPrior` to define one without subclassing).  A prior is
+  a JAX pytree whose leaves are its numeric hyperparameters, which may be arrays (a hyperprior: sample
+  ``c`` in a NumPyro model and build the prior from it) and are differentiable; and it emits its own
+  NumPyro sites, :meth:`NodeVariancePrior.sample_site`, so that any model (the BNN, a user's own) draws
+  one layer's variances in the parametrisation NUTS handles best, without knowing the family.
 
 ``inverse_tail`` is written in ``jax.numpy`` and is jittable and differentiable with respect to the
 arrival times (closed forms, or a bisection in log space with an implicit-function JVP
@@ -29,9 +33,12 @@ the arrival times as latent variables inside NUTS.
 from __future__ import annotations
 
 import math
+import numbers
+from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ..errors import InputError, InputTypeError
@@ -43,12 +50,36 @@ __all__ = [
     "NodeVariancePrior",
     "monotone_inverse",
     "gauss_legendre",
+    "hyperparameter",
 ]
 
 
 def _float(x):
     """A JAX array of the default float dtype (float64 when x64 is on)."""
     return jnp.asarray(x, dtype=jnp.result_type(float))
+
+
+def hyperparameter(name: str, value, check):
+    """A hyperparameter checked by ``check(name, value)`` (e.g. :func:`bayes_mogp.validation.check_positive`).
+
+    Python numbers are checked and returned as floats (the arithmetic of the priors is then the same as
+    with constants).  Arrays are returned as JAX arrays, checked elementwise when they are concrete; a
+    traced value (inside ``jit``, ``grad`` or a NumPyro model with a hyperprior) cannot be checked and is
+    returned as it is: its law must keep it in range (e.g. a ``Gamma`` hyperprior for a positive ``c``).
+    """
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return check(name, value)
+    if isinstance(value, jax.core.Tracer):
+        return value
+    if isinstance(value, (jax.Array, np.ndarray)):
+        for v in np.asarray(value, dtype=float).ravel():
+            check(name, float(v))
+        return jnp.asarray(value, dtype=jnp.result_type(float))
+    return check(name, value)  # raises the type error naming the parameter
+
+
+def _is_concrete_number(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 def gauss_legendre(n: int, low: float, high: float):
@@ -128,7 +159,8 @@ class LevyMeasure:
 
     @property
     def is_zero(self) -> bool:
-        return self.total_mass == 0
+        """True for the zero measure (GP regime); a measure with array parameters is never zero."""
+        return _is_concrete_number(self.total_mass) and self.total_mass == 0
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -172,11 +204,13 @@ class InfiniteWidthLimit:
     """
 
     def __init__(self, drift: float, levy: LevyMeasure, *, total_sampler=None, default_num_jumps: int = 1000):
-        if drift < 0:
-            raise InputError(f"drift must be >= 0, got {drift}")
-        if drift == 0 and levy.is_zero:
-            raise InputError("the limit is degenerate (drift 0 and zero Levy measure): Lambda = 0")
-        self.drift = float(drift)
+        if _is_concrete_number(drift):
+            if drift < 0:
+                raise InputError(f"drift must be >= 0, got {drift}")
+            if drift == 0 and levy.is_zero:
+                raise InputError("the limit is degenerate (drift 0 and zero Levy measure): Lambda = 0")
+            drift = float(drift)
+        self.drift = drift
         self.levy = levy
         self._total_sampler = total_sampler
         self.default_num_jumps = int(default_num_jumps)
@@ -215,8 +249,36 @@ class InfiniteWidthLimit:
         jumps = self.sample_jumps(key, self.default_num_jumps, shape)
         return self.drift + jumps.sum(-1) + self.remainder_mean(jumps[..., -1])
 
+    def sample_site(self, name: str, num_jumps: int, *, site_names=None):
+        r"""The ``num_jumps`` largest jumps as NumPyro sites, inside a model; returns them, decreasing.
+
+        The latent site ``"{name}_arrivals"`` (or ``site_names["arrivals"]``) holds the increments
+        :math:`E_i \sim \mathrm{Exp}(1)` of the arrival times, shape ``(num_jumps,)``; the jumps
+        :math:`\bar\rho^{-1}(E_1 + \dots + E_j)` are recorded as the deterministic site ``name``.
+        NUTS moves the arrivals on their log scale; the jumps follow through the (differentiable)
+        inverse tail.  Used by MoGP regression, and by any model that puts the limit's jumps on data.
+        """
+        import numpyro
+        import numpyro.distributions as dist
+
+        names = _site_namer(name, site_names)
+        e = numpyro.sample(names("arrivals"), dist.Exponential(1.0).expand([int(num_jumps)]).to_event(1))
+        lam = self.levy.inverse_tail(jnp.cumsum(e))
+        numpyro.deterministic(name, lam)
+        return lam
+
     def __repr__(self) -> str:
         return f"InfiniteWidthLimit(drift={self.drift!r}, levy={self.levy!r}, regime={self.regime!r})"
+
+
+def _site_namer(name: str, site_names):
+    """``role -> site name``: ``site_names[role]`` where given, else ``"{name}_{role}"``."""
+    site_names = dict(site_names or {})
+
+    def names(role: str) -> str:
+        return site_names.get(role, f"{name}_{role}")
+
+    return names
 
 
 class NodeVariancePrior:
@@ -230,6 +292,10 @@ class NodeVariancePrior:
 
     name: str = "prior"
     _defaults: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        jax.tree_util.register_pytree_node(cls, _flatten_prior, partial(_unflatten_prior, cls))
 
     def __init__(self, width: int, **hyper):
         from ..validation import check_int
@@ -264,6 +330,45 @@ class NodeVariancePrior:
             self._limit_cache = self._limit()
         return self._limit_cache
 
+    @property
+    def is_discrete(self) -> bool:
+        """True when one node's variance has discrete support (e.g. Bernoulli gates): :meth:`sample_site`
+        then emits an index site, which NUTS cannot move (use ``numpyro.infer.DiscreteHMCGibbs``)."""
+        d = self.distribution
+        return bool(getattr(d.support, "is_discrete", False) or getattr(d, "has_enumerate_support", False))
+
+    def sample_site(self, name: str = "lam", *, site_names=None):
+        r"""Draw one layer's per-node variances inside a NumPyro model: returns :math:`\lambda`, ``(width,)``.
+
+        The prior emits its latent sites in the parametrisation NUTS handles best, named
+        ``"{name}_{role}"`` (``site_names`` maps a role to another name), and records :math:`\lambda`
+        as the deterministic site ``name``.  This default serves every continuous family: one latent
+        site ``"{name}_raw"`` ``~ distribution.expand([width])`` (NUTS works on its unconstrained
+        transform); a discrete family gets the index site ``"{name}_index"`` over the support
+        :math:`\{v_1, \dots, v_m\}` of one node, ``Categorical(logits = log p(v_i))``, and
+        :math:`\lambda = v_{\mathrm{index}}` (an indicator for Bernoulli gates).  Families with a
+        better parametrisation override it (the horseshoe's two-factor half-Cauchy; ``iid``: no site).
+        Hyperparameters may be traced (a hyperprior)::
+
+            c = numpyro.sample("c", dist.Gamma(2.0, 2.0))
+            lam = get_prior("beta", 50, c=c).sample_site("lam")     # (50,)
+        """
+        import numpyro
+        import numpyro.distributions as dist
+
+        names = _site_namer(name, site_names)
+        d = self.distribution
+        p = self.width
+        if self.is_discrete:
+            # the index over the support is discrete for NumPyro whatever the law declares as its support
+            values = jnp.asarray(d.enumerate_support(expand=False)).reshape(-1)
+            idx = numpyro.sample(names("index"), dist.Categorical(logits=d.log_prob(values)).expand([p]))
+            lam = values[idx]
+        else:
+            lam = numpyro.sample(names("raw"), d.expand([p]).to_event(1))
+            lam = jnp.asarray(lam, dtype=jnp.result_type(float))
+        return numpyro.deterministic(name, lam)
+
     def sample(self, key, sample_shape=()):
         """Draws of :math:`\\lambda`, shape ``sample_shape``, float, never NaN."""
         return jnp.exp(self.log_sample(key, sample_shape))
@@ -276,3 +381,24 @@ class NodeVariancePrior:
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
         return f"{type(self).__name__}(width={self.width}{', ' if hyper else ''}{hyper})"
+
+
+def _is_leaf_hyper(value) -> bool:
+    return not isinstance(value, (str, type(None), bool))
+
+
+def _flatten_prior(prior):
+    """Pytree leaves: the numeric hyperparameters; the rest (width, options, a custom law) is static."""
+    keys = tuple(k for k, v in prior.hyper.items() if _is_leaf_hyper(v))
+    static = tuple((k, v) for k, v in prior.hyper.items() if k not in keys)
+    rest = tuple(sorted((k, v) for k, v in vars(prior).items() if k not in ("hyper", "_limit_cache")))
+    return tuple(prior.hyper[k] for k in keys), (keys, static, rest)
+
+
+def _unflatten_prior(cls, aux, leaves):
+    keys, static, rest = aux
+    prior = object.__new__(cls)  # no validation: leaves may be tracers or placeholders
+    prior.__dict__.update(dict(rest))
+    prior.hyper = {**dict(zip(keys, leaves)), **dict(static)}
+    prior._limit_cache = None
+    return prior

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ..validation import check_positive
-from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float
+from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, hyperparameter
 from .distributions import BernoulliVariance
 from ..errors import InputError
 
@@ -24,8 +24,8 @@ __all__ = ["BernoulliLevy", "BernoulliPrior"]
 class BernoulliLevy(LevyMeasure):
     r""":math:`\rho = c\,\delta_s`."""
 
-    def __init__(self, rate: float, size: float):
-        self.rate, self.size = float(rate), float(size)
+    def __init__(self, rate, size):
+        self.rate, self.size = rate, size
         self.total_mass = self.rate
 
     def density(self, x):
@@ -52,10 +52,10 @@ class BernoulliPrior(NodeVariancePrior):
     _defaults = {"rate": 2.0, "size": 1.0}
 
     def _check(self, hyper):
-        rate = check_positive("rate", hyper["rate"])
-        if rate > self.width:
+        rate = hyperparameter("rate", hyper["rate"], check_positive)
+        if not isinstance(rate, jax.core.Tracer) and float(jnp.max(rate)) > self.width:
             raise InputError(f"width must be >= rate = {rate} for bernoulli (probability rate/width <= 1), got {self.width}")
-        return {"rate": rate, "size": check_positive("size", hyper["size"])}
+        return {"rate": rate, "size": hyperparameter("size", hyper["size"], check_positive)}
 
     def _distribution(self):
         return BernoulliVariance(self.hyper["rate"] / self.width, self.hyper["size"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from ..validation import check_positive
-from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, gauss_legendre
+from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, gauss_legendre, hyperparameter
 from .distributions import LogSpaceBeta
 
 __all__ = ["BetaLevy", "BetaPrior"]
@@ -27,8 +27,8 @@ __all__ = ["BetaLevy", "BetaPrior"]
 class BetaLevy(LevyMeasure):
     r""":math:`\rho(dx) = c\,x^{-1}(1-x)^{-1/2}` on (0, 1)."""
 
-    def __init__(self, c: float):
-        self.c = float(c)
+    def __init__(self, c):
+        self.c = c
 
     def density(self, x):
         x = _float(x)
@@ -66,7 +66,7 @@ class BetaPrior(NodeVariancePrior):
     _defaults = {"c": 1.0}
 
     def _check(self, hyper):
-        return {"c": check_positive("c", hyper["c"])}
+        return {"c": hyperparameter("c", hyper["c"], check_positive)}
 
     def _distribution(self):
         return LogSpaceBeta(self.hyper["c"] / self.width, 0.5)
@@ -76,4 +76,5 @@ class BetaPrior(NodeVariancePrior):
 
     def _limit(self):
         c = self.hyper["c"]
-        return InfiniteWidthLimit(0.0, BetaLevy(c), default_num_jumps=int(50 + 50 * c))
+        num_jumps = int(50 + 50 * c) if isinstance(c, float) else 200  # arrays: a fixed truncation
+        return InfiniteWidthLimit(0.0, BetaLevy(c), default_num_jumps=num_jumps)

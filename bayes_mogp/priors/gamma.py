@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaincc
 
 from ..validation import check_in_interval, check_nonnegative, check_positive
-from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, monotone_inverse
+from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, hyperparameter, monotone_inverse
 from .distributions import LogSpaceGamma, TemperedStable, sample_tempered_stable
 
 __all__ = ["exp1", "GammaLevy", "GammaMoGPPrior", "GeneralizedGammaLevy", "GeneralizedGammaPrior"]
@@ -64,8 +64,8 @@ def exp1(z):
 class GammaLevy(LevyMeasure):
     r""":math:`\rho(dx) = c\,x^{-1}e^{-bx}dx` (gamma process)."""
 
-    def __init__(self, c: float, b: float):
-        self.c, self.b = float(c), float(b)
+    def __init__(self, c, b):
+        self.c, self.b = c, b
 
     def density(self, x):
         x = _float(x)
@@ -93,7 +93,8 @@ class GammaMoGPPrior(NodeVariancePrior):
     _defaults = {"c": 2.0, "rate": 1.0}
 
     def _check(self, hyper):
-        return {"c": check_positive("c", hyper["c"]), "rate": check_positive("rate", hyper["rate"])}
+        return {"c": hyperparameter("c", hyper["c"], check_positive),
+                "rate": hyperparameter("rate", hyper["rate"], check_positive)}
 
     def _distribution(self):
         return LogSpaceGamma(self.hyper["c"] / self.width, self.hyper["rate"])

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 
 from ..validation import check_in_interval, check_positive
-from ._base import InfiniteWidthLimit, NodeVariancePrior, ZeroLevyMeasure
+from ._base import InfiniteWidthLimit, NodeVariancePrior, ZeroLevyMeasure, hyperparameter
 from .distributions import LogSpaceGamma
 
 __all__ = ["IIDPrior", "InverseGammaPrior", "GammaGPPrior"]
@@ -31,10 +31,21 @@ class IIDPrior(NodeVariancePrior):
     _defaults = {"c": 2.0}
 
     def _check(self, hyper):
-        return {"c": check_positive("c", hyper["c"])}
+        return {"c": hyperparameter("c", hyper["c"], check_positive)}
 
     def _distribution(self):
         return dist.Delta(jnp.asarray(self.hyper["c"] / self.width, dtype=jnp.result_type(float)))
+
+    @property
+    def is_discrete(self) -> bool:
+        return False
+
+    def sample_site(self, name: str = "lam", *, site_names=None):
+        """:math:`\\lambda = c/p` for every node, recorded as the deterministic site ``name``: no latent site."""
+        import numpyro
+
+        del site_names
+        return numpyro.deterministic(name, jnp.full((self.width,), self.hyper["c"] / self.width))
 
     def log_sample(self, key, sample_shape=()):
         del key
@@ -55,8 +66,9 @@ class InverseGammaPrior(NodeVariancePrior):
     _defaults = {"shape": 2.0, "scale": 2.0}
 
     def _check(self, hyper):
-        shape = check_in_interval("shape", hyper["shape"], 1.0, float("inf"), low_open=True, high_open=True)
-        return {"shape": shape, "scale": check_positive("scale", hyper["scale"])}
+        shape = hyperparameter("shape", hyper["shape"], lambda n, v: check_in_interval(
+            n, v, 1.0, float("inf"), low_open=True, high_open=True))
+        return {"shape": shape, "scale": hyperparameter("scale", hyper["scale"], check_positive)}
 
     def _distribution(self):
         return dist.InverseGamma(self.hyper["shape"], self.hyper["scale"] / self.width)
@@ -77,7 +89,8 @@ class GammaGPPrior(NodeVariancePrior):
     _defaults = {"shape": 1.0, "c": 2.0}
 
     def _check(self, hyper):
-        return {"shape": check_positive("shape", hyper["shape"]), "c": check_positive("c", hyper["c"])}
+        return {"shape": hyperparameter("shape", hyper["shape"], check_positive),
+                "c": hyperparameter("c", hyper["c"], check_positive)}
 
     def _distribution(self):
         s, c = self.hyper["shape"], self.hyper["c"]

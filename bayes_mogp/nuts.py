@@ -1,0 +1,237 @@
+r"""The one NUTS driver of the package: several chains, chunks, checkpoints and exact resume, for any model.
+
+:func:`sample` runs a NumPyro MCMC kernel (``NUTS``, or ``DiscreteHMCGibbs`` around it) on a model's
+arguments and returns a :class:`NutsResult` whose arrays are grouped by chain, ``(chains, draws, ...)``.
+The BNN (:func:`bayes_mogp.bnn.run_nuts`) and MoGP regression (:func:`bayes_mogp.mogp.model.run_nuts`)
+call it; so can a user's own model.
+
+* Chains: ``chain_method="auto"`` runs one chain per device (``"parallel"``, pmap) when there are at least
+  as many devices as chains (several GPUs), else all chains vectorised on one device (``"vectorized"``,
+  vmap); ``"sequential"`` runs them one after the other (what a small model on 2 CPU cores wants).  The
+  sampling loop of a chunk is one compiled ``lax`` loop: no host round trip per draw (NumPyro's per-draw
+  progress bar is not used for that reason; progress is one line per chunk through ``log``).
+* Checkpoints: with ``checkpoint`` set the draws are taken in chunks of ``checkpoint_every``; after warmup
+  and each chunk the sampler state (NumPyro's ``MCMC.last_state``: positions, step size, mass matrix,
+  PRNG keys) and the draws so far are written atomically (:mod:`bayes_mogp.checkpoint`: arrays only, no
+  pickle).  :func:`resume` reloads them, sets NumPyro's public ``MCMC.post_warmup_state`` and continues
+  with ``run(state.rng_key)``: the same Markov chain with the same keys, so the draws equal those of an
+  uninterrupted run, and a finished run can be continued with more draws.
+* :func:`precision`: the context in which a run computes in float32 or float64.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+from numpyro.infer import MCMC, DiscreteHMCGibbs
+
+from .checkpoint import load_checkpoint, restore_state, save_checkpoint
+from .validation import check_choice, check_int
+
+__all__ = ["NutsResult", "sample", "resume", "precision", "resolve_chain_method", "raw_key", "CHAIN_METHODS",
+           "DTYPES", "NUTS_FIELDS"]
+
+CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
+DTYPES = ("float32", "float64")
+#: ArviZ's sample_stats names for the NUTS fields collected by default.
+NUTS_FIELDS = ("diverging", "potential_energy", "energy", "num_steps", "accept_prob", "adapt_state.step_size")
+# Under DiscreteHMCGibbs the NUTS statistics live in the inner state (conditional on the gates).
+_GIBBS_FIELDS = tuple(f"hmc_state.{f}" for f in NUTS_FIELDS[:5])
+
+
+@dataclass
+class NutsResult:
+    """Draws ``samples[name]`` of shape ``(chains, draws, ...)``, NUTS statistics ``stats`` likewise,
+    wall-clock ``seconds`` (warmup and compilation included), the last sampler state, the settings, and
+    ``chunks``: ``(draws per chain, seconds)`` of each chunk, the first one with the warmup."""
+
+    samples: dict
+    stats: dict
+    seconds: float
+    last_state: object
+    settings: dict
+    chunks: list = field(default_factory=list)
+
+
+def precision(dtype: str | None):
+    """Context in which JAX computes in ``dtype`` (``"float32"``/``"float64"``; None: leave as it is)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    check_choice("dtype", dtype, DTYPES)
+    return jax.enable_x64(dtype == "float64")
+
+
+def current_dtype() -> str:
+    """``"float64"`` when JAX's x64 mode is on, else ``"float32"``."""
+    return "float64" if jax.config.jax_enable_x64 else "float32"
+
+
+def resolve_chain_method(chain_method: str, num_chains: int) -> str:
+    """``"auto"`` -> ``"parallel"`` when there are at least ``num_chains`` > 1 devices, else ``"vectorized"``."""
+    check_choice("chain_method", chain_method, CHAIN_METHODS)
+    if chain_method != "auto":
+        return chain_method
+    return "parallel" if num_chains > 1 and jax.local_device_count() >= num_chains else "vectorized"
+
+
+def raw_key(key):
+    """A raw ``uint32[2]`` key (typed keys are unwrapped), so that sampler states store plain arrays."""
+    key = jax.numpy.asarray(key) if not hasattr(key, "dtype") else key
+    if jax.numpy.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return key
+
+
+def _default_fields(kernel):
+    return _GIBBS_FIELDS if isinstance(kernel, DiscreteHMCGibbs) else NUTS_FIELDS
+
+
+def _to_host(tree):
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def _stats(mcmc) -> dict:
+    return {k.removeprefix("hmc_state."): np.asarray(v)
+            for k, v in jax.device_get(mcmc.get_extra_fields(group_by_chain=True)).items()}
+
+
+def _concat(a: dict, b: dict) -> dict:
+    if not a:
+        return b
+    return {k: np.concatenate([a[k], b[k]], axis=1) for k in b}
+
+
+def _mcmc(kernel, num_warmup, num_samples, num_chains, chain_method, progress_bar=False):
+    if chain_method == "vectorized" and isinstance(kernel, DiscreteHMCGibbs) and num_chains > 1:
+        # NumPyro's Gibbs kernels refuse the string "vectorized" but accept a callable.  jit(vmap), not a bare
+        # vmap: under a bare vmap NumPyro's sampling loop donates its draw buffers where XLA cannot reuse them
+        # ("Some donated buffers were not usable"); inside one jit the donation is moot.  Same draws.
+        chain_method = lambda f: jax.jit(jax.vmap(f))  # noqa: E731
+    return MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                chain_method=chain_method, progress_bar=progress_bar)
+
+
+def sample(key, kernel, model_args=(), model_kwargs=None, *, num_warmup: int, num_samples: int,
+           num_chains: int = 1, chain_method: str = "auto", fields=None, settings: dict | None = None,
+           checkpoint=None, checkpoint_every: int | None = None, log=None, stop_after: int | None = None,
+           label: str = "nuts", progress_bar: bool = False) -> NutsResult:
+    """Warmup, then ``num_samples`` draws per chain of ``kernel`` on ``model(*model_args, **model_kwargs)``.
+
+    Same ``key``, same draws (chunked or not).  ``fields``: the extra fields to collect (default: the NUTS
+    statistics :data:`NUTS_FIELDS`, read inside a Gibbs kernel's HMC state).  ``settings``: extra entries
+    recorded in the result's settings (and checkpoint).  ``checkpoint``: path of the checkpoint file
+    (written after warmup + each chunk of ``checkpoint_every`` draws).  ``log``: a callable receiving one
+    line per chunk.  ``stop_after``: stop after that many draws (an interruption; continue with :func:`resume`).
+    ``progress_bar``: NumPyro's per-draw progress bar on stderr (sequential chains: the sampling loop then
+    returns to the host at every draw, which costs little only when a draw is slow).
+    """
+    num_warmup = check_int("num_warmup", num_warmup, minimum=1)
+    num_samples = check_int("num_samples", num_samples, minimum=1)
+    num_chains = check_int("num_chains", num_chains, minimum=1)
+    chain_method = resolve_chain_method(chain_method, num_chains)
+    if checkpoint_every is not None:
+        check_int("checkpoint_every", checkpoint_every, minimum=1)
+    settings = dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                    chain_method=chain_method, **(settings or {}), dtype=current_dtype(),
+                    devices=jax.local_device_count(), backend=jax.default_backend())
+    fields = tuple(fields) if fields is not None else _default_fields(kernel)
+    model_kwargs = dict(model_kwargs or {})
+    chunk = checkpoint_every or num_samples
+    first = min(chunk, num_samples, stop_after or num_samples)
+    t0 = time.perf_counter()
+    mcmc = _mcmc(kernel, num_warmup, first, num_chains, chain_method, progress_bar)
+    mcmc.run(raw_key(key), *model_args, extra_fields=fields, **model_kwargs)
+    samples = _to_host(mcmc.get_samples(group_by_chain=True))
+    stats = _stats(mcmc)
+    seconds = time.perf_counter() - t0
+    chunks = [(first, seconds)]
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, mcmc.last_state, samples, stats, seconds=seconds, settings=settings,
+                        chunks=chunks)
+    if log is not None:
+        log(f"{label}: warmup ({num_warmup}) + {first}/{num_samples} draws x {num_chains} chains "
+            f"({chain_method}, {settings['dtype']}, {settings['backend']}) in {seconds:.1f} s")
+    return _continue(mcmc, mcmc.last_state, model_args, model_kwargs, fields, samples, stats, seconds, settings,
+                     checkpoint, chunk, log, chunks, stop_after=stop_after, label=label)
+
+
+def _continue(mcmc, state, model_args, model_kwargs, fields, samples, stats, seconds, settings, checkpoint, chunk,
+              log, chunks, *, stop_after=None, label="nuts"):
+    """Draw chunks of ``chunk`` draws from ``state`` on (NumPyro's ``post_warmup_state``) up to the target."""
+    target = settings["num_samples"] if stop_after is None else min(stop_after, settings["num_samples"])
+    done = next(iter(samples.values())).shape[1]
+    while done < target:
+        n = min(chunk, target - done)
+        mcmc.post_warmup_state = state
+        mcmc.num_samples = n  # the same MCMC object: its compiled sampling loop is reused for equal chunks
+        t0 = time.perf_counter()
+        mcmc.run(state.rng_key, *model_args, extra_fields=fields, **model_kwargs)
+        state = mcmc.last_state
+        samples = _concat(samples, _to_host(mcmc.get_samples(group_by_chain=True)))
+        stats = _concat(stats, _stats(mcmc))
+        dt = time.perf_counter() - t0
+        seconds += dt
+        done += n
+        chunks = chunks + [(n, dt)]
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, mcmc.last_state, samples, stats, seconds=seconds, settings=settings,
+                            chunks=chunks)
+        if log is not None:
+            log(f"{label}: {done}/{target} draws per chain, {seconds:.1f} s"
+                + (f", checkpoint {checkpoint}" if checkpoint is not None else ""))
+    return NutsResult(samples, stats, seconds, state, settings, chunks)
+
+
+def resume(checkpoint, kernel, model_args=(), model_kwargs=None, *, num_samples: int | None = None,
+           checkpoint_every: int | None = None, fields=None, log=None, label: str = "nuts") -> NutsResult:
+    """Continue the run saved in ``checkpoint`` up to ``num_samples`` draws per chain in total (default: the
+    number the run asked for; a larger number continues a finished run with more draws).
+
+    ``kernel`` and the model arguments must be those of the interrupted run, in the precision it ran in
+    (``precision(load_checkpoint(checkpoint)["settings"]["dtype"])``); the number of chains is the
+    checkpoint's.  The sampler state is rebuilt on the tree structure of a fresh initial state of the same
+    kernel (:func:`bayes_mogp.checkpoint.restore_state`); with fewer devices than when the run started,
+    parallel chains continue vectorised on one device (same chains).
+    """
+    ck = load_checkpoint(checkpoint)
+    settings = dict(ck["settings"])
+    if num_samples is not None:
+        settings["num_samples"] = check_int("num_samples", num_samples, minimum=1)
+    done = next(iter(ck["samples"].values())).shape[1]
+    chunk = check_int("checkpoint_every", checkpoint_every or settings["num_samples"], minimum=1)
+    model_kwargs = dict(model_kwargs or {})
+    method = settings["chain_method"]
+    if method == "parallel" and jax.local_device_count() < settings["num_chains"]:
+        method = "vectorized"
+    state = restore_state(ck, _template_state(kernel, model_args, model_kwargs, settings["num_chains"], method))
+    if done >= settings["num_samples"]:
+        return NutsResult(ck["samples"], ck["stats"], ck["seconds"], state, settings, ck["chunks"])
+    mcmc = _mcmc(kernel, 0, min(chunk, settings["num_samples"] - done), settings["num_chains"], method)
+    fields = tuple(fields) if fields is not None else _default_fields(kernel)
+    return _continue(mcmc, state, model_args, model_kwargs, fields, ck["samples"], ck["stats"], ck["seconds"],
+                     settings, checkpoint, chunk, log, ck["chunks"], label=label)
+
+
+def _template_state(kernel, model_args, model_kwargs, num_chains: int, chain_method: str):
+    """Shapes and dtypes (``jax.ShapeDtypeStruct``) of a fresh initial state of ``kernel`` with the chain
+    layout the sampler will use; a checkpoint must match its tree structure and leaves.
+
+    ``kernel.init`` is traced abstractly (``jax.eval_shape``): nothing is compiled or run, but the kernel
+    is set up (NumPyro's ``MCMC`` then skips its own ``init``).  Vectorised NUTS chains take the batched
+    init, which also sets up NumPyro's vmapped transition; pmap / vmap-wrapped kernels run one chain per
+    call, so their state is the single-chain one with a leading chain axis."""
+    key = jax.random.PRNGKey(0)
+
+    def init(k):
+        return kernel.init(k, 0, None, tuple(model_args), dict(model_kwargs))
+
+    if num_chains > 1 and chain_method == "vectorized" and not isinstance(kernel, DiscreteHMCGibbs):
+        return jax.eval_shape(init, jax.random.split(key, num_chains))
+    state = jax.eval_shape(init, key)
+    if num_chains > 1:
+        state = jax.tree.map(lambda a: jax.ShapeDtypeStruct((num_chains,) + tuple(a.shape), a.dtype), state)
+    return state
