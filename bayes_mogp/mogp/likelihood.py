@@ -135,7 +135,9 @@ def direct_log_likelihood(k_phi, y, scale, noise, lam, phi) -> jax.Array:
     if y.ndim == 1:
         y = y[:, None]
     n, c = y.shape
-    k = scale * k_phi + (phi * lam[None, :]) @ phi.T + noise * jnp.eye(n, dtype=k_phi.dtype)
+    from .prior import mogp_kernel
+
+    k = mogp_kernel(k_phi, scale, phi, lam) + noise * jnp.eye(n, dtype=k_phi.dtype)
     chol = jnp.linalg.cholesky(k)
     z = jsl.solve_triangular(chol, y, lower=True)
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))

@@ -32,7 +32,7 @@ import numpy as np
 from ..activations import get_activation
 from ..validation import check_finite_array, check_int, check_positive
 
-__all__ = ["RandomKernel", "sample_random_kernel", "sample_outputs", "finite_width_kernel"]
+__all__ = ["RandomKernel", "mogp_kernel", "sample_random_kernel", "sample_outputs", "finite_width_kernel"]
 
 
 class RandomKernel(NamedTuple):
@@ -48,6 +48,17 @@ def _phi(activation):
 
     entry = get_activation(activation, closed_form=True)
     return entry.fn, (lambda cov: activation_expectation(activation, cov))
+
+
+def mogp_kernel(k_phi, base_scale, phi, lam):
+    r"""The MoGP kernel :math:`s K_\phi + \Phi\,\mathrm{diag}(\lambda)\,\Phi^\top`, ``(n, n)``, as a sum of two
+    kernels (:mod:`bayes_mogp.kernels.layers`): the base kernel ``k_phi`` ``(n, n)`` scaled by the drift
+    plus remainder ``base_scale`` :math:`s`, and the features ``phi`` ``(n, J)`` weighted by the jumps
+    ``lam`` ``(J,)``."""
+    from ..kernels.layers import Kernel, add, feature_kernel, scale
+
+    d = jnp.diagonal(k_phi)
+    return add(scale(Kernel(k_phi, None, d, d), base_scale), feature_kernel(phi, None, lam)).nngp
 
 
 def _psd_factor(cov):
@@ -72,7 +83,7 @@ def sample_random_kernel(key, x, limit, *, num_jumps: int = 100, depth: int = 1,
         rem = limit.remainder_mean(lam[-1])
         z = jax.random.normal(kz, (num_jumps, cov.shape[0]), dtype=cov.dtype) @ _psd_factor(cov).T
         f = act(z)  # (J, n)
-        cov = sigma_v2 * ((limit.drift + rem) * expect(cov) + (f.T * lam) @ f)
+        cov = sigma_v2 * mogp_kernel(expect(cov), limit.drift + rem, f.T, lam)
         jumps.append(lam)
         rems.append(rem)
         shares.append(rem / (limit.drift + rem + jnp.sum(lam)))
