@@ -5,7 +5,8 @@ Every check raises :class:`bayes_mogp.errors.InputError` (a ``ValueError``: bad 
 the parameter, the allowed range and the value received, e.g.
 ``width must be an integer >= 1, got 0``.  The CLI turns these into one line on stderr and exit
 code 2 (:mod:`bayes_mogp.cli.main`).  Checks run on concrete Python/NumPy values only, at
-construction time, never inside ``jit``.
+construction time, never inside ``jit``; :func:`hyperparameter` lets a traced value through unchecked
+(a hyperprior, a gradient) and checks concrete arrays elementwise.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "check_in_interval",
     "check_choice",
     "check_finite_array",
+    "hyperparameter",
 ]
 
 
@@ -98,3 +100,25 @@ def check_finite_array(name: str, value, *, ndim: int | None = None) -> np.ndarr
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise InputError(f"{name} contains {bad} NaN/Inf value(s); clean or impute the data first")
     return arr
+
+
+def hyperparameter(name: str, value, check):
+    """A hyperparameter checked by ``check(name, value)`` (e.g. :func:`check_positive`).
+
+    Python numbers are checked and returned as floats (the arithmetic of the priors is then the same as
+    with constants).  Arrays are returned as JAX arrays, checked elementwise when they are concrete; a
+    traced value (inside ``jit``, ``grad`` or a NumPyro model with a hyperprior) cannot be checked and is
+    returned as it is: its law must keep it in range (e.g. a ``Gamma`` hyperprior for a positive ``c``).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return check(name, value)
+    if isinstance(value, jax.core.Tracer):
+        return value
+    if isinstance(value, (jax.Array, np.ndarray)):
+        for v in np.asarray(value, dtype=float).ravel():
+            check(name, float(v))
+        return jnp.asarray(value, dtype=jnp.result_type(float))
+    return check(name, value)  # raises the type error naming the parameter

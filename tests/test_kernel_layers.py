@@ -248,3 +248,20 @@ def test_add_and_scale():
         assert _rel(getattr(layered, field), getattr(both, field)) < 1e-14, field
     with pytest.raises(InputError, match="shape"):
         add(ka, a.kernel_fn(X1, None, get=None))
+
+
+def test_kernels_are_differentiable_in_w_var_and_b_var():
+    # central finite differences in float64, step 1e-6: truncation error O(1e-12), rounding O(1e-10)
+    from bayes_mogp.kernels import nngp_kernel
+
+    x = np.random.default_rng(3).normal(size=(5, 3))
+    for name in ("w_var", "b_var"):
+        def total(v, name=name):
+            hyper = {"w_var": 2.0, "b_var": 0.1, name: v}
+            return nngp_kernel(x, depth=2, **hyper).sum()
+
+        at = 2.0 if name == "w_var" else 0.1
+        fd = (total(at + 1e-6) - total(at - 1e-6)) / 2e-6
+        np.testing.assert_allclose(jax.grad(total)(at), fd, rtol=1e-6)
+    with pytest.raises(ValueError, match="w_var must be > 0"):
+        nngp_kernel(x, depth=1, w_var=jnp.asarray(-1.0))

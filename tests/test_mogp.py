@@ -79,6 +79,7 @@ def test_eigen_base_refuses_nan():
         lk.eigen_base(k_all[:n, :n], y)
 
 
+@pytest.mark.slow  # slow pass: a law check over many networks
 def test_finite_networks_converge_in_law_to_the_random_kernel_sampler():
     """KS on K(x, x), K(x, x') and one output: width 2000 matches the limit sampler, width 5 does not.
 

@@ -83,6 +83,7 @@ def test_same_key_same_posterior(reg_post, teacher):
 CLI_TINY = dict(num_jumps=3, map_steps=100, num_warmup=15, num_samples=15, max_tree_depth=4)
 
 
+@pytest.mark.slow  # slow pass: three fits; each model is fitted in the default suite by its own tests
 def test_three_lines_fit_and_predict_with_each_model(reg_post, teacher, clusters):
     """The same three lines work for the NNGP, the NTK and the MoGP on own arrays (regression and
     classification); integer targets mean classification."""

@@ -128,6 +128,7 @@ def test_cli_spec_with_unknown_key_is_one_line_exit_2(tmp_path, capsys):
     assert len(err) == 1 and "[model] has unknown key(s) ['width']" in err[0], err
 
 
+@pytest.mark.slow  # slow pass: the CLI regression path end to end (the API path is in the default suite)
 def test_cli_regression_on_own_npz_and_predict_without_targets(tmp_path, capsys):
     """Regression through the CLI: real ``y_*`` make it regression; both models report RMSE, NLL and 90%
     coverage in the user's units (the targets are shifted and scaled far from standard: a model that forgot to

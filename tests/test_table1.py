@@ -46,6 +46,7 @@ def test_cli_errors_one_line_exit_2(argv, needle, cli):
     assert code == 2 and needle in cli.one_line_error(err)
 
 
+@pytest.mark.slow  # slow pass: runs the simulation twice
 def test_simulate_chunking_does_not_change_the_networks():
     # 7 networks in chunks of 3 (two full chunks and one padded) against one chunk of 7: same draws.
     from bayes_mogp.priors import get_prior

@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..activations import CLOSED_FORM_NAMES, get_activation
-from ..validation import check_finite_array, check_int, check_nonnegative, check_positive
+from ..validation import check_finite_array, check_int, check_nonnegative, check_positive, hyperparameter
 from ..errors import InputError
 from .layers import Kernel, _check_inputs, activation_map, dense_map
 
@@ -129,8 +129,8 @@ def activation_derivative_expectation(activation: str, cov):
 def _check_hyper(depth, activation, w_var, b_var):
     depth = check_int("depth", depth, minimum=1)
     get_activation(activation, closed_form=True)
-    w_var = check_positive("w_var", w_var)
-    b_var = check_nonnegative("b_var", b_var)
+    w_var = hyperparameter("w_var", w_var, check_positive)  # arrays and traced values pass: gradients in w_var
+    b_var = hyperparameter("b_var", b_var, check_nonnegative)
     return depth, w_var, b_var
 
 

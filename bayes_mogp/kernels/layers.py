@@ -54,7 +54,7 @@ import numpy as np
 
 from ..activations import get_activation
 from ..errors import InputError, InputTypeError
-from ..validation import check_choice, check_finite_array, check_nonnegative, check_positive
+from ..validation import check_choice, check_finite_array, check_nonnegative, check_positive, hyperparameter
 
 __all__ = [
     "Kernel",
@@ -265,8 +265,8 @@ def Dense(w_var: float = 2.0, b_var: float = 0.0) -> Layer:  # noqa: N802  (stax
 
     ``w_var`` :math:`\sigma_w^2 > 0` and ``b_var`` :math:`\sigma_b^2 \ge 0`, checked (error names them).
     """
-    w_var = check_positive("w_var", w_var)
-    b_var = check_nonnegative("b_var", b_var)
+    w_var = hyperparameter("w_var", w_var, check_positive)
+    b_var = hyperparameter("b_var", b_var, check_nonnegative)
 
     def kernel_map(kernel):
         return dense_map(kernel, w_var, b_var)

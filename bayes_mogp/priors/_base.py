@@ -38,10 +38,10 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from ..errors import InputError, InputTypeError
+from ..validation import hyperparameter
 
 __all__ = [
     "LevyMeasure",
@@ -57,25 +57,6 @@ __all__ = [
 def _float(x):
     """A JAX array of the default float dtype (float64 when x64 is on)."""
     return jnp.asarray(x, dtype=jnp.result_type(float))
-
-
-def hyperparameter(name: str, value, check):
-    """A hyperparameter checked by ``check(name, value)`` (e.g. :func:`bayes_mogp.validation.check_positive`).
-
-    Python numbers are checked and returned as floats (the arithmetic of the priors is then the same as
-    with constants).  Arrays are returned as JAX arrays, checked elementwise when they are concrete; a
-    traced value (inside ``jit``, ``grad`` or a NumPyro model with a hyperprior) cannot be checked and is
-    returned as it is: its law must keep it in range (e.g. a ``Gamma`` hyperprior for a positive ``c``).
-    """
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return check(name, value)
-    if isinstance(value, jax.core.Tracer):
-        return value
-    if isinstance(value, (jax.Array, np.ndarray)):
-        for v in np.asarray(value, dtype=float).ravel():
-            check(name, float(v))
-        return jnp.asarray(value, dtype=jnp.result_type(float))
-    return check(name, value)  # raises the type error naming the parameter
 
 
 def _is_concrete_number(x) -> bool:
