@@ -49,12 +49,43 @@ def _model(make_prior, x, y=None):
     numpyro.sample("y", dist.Normal(f, 1.0), obs=y)
 
 
-# most families run in the slow pass (.ci/run runs it); the default suite keeps a deterministic site (iid) and a
-# raw site (custom); the horseshoe's sites are traced in the default suite below and by the BNN's tests
-_SLOW = ("horseshoe", "horseshoe_random_scale", "beta", "gamma_mogp", "bernoulli")
+def _check_sites(family, s):
+    """What each family's sites must look like (``s``: site name -> values, leading axis = draws)."""
+    assert np.all(np.isfinite(s["lam"])) and np.all(s["lam"] >= 0) and s["lam"].shape[-1] == P
+    if family == "iid":  # lambda = c / p exactly, no latent site of its own
+        np.testing.assert_allclose(s["lam"], np.repeat(s["c"][..., None] / P, P, axis=-1), rtol=1e-6)
+        assert not any(k.startswith("lam_") for k in s)
+    if family == "bernoulli":
+        assert set(np.unique(np.asarray(s["lam"]))) <= {0.0, 2.0} and "lam_index" in s
+    if family.startswith("horseshoe"):
+        assert "lam_u_z" in s and "lam_u_g" in s and "lam_tau" in s
+        if family == "horseshoe_random_scale":
+            assert "lam_tau_z" in s and "lam_tau_g" in s
+            # the slab caps every variance at c_s^2 = 2 s^2 / p
+            assert np.all(s["lam"] <= 2 * 2.0**2 / P + 1e-9)
+    if family in ("beta", "gamma_mogp", "custom"):
+        assert "lam_raw" in s
 
 
-@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in _SLOW else f for f in FAMILIES])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_each_family_emits_its_sites_and_a_finite_gradient_with_a_traced_hyperprior(family):
+    x, y = _data()
+    make_prior = FAMILIES[family]
+    tr = numpyro.handlers.trace(numpyro.handlers.seed(_model, 0)).get_trace(make_prior, x, y)
+    _check_sites(family, {k: np.asarray(v["value"]) for k, v in tr.items() if v["type"] in ("sample", "deterministic")})
+    if make_prior(2.0).is_discrete:
+        return
+    # the potential energy (negative log joint on the unconstrained space) and its gradient, c included
+    from numpyro.infer.util import initialize_model
+
+    info = initialize_model(jax.random.PRNGKey(0), _model, model_args=(make_prior, x, y))
+    energy, grad = jax.value_and_grad(info.potential_fn)(info.param_info.z)
+    assert np.isfinite(energy) and "c" in grad
+    assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grad))
+
+
+@pytest.mark.slow  # slow pass: one NUTS compilation per family
+@pytest.mark.parametrize("family", list(FAMILIES))
 def test_a_users_own_numpyro_model_with_each_family_and_a_hyperprior_on_c(family):
     x, y = _data()
     make_prior = FAMILIES[family]
@@ -65,22 +96,12 @@ def test_a_users_own_numpyro_model_with_each_family_and_a_hyperprior_on_c(family
     mcmc = MCMC(kernel, num_warmup=100, num_samples=100, progress_bar=False)
     field = "hmc_state.diverging" if discrete else "diverging"
     mcmc.run(jax.random.PRNGKey(0), make_prior, x, y, extra_fields=(field,))
-    s = mcmc.get_samples()
+    s = {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
     assert int(np.sum(mcmc.get_extra_fields()[field])) == 0
-    assert s["lam"].shape == (100, P) and np.all(np.isfinite(s["lam"])) and np.all(s["lam"] >= 0)
+    assert s["lam"].shape == (100, P)
     # the hyperprior samples: c moves, and stays in its support
     assert np.all(s["c"] > 0) and np.std(s["c"]) > 0.05
-    if family == "iid":  # lambda = c / p exactly, no latent site of its own
-        np.testing.assert_allclose(s["lam"], np.repeat(s["c"][:, None] / P, P, axis=1), rtol=1e-6)
-        assert not any(k.startswith("lam_") for k in s)
-    if family == "bernoulli":
-        assert set(np.unique(np.asarray(s["lam"]))) <= {0.0, 2.0}
-    if family.startswith("horseshoe"):
-        assert "lam_u_z" in s and "lam_u_g" in s and "lam_tau" in s
-        if family == "horseshoe_random_scale":
-            assert "lam_tau_z" in s and "lam_tau_g" in s
-            # the slab caps every variance at c_s^2 = 2 s^2 / p
-            assert np.all(s["lam"] <= 2 * 2.0**2 / P + 1e-9)
+    _check_sites(family, s)
 
 
 def test_sample_site_names_can_be_mapped():
