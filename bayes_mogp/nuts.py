@@ -189,7 +189,9 @@ def _continue(mcmc, state, model_args, model_kwargs, fields, samples, stats, sec
 def resume(checkpoint, kernel, model_args=(), model_kwargs=None, *, num_samples: int | None = None,
            checkpoint_every: int | None = None, fields=None, log=None, label: str = "nuts") -> NutsResult:
     """Continue the run saved in ``checkpoint`` up to ``num_samples`` draws per chain in total (default: the
-    number the run asked for; a larger number continues a finished run with more draws).
+    number the run asked for; a larger number continues a finished run with more draws).  ``checkpoint``: its
+    path, or what :func:`bayes_mogp.checkpoint.load_checkpoint` read from it (not read again); the
+    continuation is checkpointed to the same path.
 
     ``kernel`` and the model arguments must be those of the interrupted run, in the precision it ran in
     (``precision(load_checkpoint(checkpoint)["settings"]["dtype"])``); the number of chains is the
@@ -197,7 +199,8 @@ def resume(checkpoint, kernel, model_args=(), model_kwargs=None, *, num_samples:
     kernel (:func:`bayes_mogp.checkpoint.restore_state`); with fewer devices than when the run started,
     parallel chains continue vectorised on one device (same chains).
     """
-    ck = load_checkpoint(checkpoint)
+    ck = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    checkpoint = ck["path"]
     settings = dict(ck["settings"])
     if num_samples is not None:
         settings["num_samples"] = check_int("num_samples", num_samples, minimum=1)

@@ -25,6 +25,7 @@ __all__ = [
     "check_choice",
     "check_finite_array",
     "hyperparameter",
+    "is_real_number",
 ]
 
 
@@ -46,7 +47,7 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
 
 
 def _as_real(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_real_number(value):
         raise InputTypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     value = float(value)
     if not np.isfinite(value):
@@ -102,6 +103,11 @@ def check_finite_array(name: str, value, *, ndim: int | None = None) -> np.ndarr
     return arr
 
 
+def is_real_number(value) -> bool:
+    """True for a Python/NumPy real scalar (``bool`` excluded): a value a check can compare concretely."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def hyperparameter(name: str, value, check):
     """A hyperparameter checked by ``check(name, value)`` (e.g. :func:`check_positive`).
 
@@ -113,7 +119,7 @@ def hyperparameter(name: str, value, check):
     import jax
     import jax.numpy as jnp
 
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+    if is_real_number(value):
         return check(name, value)
     if isinstance(value, jax.core.Tracer):
         return value

@@ -104,13 +104,13 @@ def resume_nuts(checkpoint, config: BNNConfig, X, y, *, num_samples: int | None 
     ``X``, ``y`` must be the data of the interrupted run; the precision, number of chains and NUTS
     settings are the checkpoint's (:func:`bayes_mogp.nuts.resume`).
     """
-    settings = load_checkpoint(checkpoint)["settings"]
+    ck = load_checkpoint(checkpoint)  # read once: its settings choose the kernel, nuts.resume takes the rest
+    settings = ck["settings"]
     with precision(settings["dtype"]):
         X, y = _model_arrays(X, y)
         kernel = make_kernel(config, model, target_accept_prob=settings["target_accept_prob"],
                              max_tree_depth=settings["max_tree_depth"], dense_mass=settings["dense_mass"])
-        return nuts.resume(checkpoint, kernel, (X, y), num_samples=num_samples, checkpoint_every=checkpoint_every,
-                           log=log)
+        return nuts.resume(ck, kernel, (X, y), num_samples=num_samples, checkpoint_every=checkpoint_every, log=log)
 
 
 def run_svi(key, config: BNNConfig, X, y, *, guide: str = "normal", rank: int | None = None,

@@ -33,7 +33,6 @@ the arrival times as latent variables inside NUTS.
 from __future__ import annotations
 
 import math
-import numbers
 from functools import partial
 
 import jax
@@ -41,7 +40,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..errors import InputError, InputTypeError
-from ..validation import hyperparameter
+from ..validation import is_real_number
 
 __all__ = [
     "LevyMeasure",
@@ -50,17 +49,12 @@ __all__ = [
     "NodeVariancePrior",
     "monotone_inverse",
     "gauss_legendre",
-    "hyperparameter",
 ]
 
 
 def _float(x):
     """A JAX array of the default float dtype (float64 when x64 is on)."""
     return jnp.asarray(x, dtype=jnp.result_type(float))
-
-
-def _is_concrete_number(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 def gauss_legendre(n: int, low: float, high: float):
@@ -141,7 +135,7 @@ class LevyMeasure:
     @property
     def is_zero(self) -> bool:
         """True for the zero measure (GP regime); a measure with array parameters is never zero."""
-        return _is_concrete_number(self.total_mass) and self.total_mass == 0
+        return is_real_number(self.total_mass) and self.total_mass == 0
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -185,7 +179,7 @@ class InfiniteWidthLimit:
     """
 
     def __init__(self, drift: float, levy: LevyMeasure, *, total_sampler=None, default_num_jumps: int = 1000):
-        if _is_concrete_number(drift):
+        if is_real_number(drift):
             if drift < 0:
                 raise InputError(f"drift must be >= 0, got {drift}")
             if drift == 0 and levy.is_zero:

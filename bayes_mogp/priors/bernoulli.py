@@ -13,8 +13,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..validation import check_positive
-from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, hyperparameter
+from ..validation import check_positive, hyperparameter
+from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float
 from .distributions import BernoulliVariance
 from ..errors import InputError
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..validation import check_positive
-from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, gauss_legendre, hyperparameter
+from ..validation import check_positive, hyperparameter
+from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, gauss_legendre
 from .distributions import LogSpaceBeta
 
 __all__ = ["BetaLevy", "BetaPrior"]

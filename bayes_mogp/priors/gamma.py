@@ -28,8 +28,8 @@ import math
 import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaincc
 
-from ..validation import check_in_interval, check_nonnegative, check_positive
-from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, hyperparameter, monotone_inverse
+from ..validation import check_in_interval, check_nonnegative, check_positive, hyperparameter
+from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, monotone_inverse
 from .distributions import LogSpaceGamma, TemperedStable, sample_tempered_stable
 
 __all__ = ["exp1", "GammaLevy", "GammaMoGPPrior", "GeneralizedGammaLevy", "GeneralizedGammaPrior"]

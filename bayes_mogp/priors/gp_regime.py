@@ -17,8 +17,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpyro.distributions as dist
 
-from ..validation import check_in_interval, check_positive
-from ._base import InfiniteWidthLimit, NodeVariancePrior, ZeroLevyMeasure, hyperparameter
+from ..validation import check_in_interval, check_positive, hyperparameter
+from ._base import InfiniteWidthLimit, NodeVariancePrior, ZeroLevyMeasure
 from .distributions import LogSpaceGamma
 
 __all__ = ["IIDPrior", "InverseGammaPrior", "GammaGPPrior"]

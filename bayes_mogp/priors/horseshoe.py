@@ -31,8 +31,8 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import PowerTransform
 
-from ..validation import check_positive
-from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, hyperparameter
+from ..validation import check_positive, hyperparameter
+from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float
 
 __all__ = ["HorseshoeLevy", "HorseshoePrior", "SCALE_PRIORS"]
 
