@@ -115,8 +115,12 @@ def _woodbury_factors(base: EigenBase, scale, noise, lam, phi):
     return d, phit, pd, sq, chol
 
 
+@jax.jit
 def woodbury_log_likelihood(base: EigenBase, scale, noise, lam, phi) -> jax.Array:
-    """log N(Y; 0, s K_phi + Phi diag(lam) Phi^T + noise I), summed over the C outputs.  Jittable."""
+    """log N(Y; 0, s K_phi + Phi diag(lam) Phi^T + noise I), summed over the C outputs.
+
+    Jitted: NumPyro runs the model eagerly to initialise SVI and NUTS (and its gradient), and one compiled
+    program per shape costs less than compiling each of its operations on its own."""
     y = base.y_rot
     n, c = y.shape
     if phi.shape[-1] == 0:
@@ -156,8 +160,9 @@ def predict_base(base: EigenBase, k_cross, k_test_diag) -> PredictBase:
     return PredictBase(base.evecs.T @ jnp.asarray(k_cross), jnp.asarray(k_test_diag))
 
 
+@jax.jit
 def predict(base: EigenBase, pbase: PredictBase, scale, noise, lam, phi, phi_test):
-    """Posterior predictive mean (m, C) and latent variance (m,) given one kernel draw.  Jittable.
+    """Posterior predictive mean (m, C) and latent variance (m,) given one kernel draw.  Jitted.
 
     ``phi_test`` (m, J) are the jump features at the test inputs.  The latent variance is shared by the
     C outputs (one kernel); add ``noise`` for the variance of a new observation.
