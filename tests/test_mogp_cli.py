@@ -27,6 +27,7 @@ def cli_run(tmp_path_factory, clusters):
     return main, argv, path, out, labels
 
 
+@pytest.mark.slow  # slow pass (about 40 s: MAP, NUTS, the NNGP, predict and report); the default run keeps the errors
 def test_cli_json_end_to_end_on_own_data(cli_run, capsys):
     main, argv, path, out, labels = cli_run
     assert main(argv) == 0
