@@ -1,4 +1,5 @@
-"""Atomic writes, so that nothing a run has written is lost or half-written when a later step fails.
+"""Atomic writes, so that nothing a run has written is lost or half-written when a later step fails, and the
+one reader of ``.npz`` files (data, checkpoints, run folders), which never unpickles.
 
 Every file is written to a temporary sibling and moved into place with :func:`os.replace`, which is
 atomic on POSIX file systems.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +19,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_npz", "read_json", "to_jsonable"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_save_npz", "read_npz", "read_json", "to_jsonable"]
 
 
 @contextmanager
@@ -84,3 +86,36 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: corrupt JSON ({exc})") from None
+
+
+def read_npz(path: str | os.PathLike, error: type[InputError] = InputError, *, what: str = "file",
+             missing: str | None = None) -> dict:
+    """Every array of an ``.npz`` archive, read with ``allow_pickle=False``.
+
+    A missing file, a directory, a file that is not an ``.npz`` archive (truncated, or another kind), a key
+    holding pickled Python objects (refused: unpickling can run code) and any other read failure raise
+    ``error`` with one line that names the file; ``what`` names the kind of file in those lines (``"file"``,
+    ``"checkpoint"``, ...) and ``missing`` replaces the not-found line's ``"<what> not found"``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: {missing or what + ' not found'}")
+    if path.is_dir():
+        raise error(f"{path}: is a directory, not an .npz {what}")
+    if not zipfile.is_zipfile(path):
+        raise error(f"{path}: corrupt {what}: not an .npz archive (numpy.savez writes one; truncated, or another "
+                    f"kind of file?)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {}
+            for k in z.files:
+                try:
+                    out[k] = z[k]
+                except ValueError:
+                    raise error(f"{path}: key {k!r} holds Python objects (pickled); refused (unpickling can run "
+                                f"code): save numeric arrays with numpy.savez") from None
+            return out
+    except error:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise error(f"{path}: corrupt {what} ({type(exc).__name__}: {exc})".splitlines()[0]) from None

@@ -21,12 +21,11 @@ from __future__ import annotations
 import datetime
 import importlib
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_save_npz, atomic_write_json
+from .io import atomic_save_npz, atomic_write_json, read_npz
 from .errors import InputError
 
 __all__ = ["FORMAT_VERSION", "KINDS", "RunFolderError", "write_run", "read_manifest", "read_arrays",
@@ -91,16 +90,7 @@ def read_manifest(run_dir, *, kind: str | None = None) -> dict:
 
 def read_arrays(run_dir, name: str = "arrays.npz") -> dict:
     """The arrays of a run folder (no pickles); one-line error naming the file if missing or corrupt."""
-    path = Path(run_dir) / name
-    if not path.exists():
-        raise RunFolderError(f"{path}: missing from the run folder")
-    if not zipfile.is_zipfile(path):
-        raise RunFolderError(f"{path}: corrupt (not an .npz archive)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise RunFolderError(f"{path}: corrupt ({type(exc).__name__})") from None
+    return read_npz(Path(run_dir) / name, RunFolderError, what="run file", missing="missing from the run folder")
 
 
 def task_arrays(task: str, num_classes: int | None, target_transform) -> dict:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +38,7 @@ import numpy as np
 
 from ..validation import check_choice, check_in_interval, check_int
 from ..errors import InputError
+from ..io import read_npz
 
 __all__ = [
     "TASKS",
@@ -368,28 +368,7 @@ def as_dataset(data, y=None, *, task: str | None = None) -> Dataset:
 
 # ---------------------------------------------------------------------------------------------- npz
 def _open_npz(path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, not an .npz file")
-    if not zipfile.is_zipfile(path):
-        raise DataError(f"{path}: not an .npz archive (numpy.savez writes one; got another kind of file)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            names = list(z.files)
-            out = {}
-            for k in names:
-                try:
-                    out[k] = z[k]
-                except ValueError:
-                    raise DataError(f"{path}: key {k!r} holds Python objects (pickled); save numeric arrays "
-                                    f"with numpy.savez") from None
-            return out
-    except DataError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{path}: corrupt .npz archive ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    return read_npz(path, DataError)
 
 
 def load_npz(path, *, require_train: bool = True, task: str | None = None, input_transform: str = "standardize"
