@@ -28,7 +28,8 @@ Session fixtures are computed once per worker.
 import os
 from types import SimpleNamespace
 
-# LLVM -O0 for the programs the tests compile (inherited by the notebook kernels and the subprocesses): the
+# LLVM -O0 for the programs the tests compile (inherited by the notebook kernels and the subprocesses, which
+# append their own device count: XLA takes a repeated flag's last value): the
 # suite compiles hundreds of small programs and runs most of them briefly, so compilation dominates; at -O0 it
 # is about a quarter faster in all (measured: 731 s -> 565 s CPU for the default pass).  XLA's HLO passes
 # still run, so the programs are the same and only the machine code differs; the tests' tolerances are derived

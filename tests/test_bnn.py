@@ -520,7 +520,7 @@ same = all(np.array_equal(full.samples[k], res.samples[k]) for k in full.samples
 print(json.dumps({{"devices": jax.local_device_count(), "method": full.spec["inference"]["chain_method"],
                   "resumed_method": res.spec["inference"]["chain_method"], "same": same, "draws": res.num_draws}}))
 """
-    env = {**__import__("os").environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0"}
+    env = {**__import__("os").environ, "XLA_FLAGS": __import__("os").environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -72,7 +72,7 @@ def four_devices(tmp_path_factory, data):
     tmp = tmp_path_factory.mktemp("four")
     xtr, y, xte = data
     np.savez(tmp / "in.npz", x_train=xtr, y_train=y, x_test=xte)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     log = open(tmp / "log.txt", "w")
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp / "in.npz"), json.dumps(MAIN), str(tmp / "out.npz")],
                             env=env, cwd=Path(__file__).resolve().parents[1], stdout=log, stderr=subprocess.STDOUT)

@@ -367,10 +367,6 @@ def as_dataset(data, y=None, *, task: str | None = None) -> Dataset:
 
 
 # ---------------------------------------------------------------------------------------------- npz
-def _open_npz(path) -> dict:
-    return read_npz(path, DataError)
-
-
 def load_npz(path, *, require_train: bool = True, task: str | None = None, input_transform: str = "standardize"
              ) -> Dataset | dict:
     """Read a data set from ``.npz``: ``x_train``, ``x_test`` and ``y_*`` (regression) or ``labels_*``.
@@ -378,7 +374,7 @@ def load_npz(path, *, require_train: bool = True, task: str | None = None, input
     ``require_train=False`` reads only the test part (``x_test`` and, if present, ``y_test`` or
     ``labels_test``) and returns a dict of validated arrays: what ``predict RUN --data-npz FILE`` needs.
     """
-    arrays = _open_npz(path)
+    arrays = read_npz(path, DataError)
     src = str(path)
     have = ", ".join(sorted(arrays)) or "no arrays"
     if not require_train:
