@@ -114,7 +114,8 @@ def diagnostics(idata, var_names=None) -> dict:
         out["r_hat_max"] = float(summ["r_hat"].max())
         out["ess_bulk_min"] = float(summ["ess_bulk"].min())
         out["ess_tail_min"] = float(summ["ess_tail"].min())
-        out["worst"] = str(summ["ess_bulk"].idxmin())
+        # too few draws leave ESS undefined (NaN) everywhere
+        out["worst"] = str(summ["ess_bulk"].idxmin()) if summ["ess_bulk"].notna().any() else None
         per = {}
         for name in names:
             s = summ.loc[[i for i in summ.index if i == name or i.startswith(name + "[")]]
@@ -206,9 +207,16 @@ def _figures(idata, names, kind: str, losses=None, pruning=None) -> dict[str, by
             figs["lambdas"] = _png(fig)
         if losses is not None:
             fig, ax = plt.subplots(figsize=(5, 3))
-            ax.plot(np.asarray(losses))
-            ax.set(xlabel="step", ylabel="loss (negative ELBO)", yscale="symlog", title="SVI")
-            figs["svi_loss"] = _png(fig)
+            losses = np.asarray(losses)
+            if losses.ndim == 2:  # minibatch methods: the log density estimate per epoch, one row per chain
+                for row in losses:
+                    ax.plot(np.arange(1, row.size + 1), row)
+                ax.set(xlabel="epoch", ylabel="log posterior (minibatch estimate)", title="log posterior by epoch")
+                figs["log_density"] = _png(fig)
+            else:
+                ax.plot(losses)
+                ax.set(xlabel="step", ylabel="loss (negative ELBO)", yscale="symlog", title="SVI")
+                figs["svi_loss"] = _png(fig)
         if pruning:
             metric = "accuracy" if "accuracy" in pruning else "rmse"
             fig, ax = plt.subplots(figsize=(5, 3))
@@ -245,7 +253,8 @@ def write_report(idata, out_dir, *, var_names=None, extra: dict | None = None, t
         summary = {"r_hat_max": None, "ess_bulk_min": None, "divergences": None}
         summary["note"] = ("variational fit: independent draws from the fitted guide, so R-hat, ESS and "
                            "divergences do not apply" if kind == "independent" else
-                           "no posterior draws (an exact posterior): no sampling diagnostics")
+                           "one draw (a point estimate such as MAP) or no draws (an exact posterior): no sampling "
+                           "diagnostics")
     summary["draws"] = kind
     for key in ("accuracy", "nll"):
         if key in extra:

@@ -50,7 +50,7 @@ def write_run(out_dir, *, kind: str, spec: dict, data: dict, arrays: dict, infer
         raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_save_npz(out / "arrays.npz", **arrays)
+    atomic_save_npz(out / "arrays.npz", **compact_arrays(arrays))
     if inference_data is not None:
         save_inference_data(inference_data, out / "posterior.nc")
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "package_version": __version__,
@@ -89,8 +89,32 @@ def read_manifest(run_dir, *, kind: str | None = None) -> dict:
 
 
 def read_arrays(run_dir, name: str = "arrays.npz") -> dict:
-    """The arrays of a run folder (no pickles); one-line error naming the file if missing or corrupt."""
-    return read_npz(Path(run_dir) / name, RunFolderError, what="run file", missing="missing from the run folder")
+    """The arrays of a run folder (no pickles); one-line error naming the file if missing or corrupt.
+    Arrays stored as bytes by :func:`compact_arrays` come back as float64."""
+    a = read_npz(Path(run_dir) / name, RunFolderError, what="run file", missing="missing from the run folder")
+    names = [str(n) for n in np.atleast_1d(a.pop(_COMPACTED, np.zeros(0, dtype=str)))]
+    return {k: (np.asarray(v, dtype=np.float64) if k in names else v) for k, v in a.items()}
+
+
+_COMPACTED = "_stored_as_uint8"
+
+
+def compact_arrays(arrays: dict) -> dict:
+    """Float arrays whose values are all integers in [0, 255] (raw image pixels) stored as uint8, losslessly
+    (60,000 images: 47 MB instead of 376 MB); their names are recorded so that :func:`read_arrays` restores
+    float64."""
+    out, names = {}, []
+    for k, v in arrays.items():
+        a = np.asarray(v)
+        if a.dtype.kind == "f" and a.size > 1024 and np.all(np.isfinite(a)) and a.min() >= 0 and a.max() <= 255 \
+                and np.array_equal(a, np.round(a)):
+            out[k] = a.astype(np.uint8)
+            names.append(k)
+        else:
+            out[k] = a
+    if names:
+        out[_COMPACTED] = np.asarray(names)
+    return out
 
 
 def task_arrays(task: str, num_classes: int | None, target_transform) -> dict:

@@ -103,7 +103,8 @@ def test_three_lines_classification_on_own_arrays(cls):
 def test_evaluate_adds_the_pruning_curve_and_prune_removes_the_smallest_lambdas(cls):
     post, x, labels, xt, lt = cls
     ev = post.evaluate(xt, lt)
-    assert ev["pruning"]["fraction"] == [0.0, 0.5, 0.8, 0.9]
+    assert ev["pruning"]["fraction"] == [0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99]  # the fractions of Lee et al. (2023)
+    assert 1 <= ev["distinct_top_images"] <= len(lt)
     assert ev["pruning"]["accuracy"][0] == ev["accuracy"]
     pruned = post.prune(2 / 3)  # 2 of the 3 nodes removed in every draw
     lam, lam0 = pruned.flat_samples()["lam0"], post.flat_samples()["lam0"]
@@ -435,6 +436,14 @@ def test_pruning_masks_remove_the_smallest_lambdas_per_draw():
     (mask,) = prune_masks(cfg, {"lam0": lam}, 0.8)
     assert mask.sum(-1).tolist() == [2.0, 2.0, 2.0]
     assert np.all(lam[mask == 1] >= 9.0)  # the two largest (9 and 10) survive in every draw
+
+
+def test_pruning_ranks_equal_lambdas_by_outgoing_weight_norm():
+    # iid: all lam equal in a draw, so the rank is lam * sum_k V_jk^2 (Lee et al. 2023)
+    cfg = BNNConfig(d_in=2, d_out=2, widths=(4,), prior="iid")
+    V1 = np.array([[[3.0, 0.0], [0.1, 0.1], [1.0, 1.0], [0.0, 0.2]]])
+    (mask,) = prune_masks(cfg, {"lam0": np.full((1, 4), 0.5), "V1": V1}, 0.5)
+    assert mask.tolist() == [[1.0, 0.0, 1.0, 0.0]]
 
 
 def test_forward_with_all_nodes_pruned_is_the_output_bias():

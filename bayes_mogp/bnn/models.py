@@ -207,8 +207,12 @@ def forward(config: BNNConfig, params: dict, X, lam_mask=None):
                             masks=lam_mask)
 
 
-def bnn_model(config: BNNConfig, X, y=None):
-    """The NumPyro model: our non-centred parametrisation (module docstring).  ``y=None`` for prediction."""
+def bnn_model(config: BNNConfig, X, y=None, likelihood_scale=1.0):
+    """The NumPyro model: our non-centred parametrisation (module docstring).  ``y=None`` for prediction.
+
+    ``likelihood_scale`` multiplies the log-likelihood term (:func:`numpyro.handlers.scale` on the observed
+    site only): ``N / B`` makes a minibatch of ``B`` of the ``N`` training points an unbiased estimate of
+    the full-data log density (the minibatch samplers of :mod:`.sgmcmc`); the prior terms are unscaled."""
     dims = (config.d_in,) + config.widths + (config.d_out,)
     params = {}
     for layer in range(len(dims) - 1):
@@ -219,18 +223,20 @@ def bnn_model(config: BNNConfig, X, y=None):
     for layer in range(len(config.widths)):
         params[f"lam{layer}"] = _node_variances(config, layer)
     f = forward(config, params, X)
-    _likelihood(config, f, y)
+    _likelihood(config, f, y, likelihood_scale)
 
 
-def _likelihood(config, f, y):
+def _likelihood(config, f, y, likelihood_scale=1.0):
+    """The observed site ``y`` (its log-likelihood times ``likelihood_scale``); the noise scale's prior is
+    not scaled."""
     if config.likelihood == "categorical":
-        numpyro.sample("y", dist.Categorical(logits=f), obs=y)
-        return
-    sigma = numpyro.sample("sigma", dist.HalfNormal(config.noise_scale))
-    if config.likelihood == "gaussian":
-        numpyro.sample("y", dist.Normal(f, sigma).to_event(1), obs=y)
+        obs = dist.Categorical(logits=f)
     else:
-        numpyro.sample("y", dist.StudentT(config.df, f, sigma).to_event(1), obs=y)
+        sigma = numpyro.sample("sigma", dist.HalfNormal(config.noise_scale))
+        obs = dist.Normal(f, sigma) if config.likelihood == "gaussian" else dist.StudentT(config.df, f, sigma)
+        obs = obs.to_event(1)
+    with numpyro.handlers.scale(scale=likelihood_scale):
+        numpyro.sample("y", obs, obs=y)
 
 
 def centred_horseshoe_model(config: BNNConfig, X, y=None):

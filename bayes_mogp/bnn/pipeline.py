@@ -37,6 +37,7 @@ from ..data import Dataset, TargetTransform, as_dataset
 from ..io import atomic_save_npz, atomic_write_json, read_json
 from ..nuts import raw_key
 from .inference import resume_nuts, run_nuts, run_svi
+from .sgmcmc import MINIBATCH_METHODS, MinibatchSettings, check_size, resume_minibatch, run_minibatch
 from .inputs import InputMap
 from .models import BNNConfig
 from .posterior import BNNPosterior
@@ -57,7 +58,8 @@ def _task_hint(spec_or_config) -> str | None:
 
 
 def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, pca: int | None = None,
-        n_train: int | None = None, data_seed: int = 0, quick: bool = False, **settings) -> BNNPosterior:
+        n_train: int | None = None, data_seed: int = 0, quick: bool = False, widths=None, progress: bool = False,
+        max_minutes: float | None = None, **settings) -> BNNPosterior:
     """Fit a BNN posterior (module docstring); same ``key``, same posterior.
 
     Parameters
@@ -70,8 +72,12 @@ def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, pca: int 
     pca : number of PCA components (default: the spec's ``[data] pca``; None: no PCA)
     n_train, data_seed : the spec's built-in data set only: training images (default the spec's) and the
         seed of their stratified choice
-    quick : a tiny run (:data:`.spec.QUICK`: few draws or steps, 100 training images) for smoke tests;
-        settings given explicitly win
+    quick : a tiny run (:data:`.spec.QUICK`: few draws, steps or epochs, 100 training images) for smoke
+        tests; settings given explicitly win
+    widths : hidden widths replacing the spec's (e.g. ``(1000, 1000)``)
+    progress : a progress bar per epoch on stderr (minibatch methods; it replaces ``log``'s lines per epoch)
+    max_minutes : refuse a minibatch run whose estimated time (:func:`.sgmcmc.estimate_seconds`) is longer,
+        or whose draws would not fit in memory, before anything is written (None: no time limit)
     **settings : ``[inference]`` settings (:mod:`.spec`), e.g. ``method="svi"``, ``num_samples=200``,
         ``dtype="float64"``; None values are ignored
     """
@@ -88,6 +94,13 @@ def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, pca: int 
             raise InputError("y given without x")
         data = dataset_from_spec(spec, seed=data_seed, n_train=n_train)
     ds = as_dataset(data, y, task=_task_hint(spec_or_config if is_config else spec))
+    if widths is not None:
+        if is_config:
+            import dataclasses
+
+            spec_or_config = dataclasses.replace(spec_or_config, widths=tuple(widths))
+        else:
+            spec = {**spec, "model": {**spec["model"], "widths": list(widths)}}
     inf = inference_settings(spec, settings)
     pca = spec["data"].get("pca") if pca is None else pca
     input_map = InputMap.fit(ds, pca)
@@ -101,11 +114,13 @@ def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, pca: int 
                 "data": data_table, "inference": inf, "key": [int(k) for k in np.asarray(key)]}
     if "name" in spec:
         resolved["name"] = spec["name"]
+    if inf["method"] in MINIBATCH_METHODS:
+        check_size(config, X.shape[0], MinibatchSettings.from_dict(inf), max_minutes=max_minutes)
     if out is not None:
         _start_run(Path(out), resolved, ds, input_map)
     prep = _Prepared(config, X, Y, ds.task, ds.num_classes, input_map, ds.target_transform, ds.x_train, ds.y_train,
                      ds.x_test, ds.y_test, ds.describe())
-    return _run(key, prep, resolved, out=out, log=log)
+    return _run(key, prep, resolved, out=out, log=log, progress=progress)
 
 
 class _Prepared(NamedTuple):
@@ -126,13 +141,24 @@ class _Prepared(NamedTuple):
 
 
 def _run(key, prep: _Prepared, spec: dict, *, out=None, log=None, resuming: bool = False,
-         num_samples: int | None = None) -> BNNPosterior:
-    """Sample (NUTS, fresh or resumed) or fit SVI, build the posterior, save it into ``out``."""
+         num_samples: int | None = None, progress: bool = False) -> BNNPosterior:
+    """Sample (NUTS or a minibatch method, fresh or resumed) or fit SVI, build the posterior, save it into
+    ``out``."""
     config, X, Y = prep.config, prep.X, prep.Y
     inf = spec["inference"]
     t0 = time.perf_counter()
     ck = None if out is None else Path(out) / CHECKPOINT
-    if inf["method"] == "svi":
+    if inf["method"] in MINIBATCH_METHODS:
+        if resuming:
+            res = resume_minibatch(ck, config, X, Y, log=None if progress else log, progress=progress)
+        else:
+            res = run_minibatch(key, config, X, Y, MinibatchSettings.from_dict(inf), dtype=inf["dtype"],
+                                checkpoint=ck, log=None if progress else log, progress=progress)
+        losses = res.trace
+        extra = {"resumed": True} if resuming else {}
+        extra.update(epochs=int(inf["num_epochs"]), seconds_per_epoch=res.seconds_per_epoch,
+                     epoch_seconds=[round(t, 4) for t in res.epoch_seconds])
+    elif inf["method"] == "svi":
         res = run_svi(key, config, X, Y, guide=inf["guide"], rank=inf["rank"], num_steps=inf["num_steps"],
                       learning_rate=inf["learning_rate"], num_samples=inf["num_samples"], dtype=inf["dtype"],
                       log=log)
@@ -185,9 +211,9 @@ def _start_run(out: Path, spec: dict, ds: Dataset, input_map: InputMap) -> None:
     atomic_write_json(out / FIT_CONFIG, {"spec": spec, "data": ds.describe()})
 
 
-def resume(out, *, num_samples: int | None = None, log=None) -> BNNPosterior:
-    """Continue the NUTS run checkpointed in ``out`` (interrupted, or finished and extended to
-    ``num_samples`` draws per chain in total); the draws equal those of an uninterrupted run."""
+def resume(out, *, num_samples: int | None = None, log=None, progress: bool = False) -> BNNPosterior:
+    """Continue the NUTS or minibatch run checkpointed in ``out`` (interrupted; a finished NUTS run can be
+    extended to ``num_samples`` draws per chain in total); the draws equal those of an uninterrupted run."""
     from ..runs import read_manifest
 
     out = Path(out)
@@ -199,7 +225,7 @@ def resume(out, *, num_samples: int | None = None, log=None) -> BNNPosterior:
         raise InputError(f"{out}: not a BNN fit folder (no {FIT_CONFIG}); start it with fit SPEC --out {out}")
     saved = read_json(out / FIT_CONFIG)
     spec = saved["spec"]
-    if spec["inference"]["method"] != "nuts":
+    if spec["inference"]["method"] == "svi":
         raise InputError(f"{out}: an SVI fit has no sampler state to resume; fit it again")
     from ..runs import read_arrays
 
@@ -215,4 +241,6 @@ def resume(out, *, num_samples: int | None = None, log=None) -> BNNPosterior:
     key = np.asarray(spec["key"], dtype=np.uint32)
     prep = _Prepared(config, X, Y, task, None if nc < 0 else nc, input_map, target, a["x_train"], a["y_train"],
                      a.get("x_test"), a.get("y_test"), saved["data"])
-    return _run(key, prep, spec, out=out, log=log, resuming=True, num_samples=num_samples)
+    if num_samples is not None and spec["inference"]["method"] in MINIBATCH_METHODS:
+        raise InputError("num_samples applies to NUTS runs; a minibatch run's draws are set by its epochs and thin")
+    return _run(key, prep, spec, out=out, log=log, resuming=True, num_samples=num_samples, progress=progress)

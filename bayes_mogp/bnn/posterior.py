@@ -34,13 +34,17 @@ from ..validation import check_finite_array
 from .inference import precision
 from .inputs import InputMap
 from .models import BNNConfig
-from .prediction import apply_masks, flatten_chains, forward_draws, prune_masks
+from .prediction import apply_masks, distinct_top_inputs, flatten_chains, forward_draws, prune_masks
+from .sgmcmc import MINIBATCH_METHODS
 from ..errors import InputError, InputTypeError
 
 __all__ = ["BNNPosterior", "NUM_DIAG_POINTS", "PRUNE_FRACTIONS"]
 
 NUM_DIAG_POINTS = 50
-PRUNE_FRACTIONS = (0.0, 0.5, 0.8, 0.9)
+#: the fractions of nodes pruned in Lee et al. (2023)
+PRUNE_FRACTIONS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99)
+#: the representation measure's sizes (nodes, and top inputs per node) and the inputs it looks at
+TOP_NODES, TOP_INPUTS, TOP_POOL = 30, 30, 5000
 _DERIVED = ("log_lik_total", "test_pred")
 _STAT_NAMES = {"potential_energy": "lp", "num_steps": "n_steps", "accept_prob": "acceptance_rate",
                "adapt_state.step_size": "step_size"}
@@ -53,7 +57,8 @@ class BNNPosterior:
     ``samples``: model sites ``(chains, draws, ...)`` (one chain for SVI); ``stats``: NUTS statistics
     ``(chains, draws)``; ``x_train``/``y_train`` (and ``x_test``/``y_test`` if the data had a test part):
     the data in the user's units; ``spec``: the resolved ``model``/``data``/``inference`` tables and
-    ``seed``; ``timings``: seconds; ``losses``: the SVI loss per step (None for NUTS).
+    ``seed``; ``timings``: seconds; ``losses``: the SVI loss per step, or the minibatch methods' mean
+    minibatch log-density estimate per epoch ``(chains, epochs)`` (None for NUTS).
     """
 
     config: BNNConfig
@@ -78,7 +83,7 @@ class BNNPosterior:
     # -- sizes ---------------------------------------------------------------------------------------------
     @property
     def method(self) -> str:
-        """``"nuts"`` or ``"svi"``."""
+        """``"nuts"``, ``"svi"``, ``"sghmc"``, ``"sgld"``, ``"csgld"`` or ``"map"``."""
         return self.spec.get("inference", {}).get("method", "nuts")
 
     @property
@@ -110,6 +115,11 @@ class BNNPosterior:
             out["divergences"] = int(np.sum(self.stats.get("diverging", 0)))
             out["chain_method"] = inf.get("chain_method")
             out["seconds_per_100_draws"] = self.seconds_per_100_draws()
+        elif self.method in MINIBATCH_METHODS:
+            out.update(epochs=self.timings.get("epochs"), batch_size=inf.get("batch_size"),
+                       seconds_per_epoch=self.timings.get("seconds_per_epoch"), noise=inf.get("noise"),
+                       final_log_density=float(np.mean(np.asarray(self.losses)[..., -1]))
+                       if self.losses is not None else None)
         else:
             out.update(guide=inf.get("guide"), num_steps=inf.get("num_steps"),
                        final_loss=float(self.losses[-1]) if self.losses is not None else None)
@@ -168,10 +178,28 @@ class BNNPosterior:
         return score(self.predict(x), targets)
 
     def evaluate(self, x, targets, fractions=PRUNE_FRACTIONS) -> dict:
-        """:meth:`score` plus the pruning curve (:meth:`pruning_curve`) at ``fractions``."""
+        """:meth:`score` plus the pruning curve (:meth:`pruning_curve`) at ``fractions`` and, for
+        classification, :meth:`distinct_top_images` on the first :data:`TOP_POOL` inputs of ``x``."""
         out = self.score(x, targets)
         out["pruning"] = self.pruning_curve(x, targets, fractions)
+        if self.task == "classification":
+            out["distinct_top_images"] = self.distinct_top_images(np.asarray(x)[:TOP_POOL])
         return out
+
+    def distinct_top_images(self, x, num_nodes: int = TOP_NODES, num_images: int = TOP_INPUTS) -> float:
+        """The representation measure of Lee et al. (2023), :func:`.prediction.distinct_top_inputs`: distinct
+        inputs of ``x`` (user units) among the top ``num_images`` of each of the ``num_nodes`` largest-variance
+        nodes of the last hidden layer, per chain (draws averaged within a chain), averaged over chains.
+        ``num_nodes`` and ``num_images`` are capped at the layer's width and the number of inputs."""
+        z = self.model_inputs(x)
+        num_nodes = min(int(num_nodes), self.config.widths[-1])
+        num_images = min(int(num_images), z.shape[0])
+        counts = []
+        with precision(self.dtype):
+            for c in range(self.num_chains):
+                chain = {k: np.asarray(v)[c] for k, v in self.samples.items()}
+                counts.append(distinct_top_inputs(self.config, chain, z, num_nodes=num_nodes, num_inputs=num_images))
+        return float(np.mean(counts))
 
     def prune(self, fraction: float) -> "BNNPosterior":
         """The posterior with the ``fraction`` of hidden nodes with the smallest :math:`\\lambda` in each
@@ -291,7 +319,7 @@ class BNNPosterior:
         if self.test_data is not None:
             arrays.update(x_test=self.x_test, y_test=self.y_test)
         if self.losses is not None:
-            arrays["svi_losses"] = np.asarray(self.losses)
+            arrays["losses"] = np.asarray(self.losses)
         return arrays
 
     def save(self, out_dir) -> Path:
@@ -340,4 +368,4 @@ class BNNPosterior:
         config = resolve_config({"model": spec["model"]}, task=task, d_in=d_in, d_out=d_out)
         return cls(config, samples, stats, input_map, target, task, num_classes, a["x_train"],
                    a["y_train"], a.get("x_test"), a.get("y_test"), data_info, spec, spec.get("timings", {}),
-                   a.get("svi_losses"), float(spec.get("pruned_fraction", 0.0)), _idata=idata)
+                   a.get("losses", a.get("svi_losses")), float(spec.get("pruned_fraction", 0.0)), _idata=idata)

@@ -6,10 +6,18 @@ units.  :func:`predict_probs` applies the softmax per draw.  The posterior predi
 weighted mixture over draws (:class:`bayes_mogp.prediction.Prediction`, built by
 :class:`~bayes_mogp.bnn.posterior.BNNPosterior`).
 
-Pruning: in every posterior draw, the fraction ``fraction`` of hidden nodes of each layer with the
-smallest :math:`\lambda_j` *in that draw* get :math:`\lambda_j = 0` (their outgoing weights vanish).
-Ranking per draw is invariant under the permutation symmetry of hidden units, so no label matching
-across chains is needed.
+Pruning (as in Lee et al. 2023): in every posterior draw, the fraction ``fraction`` of hidden nodes of
+each layer with the smallest :math:`\lambda_j` *in that draw* get :math:`\lambda_j = 0` (their outgoing
+weights vanish); the layers are the hidden layers whose outputs feed the next hidden layer or the output
+layer.  Where a layer's variances are all equal in a draw (the iid prior), the rank is by
+:math:`\lambda_j \sum_k V_{jk}^2`, the squared norm of the node's outgoing weights, instead.  Ranking per
+draw is invariant under the permutation symmetry of hidden units, so no label matching across chains is
+needed.
+
+Representation (:func:`distinct_top_inputs`): the ``num_nodes`` nodes of the last hidden layer with the
+largest (draw-averaged, folded as above) variance, for each its ``num_inputs`` inputs with the largest
+draw-averaged pre-activation; the count of distinct inputs among them (``num_nodes * num_inputs`` at
+most: nodes that respond to different inputs are less redundant).
 
 The forward pass is :func:`.models.forward` vmapped over draws and jitted, in batches of draws to bound
 memory (draws x points x width), in the precision of the draws (float32 draws: float32 arithmetic).
@@ -23,12 +31,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import networks
+from ..activations import get_activation
 from ..pruning import prune_mask
 from ..validation import check_finite_array, check_int
 from .models import BNNConfig, forward
 
 __all__ = ["flatten_chains", "params_from_samples", "forward_draws", "predict_probs", "prune_masks",
-           "apply_masks"]
+           "apply_masks", "node_scores", "last_hidden_preactivations", "distinct_top_inputs"]
 
 
 def flatten_chains(samples: dict) -> dict:
@@ -99,8 +109,58 @@ def prune_masks(config: BNNConfig, samples: dict, fraction: float) -> tuple:
     masks = []
     for layer in range(len(config.widths)):
         lam = np.asarray(samples[f"lam{layer}"])  # (S, p)
-        masks.append(np.asarray(prune_mask(lam, fraction), dtype=lam.dtype))
+        masks.append(np.asarray(prune_mask(node_scores(samples, layer), fraction), dtype=lam.dtype))
     return tuple(masks)
+
+
+def node_scores(samples: dict, layer: int) -> np.ndarray:
+    r"""What pruning ranks the nodes of hidden layer ``layer`` by, ``(S, p_l)``: :math:`\lambda_j`, or, in a
+    draw where the layer's variances are all equal, :math:`\lambda_j \sum_k V_{jk}^2` (module docstring)."""
+    lam = np.asarray(samples[f"lam{layer}"], dtype=np.float64)
+    constant = np.ptp(lam, axis=-1, keepdims=True) == 0
+    if not constant.any():
+        return lam
+    V = np.asarray(samples[f"V{layer + 1}"], dtype=np.float64)
+    return np.where(constant, lam * np.sum(V**2, axis=-1), lam)
+
+
+@partial(jax.jit, static_argnames=("config",))
+def _last_hidden(config, params, X):
+    phi = get_activation(config.activation).fn
+    depth = len(config.widths)
+
+    def one(p):
+        h = networks.input_layer(X, p["V0"], p["b0"], scale=config.sigma_v / np.sqrt(X.shape[-1]))
+        for layer in range(depth - 1):
+            h = networks.hidden_layer(h, p[f"lam{layer}"], p[f"V{layer + 1}"], p[f"b{layer + 1}"], phi=phi,
+                                      scale=config.sigma_v)
+        return h
+
+    return jax.vmap(one)(params)
+
+
+def last_hidden_preactivations(config: BNNConfig, samples: dict, X) -> np.ndarray:
+    """Pre-activations ``(S, m, p_L)`` of the last hidden layer's nodes for flat draws ``samples``."""
+    X = check_finite_array("X", X, ndim=2)
+    params = params_from_samples(config, samples)
+    dtype = params["V0"].dtype
+    Xj = jnp.asarray(np.asarray(X, dtype=dtype))
+    outs = [np.asarray(_last_hidden(config, {k: jnp.asarray(v[i:i + 1]) for k, v in params.items()}, Xj))
+            for i in range(params["V0"].shape[0])]
+    return np.concatenate(outs, axis=0)
+
+
+def distinct_top_inputs(config: BNNConfig, samples: dict, X, *, num_nodes: int = 30, num_inputs: int = 30) -> int:
+    """Distinct inputs among the top ``num_inputs`` of each of the ``num_nodes`` largest-variance nodes of the
+    last hidden layer (module docstring), for the draws ``samples`` of one chain (flat)."""
+    layer = len(config.widths) - 1
+    num_nodes = check_int("num_nodes", num_nodes, minimum=1, maximum=config.widths[layer])
+    num_inputs = check_int("num_inputs", num_inputs, minimum=1, maximum=np.shape(X)[0])
+    score = node_scores(samples, layer).mean(0)
+    nodes = np.argsort(-score, kind="stable")[:num_nodes]
+    h = last_hidden_preactivations(config, samples, X).mean(0)  # (m, p)
+    top = np.argsort(-h[:, nodes], axis=0, kind="stable")[:num_inputs]
+    return int(np.unique(top).size)
 
 
 def apply_masks(samples: dict, masks) -> dict:

@@ -5,11 +5,15 @@ A spec has three tables::
     [model]      prior, prior_hyper (table), widths, activation, likelihood, global_scale, slab_scale,
                  sigma_v, sigma_b, noise_scale, df
     [data]       dataset ("mnist" | "fashion"), n_train, n_test, source, pca (components; optional)
-    [inference]  method ("nuts" | "svi"), dtype ("float32" | "float64"), and
+    [inference]  method ("nuts" | "svi" | "sghmc" | "sgld" | "csgld" | "map"), dtype ("float32" | "float64"),
+                 and
                  NUTS: num_warmup, num_samples, num_chains, chain_method, target_accept_prob,
                        max_tree_depth, dense_mass, checkpoint_every
                  SVI:  guide ("normal" | "low_rank"), rank, num_steps, learning_rate, num_samples
                        (draws from the fitted guide)
+                 minibatch (sghmc, sgld, csgld, map): the fields of
+                       :class:`~bayes_mogp.bnn.sgmcmc.MinibatchSettings` (num_epochs, batch_size,
+                       step_size, ..., checkpoint_every in epochs); each method has its own defaults
 
 ``likelihood`` may be left out: the data decide (real targets ``y_*``: ``"gaussian"``; class labels
 ``labels_*``: ``"categorical"``).  A ``[data] dataset`` is optional: own data come from a
@@ -24,6 +28,7 @@ import dataclasses
 from ..validation import check_choice, check_int
 from .inference import CHAIN_METHODS, DTYPES, GUIDES
 from .models import LIKELIHOODS, BNNConfig
+from .sgmcmc import MINIBATCH_METHODS, MinibatchSettings
 from ..errors import InputError, InputTypeError
 
 __all__ = ["MODEL_KEYS", "DATA_KEYS", "NUTS_DEFAULTS", "SVI_DEFAULTS", "METHODS", "QUICK", "config_to_model_table", "read_spec", "resolve_config",
@@ -32,13 +37,22 @@ __all__ = ["MODEL_KEYS", "DATA_KEYS", "NUTS_DEFAULTS", "SVI_DEFAULTS", "METHODS"
 MODEL_KEYS = ("prior", "prior_hyper", "widths", "activation", "likelihood", "global_scale", "slab_scale",
               "sigma_v", "sigma_b", "noise_scale", "df")
 DATA_KEYS = ("dataset", "n_train", "n_test", "source", "pca")
-METHODS = ("nuts", "svi")
+METHODS = ("nuts", "svi") + MINIBATCH_METHODS
 NUTS_DEFAULTS = {"num_warmup": 500, "num_samples": 500, "num_chains": 4, "chain_method": "auto",
                  "target_accept_prob": 0.9, "max_tree_depth": 10, "dense_mass": False, "checkpoint_every": 100}
 SVI_DEFAULTS = {"guide": "normal", "rank": None, "num_steps": 5000, "learning_rate": 0.01, "num_samples": 500}
+_MB = {k: v for k, v in MinibatchSettings().to_dict().items() if k != "method"}
+#: per-method defaults of the minibatch methods (SGHMC: the protocol of Lee et al. 2023)
+MINIBATCH_DEFAULTS = {
+    "sghmc": _MB,
+    "sgld": {**_MB, "step_size": 0.1, "step_size_min": 0.01},
+    "csgld": {**_MB, "step_size": 0.1, "step_size_min": 0.0, "burn_in": 0.0, "noise_start": 0.0},
+    "map": {**_MB, "num_epochs": 50, "learning_rate": 0.01},
+}
 _COMMON = {"method": "nuts", "dtype": "float32"}
 #: a tiny run for smoke tests (``fit(..., quick=True)``, ``bayes-mogp fit --quick``)
 QUICK = {"nuts": {"num_warmup": 20, "num_samples": 20, "num_chains": 2}, "svi": {"num_steps": 200, "num_samples": 20},
+         **{m: {"num_epochs": 4, "batch_size": 20, "thin": 1} for m in MINIBATCH_METHODS},
          "n_train": 100}
 
 
@@ -75,12 +89,13 @@ def inference_settings(spec: dict, overrides: dict | None = None) -> dict:
     """
     table = dict(spec.get("inference", {}))
     over = {k: v for k, v in (overrides or {}).items() if v is not None}
-    known = set(_COMMON) | set(NUTS_DEFAULTS) | set(SVI_DEFAULTS)
+    known = set(_COMMON) | set(NUTS_DEFAULTS) | set(SVI_DEFAULTS) | set(_MB)
     bad = sorted(set(table) - known)
     if bad:
         raise InputError(f"spec [inference] has unknown key(s) {bad}; allowed: {', '.join(sorted(known))}")
     method = check_choice("method", over.get("method", table.get("method", "nuts")), METHODS)
-    defaults = {**_COMMON, **(NUTS_DEFAULTS if method == "nuts" else SVI_DEFAULTS)}
+    defaults = {**_COMMON, **(NUTS_DEFAULTS if method == "nuts" else SVI_DEFAULTS if method == "svi"
+                              else MINIBATCH_DEFAULTS[method])}
     bad = sorted(set(over) - set(defaults))
     if bad:
         raise InputError(f"setting(s) {bad} do not apply to method {method!r}; allowed: {', '.join(defaults)}")
@@ -90,6 +105,9 @@ def inference_settings(spec: dict, overrides: dict | None = None) -> dict:
         check_choice("chain_method", out["chain_method"], CHAIN_METHODS)
         for key in ("num_warmup", "num_samples", "num_chains", "checkpoint_every"):
             out[key] = check_int(key, out[key], minimum=1)
+    elif method in MINIBATCH_METHODS:
+        out.update(MinibatchSettings.from_dict(out).to_dict())  # validates every field
+        out["method"] = method
     else:
         check_choice("guide", out["guide"], GUIDES)
         for key in ("num_steps", "num_samples"):

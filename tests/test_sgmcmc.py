@@ -1,0 +1,160 @@
+"""Minibatch inference (bayes_mogp.bnn.sgmcmc): the updates against BlackJAX, their stationary law, the
+paper's schedule, the minibatch estimate, same key same draws, exact resume, MAP, and the CLI's refusals."""
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bayes_mogp.bnn.models import BNNConfig
+from bayes_mogp.bnn.sgmcmc import (MinibatchSettings, log_density_fn, resume_minibatch, run_minibatch, sghmc_update,
+                                   sgld_update, step_sizes)
+from bayes_mogp.errors import InputError
+
+
+def test_updates_equal_blackjax_diffusions():
+    key = jax.random.key(3)
+    pos = {"a": jnp.arange(5.0), "b": jnp.ones((2, 3))}
+    mom = jax.tree.map(lambda x: 0.1 * x, pos)
+    grad = jax.tree.map(lambda x: -x, pos)
+    ours = sghmc_update(key, pos, mom, grad, 0.01, 3.0, 1.0)
+    theirs = blackjax.sgmcmc.diffusions.sghmc(alpha=3.0, beta=0)(key, pos, mom, grad, 0.01, 1.0)
+    for o, t in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(o, t, rtol=1e-6, atol=1e-7)
+    ours = sgld_update(key, pos, grad, 0.01, 1.0)
+    theirs = blackjax.sgmcmc.diffusions.overdamped_langevin()(key, pos, grad, 0.01, 1.0)
+    for o, t in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(o, t, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "rademacher"])
+def test_sghmc_and_sgld_leave_a_gaussian_invariant(noise):
+    # target N(0, s^2), exact gradients, 4000 chains x 3000 steps.  Var of the draws: SE = s^2 sqrt(2 / 4000)
+    # = 2.2%; the Euler schemes' bias at these steps is below 1%; tolerance 4 SE = 9%.  A noise scale off by
+    # sqrt(2) moves the variance by 2x.
+    s2, chains, steps = 4.0, 4000, 3000
+
+    def grad(x):
+        return {"x": -x["x"] / s2}
+
+    def run_sghmc(key):
+        def body(c, k):
+            x, p = c
+            return sghmc_update(k, x, p, grad(x), 0.05, 1.0, 1.0, noise), None
+
+        x0 = {"x": jnp.zeros(())}
+        return jax.lax.scan(body, (x0, {"x": jnp.zeros(())}), jax.random.split(key, steps))[0][0]["x"]
+
+    def run_sgld(key):
+        def body(x, k):
+            return sgld_update(k, x, grad(x), 0.02, 1.0, noise), None
+
+        return jax.lax.scan(body, {"x": jnp.zeros(())}, jax.random.split(key, steps))[0]["x"]
+
+    keys = jax.random.split(jax.random.key(0), chains)
+    for run in (run_sghmc, run_sgld):
+        x = np.asarray(jax.jit(jax.vmap(run))(keys))
+        assert abs(x.var() / s2 - 1) < 4 * np.sqrt(2 / chains), (run.__name__, x.var())
+        assert abs(x.mean()) < 4 * np.sqrt(s2 / chains)
+
+
+def test_paper_schedule():
+    s = MinibatchSettings()  # the SGHMC protocol of Lee et al. (2023)
+    assert [e for e in range(100) if s.noisy(e)] == list(range(50, 100))
+    kept = [e + 1 for e in range(100) if s.keep(e)]
+    assert kept == list(range(52, 101, 2)) and s.num_draws() == 25
+    eta = np.asarray(step_sizes(s, jnp.arange(0, 60001, 15000), 60000))
+    np.testing.assert_allclose(eta, [0.5, 0.5 * (1 + np.cos(np.pi / 4)) / 2, 0.25, 0.1, 0.1], rtol=1e-6)
+    c = MinibatchSettings(method="csgld", num_epochs=8, num_cycles=2, step_size=0.2, exploration=0.5)
+    eta = np.asarray(step_sizes(c, jnp.asarray([0, 400, 800, 1200]), 1600))
+    np.testing.assert_allclose(eta, [0.2, 0.1, 0.2, 0.1], rtol=1e-6)  # restarts each cycle
+    assert [e for e in range(8) if c.noisy(e)] == [2, 3, 6, 7] and [e for e in range(8) if c.keep(e)] == [3, 7]
+    m = MinibatchSettings(method="map", num_epochs=5)
+    assert not any(m.noisy(e) for e in range(5)) and m.num_draws() == 1
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int32) + (X[:, 2] > 1).astype(np.int32)
+    config = BNNConfig(d_in=5, d_out=3, widths=(8, 6), prior="horseshoe", activation="relu", global_scale="fixed")
+    return config, X, y
+
+
+def test_minibatch_estimate_averages_to_the_full_log_density(tiny):
+    # the mean over a partition into batches of log p + (N/B) log p(y_b) is log p + log p(y): exact identity
+    from numpyro.infer.util import initialize_model
+
+    config, X, y = tiny
+    from functools import partial
+
+    from bayes_mogp.bnn.models import bnn_model
+
+    info = initialize_model(jax.random.key(1), partial(bnn_model, config), model_args=(X, y))
+    pos = info.param_info.z
+    full = float(-info.potential_fn(pos))
+    est = log_density_fn(config, 60, 15)
+    parts = [float(est(pos, X[i:i + 15], y[i:i + 15])) for i in range(0, 60, 15)]
+    np.testing.assert_allclose(np.mean(parts), full, rtol=1e-5)
+    assert np.ptp(parts) > 1.0  # the batches do differ: the scale matters
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny):
+    config, X, y = tiny
+    s = MinibatchSettings(method="sghmc", num_epochs=6, batch_size=15, thin=1, num_chains=2, step_size=0.1,
+                          step_size_min=0.01)
+    return s, run_minibatch(jax.random.key(7), config, X, y, s, progress=False)
+
+
+def test_same_key_same_draws_and_exact_resume(tiny, tiny_run, tmp_path):
+    config, X, y = tiny
+    s, full = tiny_run
+    assert full.samples["V0"].shape == (2, 3, 5, 8) and full.trace.shape == (2, 6)
+    assert np.ptp(full.samples["lam0"]) > 0 and np.all(np.isfinite(full.trace))
+    again = run_minibatch(jax.random.key(7), config, X, y, s, progress=False)
+    np.testing.assert_array_equal(again.samples["V1"], full.samples["V1"])
+    ck = tmp_path / "ck.npz"
+    part = run_minibatch(jax.random.key(7), config, X, y, s, checkpoint=ck, progress=False, stop_after=4)
+    assert part.samples["V0"].shape[1] == 1  # draws kept at epochs 4..6: one so far
+    rest = resume_minibatch(ck, config, X, y, progress=False)
+    for k in ("V0", "V2", "lam1", "u0_z"):
+        np.testing.assert_array_equal(rest.samples[k], full.samples[k])
+    np.testing.assert_array_equal(rest.trace, full.trace)
+    other = run_minibatch(jax.random.key(8), config, X, y, s, progress=False)
+    assert not np.array_equal(other.samples["V1"], full.samples["V1"])
+
+
+def test_map_improves_the_fit(tiny):
+    config, X, y = tiny
+    s = MinibatchSettings(method="map", num_epochs=30, batch_size=20, learning_rate=0.02, lr_decay=((20, 0.01),))
+    res = run_minibatch(jax.random.key(0), config, X, y, s, progress=False)
+    assert res.samples["V0"].shape[:2] == (1, 1)
+    assert res.trace[0, -1] > res.trace[0, 0] + 10  # the penalised log density rises
+
+
+def test_settings_refuse_bad_values(tiny):
+    config, X, y = tiny
+    for bad in (dict(num_epochs=0), dict(batch_size=0), dict(method="sgnht"), dict(noise="uniform"),
+                dict(friction=1.5), dict(thin=0)):
+        with pytest.raises(InputError):
+            MinibatchSettings(**bad)
+    with pytest.raises(InputError, match="batch_size must be at most"):
+        run_minibatch(jax.random.key(0), config, X, y, MinibatchSettings(batch_size=61), progress=False)
+    disc = BNNConfig(d_in=5, d_out=3, widths=(4,), prior="bernoulli")
+    with pytest.raises(InputError, match="discrete"):
+        run_minibatch(jax.random.key(0), disc, X, y, MinibatchSettings(batch_size=10), progress=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "1000000"], "batch_size must be at most"),
+    (["--epochs", "0"], "epochs must be"),
+    (["--widths", "0", "10"], "width must be"),
+    (["--method", "hmc"], "method must be one of"),
+])
+def test_fit_cli_refuses_bad_input(cli, tmp_path, args, message):
+    code, out, err = cli("fit", "paper_fashion_iid", "--quick", "--out", str(tmp_path / "r"), *args)
+    errors = [line for line in err.strip().splitlines() if "error" in line]
+    assert code == 2 and "Traceback" not in err and len(errors) == 1 and message in errors[0], err
