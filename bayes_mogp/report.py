@@ -253,7 +253,7 @@ def write_report(idata, out_dir, *, var_names=None, extra: dict | None = None, t
         summary = {"r_hat_max": None, "ess_bulk_min": None, "divergences": None}
         summary["note"] = ("variational fit: independent draws from the fitted guide, so R-hat, ESS and "
                            "divergences do not apply" if kind == "independent" else
-                           "one draw (a point estimate such as MAP) or no draws (an exact posterior): no sampling "
+                           "one draw (a point estimate such as MAP) or no posterior draws (an exact posterior): no sampling "
                            "diagnostics")
     summary["draws"] = kind
     for key in ("accuracy", "nll"):
