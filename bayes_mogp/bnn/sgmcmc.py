@@ -81,6 +81,7 @@ from ..checkpoint import load_checkpoint, restore_state, save_checkpoint
 from ..errors import InputError
 from ..nuts import current_dtype, precision, raw_key
 from ..validation import check_choice, check_in_interval, check_int, check_positive
+from .inference import _model_arrays
 from .models import BNNConfig, bnn_model
 
 __all__ = ["SG_METHODS", "MINIBATCH_METHODS", "NOISES", "MinibatchSettings", "MinibatchResult", "SGState",
@@ -515,13 +516,6 @@ def _batch_mesh(batch_size: int):
     from jax.sharding import Mesh
 
     return Mesh(np.asarray(devices), ("data",))
-
-
-def _model_arrays(X, y):
-    X = jnp.asarray(np.asarray(X), dtype=jnp.result_type(float))
-    y = np.asarray(y)
-    y = jnp.asarray(y, dtype=jnp.result_type(int) if y.dtype.kind in "iub" else jnp.result_type(float))
-    return X, y
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
