@@ -18,9 +18,9 @@ from bayes_mogp.priors import (
     get_prior,
 )
 
-MOGP = ["bernoulli", "beta", "horseshoe", "gamma_mogp", "generalized_gamma"]
+MOGP = ["bernoulli", "beta", "horseshoe", "gamma_mogp", "generalized_gamma", "gbfry"]
 GP = ["iid", "inverse_gamma", "gamma_gp"]
-CONTINUOUS = ["beta", "horseshoe", "gamma_mogp", "generalized_gamma"]
+CONTINUOUS = ["beta", "horseshoe", "gamma_mogp", "generalized_gamma", "gbfry"]
 
 
 def test_names_and_aliases():
@@ -208,6 +208,9 @@ def test_custom_prior_numeric_levy_matches_gamma():
         ("generalized_gamma", {"sigma": 1.5}, "sigma"),
         ("iid", {"c": 0.0}, "c"),
         ("bernoulli", {"rate": 200.0}, "width"),
+        ("gbfry", {"alpha": 1.0}, "alpha"),
+        ("gbfry", {"tau": 1.0}, "tau"),
+        ("gbfry", {"alpha_prior": "beta"}, "alpha_prior"),
     ],
 )
 def test_invalid_hyperparameters_name_the_parameter(name, kwargs, param):

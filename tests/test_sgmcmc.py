@@ -158,3 +158,29 @@ def test_fit_cli_refuses_bad_input(cli, tmp_path, args, message):
     code, out, err = cli("fit", "paper_fashion_iid", "--quick", "--out", str(tmp_path / "r"), *args)
     errors = [line for line in err.strip().splitlines() if "error" in line]
     assert code == 2 and "Traceback" not in err and len(errors) == 1 and message in errors[0], err
+
+
+@pytest.mark.slow  # ~40 s of compilation (two GBFRY layers' gradients, twice); the slow pass and the benchmark run it
+def test_gbfry_with_learned_alpha(tiny):
+    # the paper's GBFRY network: alpha ~ U(0.01, 0.99) per layer on its logit, log lam sampled (float32)
+    _, X, y = tiny
+    # widths >= 172 with alpha >= 0.01: log(1 + t_p) >= 1, so the programs leave the small-width branch out
+    config = BNNConfig(d_in=5, d_out=3, widths=(180, 180), prior="gbfry", activation="relu",
+                       prior_hyper={"alpha_prior": "uniform"})
+    s = MinibatchSettings(method="sghmc", num_epochs=4, batch_size=15, thin=1, step_size=0.1, step_size_min=0.01)
+    res = run_minibatch(jax.random.key(3), config, X, y, s, progress=False)
+    alpha = res.samples["lam1_alpha"]
+    assert alpha.shape == (1, 2) and np.all((alpha > 0.01) & (alpha < 0.99))
+    assert np.all(np.isfinite(res.samples["lam1"])) and np.all(np.isfinite(res.trace))
+    assert res.samples["lam0"].shape == (1, 2, 180)
+
+
+def test_fit_cli_refuses_a_gbfry_alpha_outside_the_unit_interval(cli, tmp_path):
+    from bayes_mogp.specs import packaged_models_dir
+
+    text = (packaged_models_dir() / "paper_fashion_map_gbfry.toml").read_text().replace("alpha = 0.5", "alpha = 1.5")
+    spec = tmp_path / "bad_gbfry.toml"
+    spec.write_text(text)
+    code, out, err = cli("fit", str(spec), "--quick", "--out", str(tmp_path / "r"))
+    errors = [line for line in err.strip().splitlines() if "error" in line]
+    assert code == 2 and "Traceback" not in err and len(errors) == 1 and "alpha must be in (0, 1)" in errors[0], err

@@ -17,6 +17,8 @@ name (alias)           lambda per node (width p)        hyperparameters      a  
 ``horseshoe`` (d)      (pi scale/p)^2 HalfCauchy^2      scale=1              0       scale x^-3/2
 ``gamma_mogp``         Gamma(c/p, rate)                 c=2, rate=1          0       c x^-1 e^-rate x
 ``generalized_gamma``  increment over time 1/p          c=2, sigma=.5, tau=1 0       c/G(1-s) x^-1-s e^-tau x
+``gbfry``              c W P G (double power law)       alpha=.5, tau=2,     0       see :mod:`.gbfry` (c-scaled)
+                                                        mu=1
 =====================  ==============================  ==================  ======  ============================
 
 A new family: subclass :class:`NodeVariancePrior` (``_distribution`` and ``_limit``) or build a
@@ -33,6 +35,7 @@ from .beta import BetaLevy, BetaPrior
 from .custom import CustomPrior, NumericLevyMeasure
 from .distributions import BernoulliVariance, LogSpaceBeta, LogSpaceGamma, TemperedStable
 from .gamma import GammaLevy, GammaMoGPPrior, GeneralizedGammaLevy, GeneralizedGammaPrior
+from .gbfry import GBFRYLevy, GBFRYPrior, GBFRYVariance, LogGBFRYVariance
 from .gp_regime import GammaGPPrior, IIDPrior, InverseGammaPrior
 from .horseshoe import HorseshoeLevy, HorseshoePrior
 from ..errors import InputTypeError
@@ -55,15 +58,19 @@ __all__ = [
     "HorseshoePrior",
     "GammaMoGPPrior",
     "GeneralizedGammaPrior",
+    "GBFRYPrior",
     "BernoulliLevy",
     "BetaLevy",
     "HorseshoeLevy",
     "GammaLevy",
     "GeneralizedGammaLevy",
+    "GBFRYLevy",
     "BernoulliVariance",
     "LogSpaceBeta",
     "LogSpaceGamma",
     "TemperedStable",
+    "GBFRYVariance",
+    "LogGBFRYVariance",
     "monotone_inverse",
 ]
 
@@ -78,6 +85,7 @@ _REGISTRY = {
         GammaGPPrior,
         GammaMoGPPrior,
         GeneralizedGammaPrior,
+        GBFRYPrior,
     )
 }
 
