@@ -184,3 +184,40 @@ def test_fit_cli_refuses_a_gbfry_alpha_outside_the_unit_interval(cli, tmp_path):
     code, out, err = cli("fit", str(spec), "--quick", "--out", str(tmp_path / "r"))
     errors = [line for line in err.strip().splitlines() if "error" in line]
     assert code == 2 and "Traceback" not in err and len(errors) == 1 and "alpha must be in (0, 1)" in errors[0], err
+
+
+@pytest.mark.slow  # two fresh processes (~20 s each): the multi-device (GPU) path, run on fake CPU devices
+def test_batch_sharded_over_two_devices_gives_the_same_draws(tmp_path):
+    """With two devices the minibatch is sharded over them (parameters replicated): the draws equal those
+    of one device up to float32 rounding (the batch's gradient is summed in another order)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+import json, jax, numpy as np
+from bayes_mogp.bnn.models import BNNConfig
+from bayes_mogp.bnn.sgmcmc import MinibatchSettings, run_minibatch, _batch_mesh
+rng = np.random.default_rng(0)
+X = rng.standard_normal((60, 5)).astype(np.float32)
+y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int32)
+config = BNNConfig(d_in=5, d_out=2, widths=(8,), prior="horseshoe", activation="relu", global_scale="fixed")
+s = MinibatchSettings(method="sghmc", num_epochs=4, batch_size=20, thin=1, step_size=0.1, step_size_min=0.01)
+res = run_minibatch(jax.random.key(7), config, X, y, s, progress=False)
+np.savez("{tmp_path}/draws_" + str(jax.local_device_count()) + ".npz", **res.samples)
+print(json.dumps({{"devices": jax.local_device_count(), "sharded": _batch_mesh(20) is not None}}))
+"""
+    outs = []
+    for n in (1, 2):
+        env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"}
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert outs == [{"devices": 1, "sharded": False}, {"devices": 2, "sharded": True}]
+    one, two = np.load(tmp_path / "draws_1.npz"), np.load(tmp_path / "draws_2.npz")
+    for k in ("V0", "V1", "lam0"):
+        # 4 epochs x 3 steps of float32 updates: relative differences of a few ulp per step, amplified by
+        # the dynamics; 1e-3 relative is far above that and far below a different draw (O(1) differences)
+        np.testing.assert_allclose(two[k], one[k], rtol=1e-3, atol=1e-4)
+    assert not np.array_equal(two["V0"], np.zeros_like(two["V0"]))
