@@ -1,6 +1,6 @@
 r"""Exact GP prediction, marginal likelihood and NTK-ensemble prediction, for multi-output targets.
 
-GP posterior (seed 002; Rasmussen & Williams 2006, alg. 2.1), training kernel :math:`K` (n, n), test-train
+GP posterior (the post *Infinitely Wide Neural Networks*, 2022; Rasmussen & Williams 2006, alg. 2.1), training kernel :math:`K` (n, n), test-train
 kernel :math:`K_*` (m, n), targets :math:`Y` (n, C) (C independent outputs sharing one kernel),
 noise variance :math:`\sigma^2`, :math:`A = K + \sigma^2 I = L L^\top`:
 
@@ -15,7 +15,7 @@ The Cholesky factor is computed in float64 with adaptive jitter (:func:`bayes_mo
 the jitter actually added is returned so that callers can report it.
 
 NTK ensemble (Lee et al. 2019, "Wide neural networks of any depth evolve as linear models", eq. 16;
-seed 002): an infinite ensemble of infinitely wide networks trained by gradient flow on the MSE
+the post *Infinitely Wide Neural Networks*, 2022): an infinite ensemble of infinitely wide networks trained by gradient flow on the MSE
 :math:`\tfrac12\|f(X) - Y\|^2` with learning rate :math:`\eta`, NTK :math:`\Theta` and NNGP :math:`K`, has a
 Gaussian output at time :math:`t` with, :math:`E_t = I - e^{-\eta \Theta t}` and
 :math:`B_t = \Theta_{*} \Theta^{-1} E_t` (m, n),

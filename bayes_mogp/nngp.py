@@ -1,6 +1,6 @@
 r"""Exact GP regression with the NNGP or NTK kernel of a deep network: ``fit(key, data) -> NNGPPosterior``.
 
-The infinite-width limit in the GP regime (seed 000 with :math:`\rho = 0`; seed 002): outputs are
+The infinite-width limit in the GP regime (Lee et al. 2023 with :math:`\rho = 0`; the post *Infinitely Wide Neural Networks*, 2022): outputs are
 independent GPs with the NNGP kernel :math:`K` of :func:`bayes_mogp.kernels.nngp_kernel`
 (``depth`` hidden layers, ``activation``, weight and bias variances).  Targets :math:`Y` (n, k), in the
 model's units (standardised regression targets, or one-hot labels minus 1/C), are modelled as

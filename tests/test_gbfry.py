@@ -1,4 +1,8 @@
-"""The GBFRY prior: finite-width density against its draws and quadrature, the limit, float32, the alpha site."""
+"""The GBFRY prior: finite-width density against its draws and quadrature, the limit, float32, the alpha site.
+
+The density checks against the closed form and quadrature run in the default pass; the Monte Carlo checks and
+the float32 site gradient (a long compilation) in the slow pass.
+"""
 
 import math
 
@@ -39,6 +43,7 @@ def test_log_density_normalised_and_equal_to_the_closed_form(alpha, tau, width):
     assert total == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha,tau,width", CASES[:3])
 def test_draws_follow_the_density(alpha, tau, width):
     # 4000 draws of log(lam / c) against the CDF by quadrature of the density: KS at level 0.001
@@ -53,6 +58,7 @@ def test_draws_follow_the_density(alpha, tau, width):
     assert stats.kstest(u, lambda v: np.interp(v, grid, cdf_grid)).pvalue > 1e-3
 
 
+@pytest.mark.slow
 def test_width_scaling_gives_the_levy_density():
     # p f_p(lam) -> rho(lam) pointwise.  Away from lam ~ c / t_p the only finite-width term left is the
     # normaliser: p f_p / rho = t_p^alpha / ((1 + t_p)^alpha - 1) = 1 + (tau - alpha) / (alpha tau p) + O(p^-2),
@@ -70,6 +76,7 @@ def test_width_scaling_gives_the_levy_density():
     assert mean == pytest.approx(1.0, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_finite_mean_and_monte_carlo():
     # tau = 5: variance finite; the mean of 20000 draws within 5 standard errors of E lam (-> mu / p)
     prior = get_prior("gbfry", 500, alpha=0.5, tau=5.0)
@@ -79,6 +86,7 @@ def test_finite_mean_and_monte_carlo():
     assert abs(lam.mean() - mean) < 5 * lam.std() / math.sqrt(lam.size)
 
 
+@pytest.mark.slow
 def test_alpha_prior_site_and_its_float32_gradient():
     # the site a BNN samples, in float32 as the minibatch samplers run it, at log-variances far below the
     # smallest float32 (e^-300): log-density and gradients (alpha's included) finite

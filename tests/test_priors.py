@@ -60,7 +60,8 @@ def test_tiny_concentration_no_nan(name):
 @pytest.mark.parametrize("name", CONTINUOUS)
 def test_levy_identities_against_quadrature(name):
     levy = get_prior(name, 100).limit.levy
-    dens = lambda u: float(levy.density(u))  # noqa: E731
+    density = jax.jit(levy.density)  # one compilation, then hundreds of quadrature points
+    dens = lambda u: float(density(u))  # noqa: E731
     upper = 1.0 if name == "beta" else np.inf
     for x in (0.01, 0.3):
         tail = integrate.quad(dens, x, upper, limit=200)[0]

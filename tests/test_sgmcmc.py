@@ -28,6 +28,7 @@ def test_updates_equal_blackjax_diffusions():
         np.testing.assert_allclose(o, t, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow  # a long statistical check (~20 s)
 @pytest.mark.parametrize("noise", ["gaussian", "rademacher"])
 def test_sghmc_and_sgld_leave_a_gaussian_invariant(noise):
     # target N(0, s^2), exact gradients, 4000 chains x 3000 steps.  Var of the draws: SE = s^2 sqrt(2 / 4000)
@@ -79,7 +80,8 @@ def tiny():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 5)).astype(np.float32)
     y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int32) + (X[:, 2] > 1).astype(np.int32)
-    config = BNNConfig(d_in=5, d_out=3, widths=(8, 6), prior="horseshoe", activation="relu", global_scale="fixed")
+    # one hidden layer: the programs (and their compilation, which dominates these tests) stay small
+    config = BNNConfig(d_in=5, d_out=3, widths=(8,), prior="horseshoe", activation="relu", global_scale="fixed")
     return config, X, y
 
 
@@ -94,8 +96,8 @@ def test_minibatch_estimate_averages_to_the_full_log_density(tiny):
 
     info = initialize_model(jax.random.key(1), partial(bnn_model, config), model_args=(X, y))
     pos = info.param_info.z
-    full = float(-info.potential_fn(pos))
-    est = log_density_fn(config, 60, 15)
+    full = float(-jax.jit(info.potential_fn)(pos))
+    est = jax.jit(log_density_fn(config, 60, 15))
     parts = [float(est(pos, X[i:i + 15], y[i:i + 15])) for i in range(0, 60, 15)]
     np.testing.assert_allclose(np.mean(parts), full, rtol=1e-5)
     assert np.ptp(parts) > 1.0  # the batches do differ: the scale matters
@@ -120,7 +122,7 @@ def test_same_key_same_draws_and_exact_resume(tiny, tiny_run, tmp_path):
     part = run_minibatch(jax.random.key(7), config, X, y, s, checkpoint=ck, progress=False, stop_after=4)
     assert part.samples["V0"].shape[1] == 1  # draws kept at epochs 4..6: one so far
     rest = resume_minibatch(ck, config, X, y, progress=False)
-    for k in ("V0", "V2", "lam1", "u0_z"):
+    for k in ("V0", "V1", "lam0", "u0_z"):
         np.testing.assert_array_equal(rest.samples[k], full.samples[k])
     np.testing.assert_array_equal(rest.trace, full.trace)
     other = run_minibatch(jax.random.key(8), config, X, y, s, progress=False)
@@ -160,18 +162,18 @@ def test_fit_cli_refuses_bad_input(cli, tmp_path, args, message):
     assert code == 2 and "Traceback" not in err and len(errors) == 1 and message in errors[0], err
 
 
-@pytest.mark.slow  # ~40 s of compilation (two GBFRY layers' gradients, twice); the slow pass and the benchmark run it
+@pytest.mark.slow  # ~30 s of compilation (a GBFRY layer's gradient, twice); the slow pass and the benchmark run it
 def test_gbfry_with_learned_alpha(tiny):
     # the paper's GBFRY network: alpha ~ U(0.01, 0.99) per layer on its logit, log lam sampled (float32)
     _, X, y = tiny
     # widths >= 172 with alpha >= 0.01: log(1 + t_p) >= 1, so the programs leave the small-width branch out
-    config = BNNConfig(d_in=5, d_out=3, widths=(180, 180), prior="gbfry", activation="relu",
+    config = BNNConfig(d_in=5, d_out=3, widths=(180,), prior="gbfry", activation="relu",
                        prior_hyper={"alpha_prior": "uniform"})
     s = MinibatchSettings(method="sghmc", num_epochs=4, batch_size=15, thin=1, step_size=0.1, step_size_min=0.01)
     res = run_minibatch(jax.random.key(3), config, X, y, s, progress=False)
-    alpha = res.samples["lam1_alpha"]
+    alpha = res.samples["lam0_alpha"]
     assert alpha.shape == (1, 2) and np.all((alpha > 0.01) & (alpha < 0.99))
-    assert np.all(np.isfinite(res.samples["lam1"])) and np.all(np.isfinite(res.trace))
+    assert np.all(np.isfinite(res.samples["lam0"])) and np.all(np.isfinite(res.trace))
     assert res.samples["lam0"].shape == (1, 2, 180)
 
 
@@ -186,10 +188,11 @@ def test_fit_cli_refuses_a_gbfry_alpha_outside_the_unit_interval(cli, tmp_path):
     assert code == 2 and "Traceback" not in err and len(errors) == 1 and "alpha must be in (0, 1)" in errors[0], err
 
 
-@pytest.mark.slow  # two fresh processes (~20 s each): the multi-device (GPU) path, run on fake CPU devices
+@pytest.mark.slow  # a fresh process with two fake CPU devices (~30 s): the multi-device (GPU) path, run on CPU
 def test_batch_sharded_over_two_devices_gives_the_same_draws(tmp_path):
     """With two devices the minibatch is sharded over them (parameters replicated): the draws equal those
-    of one device up to float32 rounding (the batch's gradient is summed in another order)."""
+    of the unsharded program in the same process up to float32 rounding (the batch's gradient is summed
+    in another order)."""
     import json
     import os
     import subprocess
@@ -197,27 +200,28 @@ def test_batch_sharded_over_two_devices_gives_the_same_draws(tmp_path):
 
     script = f"""
 import json, jax, numpy as np
+from bayes_mogp.bnn import sgmcmc
 from bayes_mogp.bnn.models import BNNConfig
-from bayes_mogp.bnn.sgmcmc import MinibatchSettings, run_minibatch, _batch_mesh
 rng = np.random.default_rng(0)
 X = rng.standard_normal((60, 5)).astype(np.float32)
 y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int32)
 config = BNNConfig(d_in=5, d_out=2, widths=(8,), prior="horseshoe", activation="relu", global_scale="fixed")
-s = MinibatchSettings(method="sghmc", num_epochs=4, batch_size=20, thin=1, step_size=0.1, step_size_min=0.01)
-res = run_minibatch(jax.random.key(7), config, X, y, s, progress=False)
-np.savez("{tmp_path}/draws_" + str(jax.local_device_count()) + ".npz", **res.samples)
-print(json.dumps({{"devices": jax.local_device_count(), "sharded": _batch_mesh(20) is not None}}))
+s = sgmcmc.MinibatchSettings(method="sghmc", num_epochs=4, batch_size=20, thin=1, step_size=0.1, step_size_min=0.01)
+sharded = sgmcmc._batch_mesh(20) is not None
+two = sgmcmc.run_minibatch(jax.random.key(7), config, X, y, s, progress=False).samples
+sgmcmc._batch_mesh = lambda batch_size: None  # the one-device program
+one = sgmcmc.run_minibatch(jax.random.key(7), config, X, y, s, progress=False).samples
+np.savez("{tmp_path}/one.npz", **one)
+np.savez("{tmp_path}/two.npz", **two)
+print(json.dumps({{"devices": jax.local_device_count(), "sharded": sharded}}))
 """
-    outs = []
-    for n in (1, 2):
-        env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"}
-        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        outs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    assert outs == [{"devices": 1, "sharded": False}, {"devices": 2, "sharded": True}]
-    one, two = np.load(tmp_path / "draws_1.npz"), np.load(tmp_path / "draws_2.npz")
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"devices": 2, "sharded": True}
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     for k in ("V0", "V1", "lam0"):
         # 4 epochs x 3 steps of float32 updates: relative differences of a few ulp per step, amplified by
         # the dynamics; 1e-3 relative is far above that and far below a different draw (O(1) differences)
         np.testing.assert_allclose(two[k], one[k], rtol=1e-3, atol=1e-4)
-    assert not np.array_equal(two["V0"], np.zeros_like(two["V0"]))
+    assert np.ptp(two["V0"]) > 0

@@ -1,4 +1,4 @@
-"""MoGP limit of networks with per-node random variances (seed 000, section 3), and MoGP regression.
+"""MoGP limit of networks with per-node random variances (Lee et al. 2023, section 3), and MoGP regression.
 
 - :mod:`.prior`: draws of the random limit kernel on a finite input set (one layer, deep chain), truncated
   at the J largest jumps with the remainder folded into the drift; the finite-width kernel it is the law of.

@@ -1,6 +1,6 @@
 r"""Marginal likelihood and prediction of a GP whose kernel is a GP part plus a sparse network.
 
-The MoGP kernel truncated at its J largest jumps (docs/math.md section 2, seed 000 section 3) is
+The MoGP kernel truncated at its J largest jumps (docs/math.md section 2, Lee et al. 2023, section 3) is
 
 .. math::
 

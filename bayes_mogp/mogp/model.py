@@ -1,6 +1,6 @@
 r"""The NumPyro model of MoGP regression: a posterior over random kernels, and how it is sampled.
 
-Model (seed 000 eq. (1)-(2) and section 3).  The layers below the last hidden layer are in the GP
+Model (Lee et al. 2023, eq. (1)-(2) and section 3).  The layers below the last hidden layer are in the GP
 regime; the last hidden layer's nodes have per-node variances with drift ``a`` and Levy measure
 :math:`\rho`.  In the limit the k outputs are independent GPs given the shared random kernel
 

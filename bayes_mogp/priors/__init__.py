@@ -1,4 +1,4 @@
-r"""Per-node variance priors and their infinite-width limits (seed 000 eq. 1-2; docs/math.md sections 1-2).
+r"""Per-node variance priors and their infinite-width limits (Lee et al. 2023, eq. 1-2; docs/math.md sections 1-2).
 
 >>> from bayes_mogp.priors import get_prior
 >>> prior = get_prior("horseshoe", 1000)          # or get_prior("d", 1000): Table 1's model (d)
@@ -92,7 +92,7 @@ _REGISTRY = {
 #: The family names accepted by :func:`get_prior`.
 PRIOR_NAMES = tuple(_REGISTRY)
 
-#: Table 1 of seed 000: models (a)-(d) with their default hyperparameters.
+#: Table 1 of Lee et al. (2023): models (a)-(d) with their default hyperparameters.
 TABLE1_ALIASES = {"a": "inverse_gamma", "b": "bernoulli", "c": "beta", "d": "horseshoe"}
 
 

@@ -1,4 +1,4 @@
-r"""The small base every per-node variance prior is built on (docs/math.md sections 1-2, seed 000 eq. 1-2).
+r"""The small base every per-node variance prior is built on (docs/math.md sections 1-2, Lee et al. 2023, eq. 1-2).
 
 A prior is a *width-scaled family*: for a layer of width :math:`p` it gives the law :math:`F_p` of one
 node's variance :math:`\lambda` (a NumPyro distribution, batch shape ``()``), such that
@@ -192,7 +192,7 @@ class InfiniteWidthLimit:
 
     @property
     def regime(self) -> str:
-        """``"GP"`` when the Lévy measure is zero, else ``"MoGP"`` (seed 000, section 2)."""
+        """``"GP"`` when the Lévy measure is zero, else ``"MoGP"`` (Lee et al. 2023, section 2)."""
         return "GP" if self.levy.is_zero else "MoGP"
 
     def laplace_exponent(self, t):
