@@ -50,6 +50,25 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+#: the longest tests and files first (measured on 2 cores, cold cache), so that pytest-xdist hands them out at
+#: the start and no worker is left running one of them while the other idles.  The slow pass runs with
+#: ``--maxschedchunk 1`` (two tests queued per worker), so the order alternates between the workers' first
+#: tests: 03 and 01 on one, 04 and the full-size network on the other, then whoever is free.
+_LONG_FIRST = ("test_notebook_runs_clean_in_quick_mode[03", "test_notebook_runs_clean_in_quick_mode[01",
+               "test_notebook_runs_clean_in_quick_mode[04", "test_full_size_network_matches_beta",
+               "test_notebook_runs_clean_in_quick_mode[06", "tests/test_table1.py", "test_gbfry_with_learned_alpha",
+               "test_notebook_runs_clean_in_quick_mode[02", "test_chains_run_in_parallel_across_devices",
+               "test_batch_sharded_over_two_devices", "test_notebook_runs_clean_in_quick_mode[05",
+               "tests/test_bnn.py", "tests/test_sgmcmc.py", "tests/test_priors.py", "tests/test_mogp_api.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        return next((i for i, key in enumerate(_LONG_FIRST) if key in item.nodeid), len(_LONG_FIRST))
+
+    items.sort(key=rank)  # stable: the order within a rank is kept
+
+
 @pytest.fixture(scope="session")
 def small_gp():
     from bayes_mogp.kernels import nngp_ntk_kernels
