@@ -75,8 +75,7 @@ from jax.scipy.special import gammainc, gammaincc, gammaln
 from jax.scipy.special import logsumexp
 from numpyro.distributions import constraints
 
-from ..errors import InputError, InputTypeError
-from ..validation import hyperparameter, is_real_number
+from ..validation import check_choice, check_in_interval, check_positive, hyperparameter
 from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float, _site_namer, monotone_inverse
 from .distributions import _log_gamma_draw
 
@@ -417,35 +416,12 @@ def _sample_limit_total(key, levy: GBFRYLevy, shape, num_jumps: int):
     return levy.scale * total
 
 
-def _invalid(name, value, rng):
-    return InputError(f"{name} must be {rng}, got {value}")
-
-
-def _real(name, value):
-    if not is_real_number(value):
-        raise InputTypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    return float(value)
-
-
 def _check_alpha(name, value):
-    v = _real(name, value)
-    if not 0.0 < v < 1.0:  # NaN fails too
-        raise _invalid(name, v, "in (0, 1)")
-    return v
+    return check_in_interval(name, value, 0, 1, low_open=True, high_open=True)
 
 
 def _check_tau(name, value):
-    v = _real(name, value)
-    if not 1.0 < v < math.inf:
-        raise _invalid(name, v, "a finite real number > 1")
-    return v
-
-
-def _check_mu(name, value):
-    v = _real(name, value)
-    if not 0.0 < v < math.inf:
-        raise _invalid(name, v, "a finite real number > 0")
-    return v
+    return check_in_interval(name, value, 1, math.inf, low_open=True, high_open=True)  # finite: _as_real
 
 
 class GBFRYPrior(NodeVariancePrior):
@@ -456,12 +432,10 @@ class GBFRYPrior(NodeVariancePrior):
     _defaults = {"alpha": 0.5, "tau": 2.0, "mu": 1.0, "alpha_prior": "fixed"}
 
     def _check(self, hyper):
-        from ..validation import check_choice
-
         return {
             "alpha": hyperparameter("alpha", hyper["alpha"], _check_alpha),
             "tau": hyperparameter("tau", hyper["tau"], _check_tau),
-            "mu": hyperparameter("mu", hyper["mu"], _check_mu),
+            "mu": hyperparameter("mu", hyper["mu"], check_positive),
             "alpha_prior": check_choice("alpha_prior", hyper["alpha_prior"], ALPHA_PRIORS),
         }
 
