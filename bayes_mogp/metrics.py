@@ -11,11 +11,10 @@ Regression (targets ``y`` (m,) or (m, k), user units):
 Classification (integer ``labels`` (m,)):
 
 * ``accuracy`` of :attr:`Prediction.predicted_class`;
-* ``nll_class``: :math:`-\frac1m\sum_i \log \max(p_{i y_i}, 10^{-12})`, the categorical NLL of the
-  class probabilities (comparable across every model);
-* ``nll``: the NLL of the model's own observation model: for a GP-type model (regression on one-hot
-  targets minus 1/C, a Gaussian mixture) the predictive density of the one-hot targets, as in the
-  GP-on-MNIST literature; for a BNN (categorical likelihood) the same as ``nll_class``;
+* ``nll``: :math:`-\frac1m\sum_i \log \max(p_{i y_i}, 10^{-12})`, the categorical NLL of the class
+  probabilities (:func:`nll_class`; comparable across every model);
+* ``nll_gaussian`` (GP-type models only: regression on one-hot targets minus 1/C, a Gaussian mixture):
+  the predictive density of the one-hot targets, as in the GP-on-MNIST literature;
 * ``ece``: expected calibration error over 15 equal-width bins of the confidence
   :math:`\max_k p_{ik}` (bin :math:`\lfloor \mathrm{conf}\cdot B\rfloor`, the last bin closed):
   :math:`\sum_b \frac{n_b}{m}|\mathrm{acc}_b - \mathrm{conf}_b|`, with the accuracy of the
@@ -111,16 +110,17 @@ def one_hot_targets(labels, num_classes: int) -> np.ndarray:
 
 def score(pred, targets) -> dict:
     """Every metric of the task: regression ``{"n", "rmse", "nll", "coverage_90"}``, classification
-    ``{"n", "accuracy", "nll", "nll_class", "ece"}``.
+    ``{"n", "accuracy", "nll", "ece"}`` (``nll`` categorical) and, for a GP-type classifier (a prediction
+    with ``loc``), ``nll_gaussian``: the density of the one-hot targets minus 1/C.
 
-    ``targets``: real targets (regression) or integer labels (classification).  For a GP-type
-    classifier (a prediction with ``loc``), ``nll`` is the density of the one-hot targets minus 1/C.
+    ``targets``: real targets (regression) or integer labels (classification).
     """
     if pred.task == "regression":
         return {"n": pred.num_points, "rmse": rmse(pred, targets), "nll": nll(pred, targets),
                 "coverage_90": coverage(pred, targets, 0.9)}
     labels = _labels(targets, pred.num_points)
-    nc = nll_class(pred.probs, labels)
-    own = nll(pred, one_hot_targets(labels, pred.loc.shape[-1])) if pred.loc is not None else nc
-    return {"n": pred.num_points, "accuracy": accuracy(pred, labels), "nll": own, "nll_class": nc,
-            "ece": ece(pred.probs, labels)}
+    out = {"n": pred.num_points, "accuracy": accuracy(pred, labels), "nll": nll_class(pred.probs, labels),
+           "ece": ece(pred.probs, labels)}
+    if pred.loc is not None:
+        out["nll_gaussian"] = nll(pred, one_hot_targets(labels, pred.loc.shape[-1]))
+    return out

@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import cached_property
 
+import jax
 import numpy as np
 
 from .data import Dataset, InputTransform, TargetTransform, as_dataset
+from .numerics import float64
+from .posterior import Posterior
 from .prediction import Prediction, gaussian_class_probabilities
 from .validation import check_choice, check_positive
 from .errors import InputError, InputTypeError
@@ -72,10 +75,12 @@ def estimate_cost(n_train: int, n_test: int, input_dim: int, depth: int, *, solv
     return {"seconds": 2 * flops / FLOP_RATE, "bytes": 8 * (3 * n * n + 2 * n * m)}
 
 
+@float64
 def fit(key, data, y=None, **settings) -> "NNGPPosterior":
     """Fit the exact GP on ``data`` (a :class:`bayes_mogp.data.Dataset`, or arrays ``x``, ``y``; integer ``y``
     are class labels).  Settings: see :data:`DEFAULTS` and the module docstring.  ``key`` is accepted for
-    the common ``fit(key, data)`` signature; the exact GP draws nothing at random."""
+    the common ``fit(key, data)`` signature; the exact GP draws nothing at random.  Runs in float64
+    (:func:`bayes_mogp.numerics.float64`) whatever the caller's JAX setting."""
     from .gp import amplitude_mle, noise_mle
     from .iterative_gp.predict import DENSE_MAX_N
     from .kernels import kernel_diagonals, nngp_kernel
@@ -93,6 +98,8 @@ def fit(key, data, y=None, **settings) -> "NNGPPosterior":
     x, yt = data.inputs(), data.targets()
     kw = dict(depth=s["depth"], activation=s["activation"], w_var=s["w_var"], b_var=s["b_var"])
     check_choice("solver", s["solver"], SOLVERS)
+    parts = dict(x_train=x, y_train=yt, data_info=data.describe(), input_transform=data.input_transform,
+                 target_transform=data.target_transform, task=data.task, num_classes=data.num_classes)
     if s["solver"] == "cg" or (s["solver"] == "auto" and data.n_train > DENSE_MAX_N):
         if s["noise"] == "ml":
             raise InputError(f"noise='ml' needs the dense solver (n <= {DENSE_MAX_N}); with {data.n_train} "
@@ -101,10 +108,8 @@ def fit(key, data, y=None, **settings) -> "NNGPPosterior":
         s["solver"] = "cg"
         diag = kernel_diagonals(x, **kw)[0 if s["kernel"] == "nngp" else 1]  # NTK: relative to mean diag Theta
         noise_var = rel * float(np.mean(np.asarray(diag)))
-        post = NNGPPosterior(s, x, yt, rel, noise_var, float("nan"), data.describe(), data.input_transform,
-                             data.target_transform, data.task, data.num_classes)
-        post.timings = {"fit_seconds": time.perf_counter() - t0}
-        return post
+        return NNGPPosterior(settings=s, relative_noise=rel, noise_var=noise_var, amplitude=float("nan"),
+                             timings={"seconds": time.perf_counter() - t0}, **parts)
     s["solver"] = "cholesky"
     k = np.asarray(nngp_kernel(x, **kw))
     dbar = float(np.mean(np.diag(k)))
@@ -114,16 +119,16 @@ def fit(key, data, y=None, **settings) -> "NNGPPosterior":
         rel = check_positive("noise", s["noise"])
         noise_var = rel * dbar
         amp = amplitude_mle(k, yt, noise_var=noise_var)
-    post = NNGPPosterior(s, x, yt, rel, noise_var, amp, data.describe(), data.input_transform,
-                         data.target_transform, data.task, data.num_classes)
-    post._k_train = k
-    post.timings = {"fit_seconds": time.perf_counter() - t0}
+    post = NNGPPosterior(settings=s, relative_noise=rel, noise_var=noise_var, amplitude=amp,
+                         timings={"seconds": time.perf_counter() - t0}, **parts)
+    post.__dict__["kernel_train"] = k  # the cached_property's value, computed here already
     return post
 
 
-@dataclass
-class NNGPPosterior:
-    """A fitted exact GP (NNGP or NTK ensemble): training inputs/targets in model units, noise, amplitude."""
+@dataclass(frozen=True, eq=False, repr=False)
+class NNGPPosterior(Posterior):
+    """A fitted exact GP (NNGP or NTK ensemble): training inputs/targets in model units, noise, amplitude
+    (NaN for ``solver="cg"``: it comes from each prediction's solve, reported in ``Prediction.info``)."""
 
     settings: dict
     x_train: np.ndarray
@@ -138,6 +143,7 @@ class NNGPPosterior:
     num_classes: int | None
     timings: dict = field(default_factory=dict)
     kind = "nngp"
+    has_draws = False
     diagnostic_vars = ()
 
     @property
@@ -145,58 +151,57 @@ class NNGPPosterior:
         s = self.settings
         return dict(depth=s["depth"], activation=s["activation"], w_var=s["w_var"], b_var=s["b_var"])
 
+    @cached_property
+    def kernel_train(self) -> np.ndarray:
+        """The (n, n) NNGP kernel of the training inputs (dense solver), computed once."""
+        from .kernels import nngp_kernel
+
+        with jax.enable_x64(True):
+            return np.asarray(nngp_kernel(self.x_train, **self._kernel_kwargs))
+
+    @float64
     def predict_latent(self, x, progress=None):
         """Model-unit predictive mean (m, k) and latent variance (m,) of f at user-unit inputs ``x``, before
-        the amplitude; and the jitter the Cholesky needed.  ``progress``: the iterative solver's callback."""
+        the amplitude; and ``info``: the jitter the Cholesky needed, and (CG) the solver's report with the
+        amplitude from its solve.  ``progress``: the iterative solver's callback."""
         from .gp import gp_posterior, ntk_ensemble_predict
         from .kernels import kernel_diagonals, nngp_kernel, nngp_ntk_kernels
 
-        xm = self.input_transform(x)
-        if xm.ndim != 2 or xm.shape[1] != self.x_train.shape[1]:
-            raise InputError(f"x must have shape (m, {self.x_train.shape[1]}), got {np.shape(x)}")
+        xm = self.input_transform(self.check_inputs(x))
         kw = self._kernel_kwargs
         if self.settings.get("solver") == "cg":
             from .iterative_gp import exact_gp_predict
 
             res = exact_gp_predict(self.x_train, self.y_train, xm, kernel=self.settings["kernel"],
                                    noise_var=self.noise_var, solver="cg", variance="nystrom", progress=progress, **kw)
-            self.amplitude, self.solver_info = res.info["amplitude"], res.info
-            return res.mean, res.var, 0.0
-        if getattr(self, "_k_train", None) is None:
-            self._k_train = np.asarray(nngp_kernel(self.x_train, **kw))
+            return res.mean, res.var, {"jitter": 0.0, **res.info}
         kss, _ = kernel_diagonals(xm, **kw)
         if self.settings["kernel"] == "nngp":
             ks = nngp_kernel(xm, self.x_train, **kw)
-            post = gp_posterior(self._k_train, ks, self.y_train, noise_var=self.noise_var, k_test_test=kss)
+            post = gp_posterior(self.kernel_train, ks, self.y_train, noise_var=self.noise_var, k_test_test=kss)
         else:
             k, th = nngp_ntk_kernels(self.x_train, **kw)
             ks, ths = nngp_ntk_kernels(xm, self.x_train, **kw)
             diag_reg = self.relative_noise * float(np.mean(np.diag(np.asarray(th))))
             post = ntk_ensemble_predict(th, ths, self.y_train, diag_reg=diag_reg, nngp_train_train=k,
                                         nngp_test_train=ks, nngp_test_test=kss)
-        return np.asarray(post.mean), np.asarray(post.var), post.jitter
+        return np.asarray(post.mean), np.asarray(post.var), {"jitter": float(post.jitter), "amplitude": self.amplitude}
 
     def predict(self, x, *, progress=None) -> Prediction:
-        """Predictive distribution of a new observation at ``x`` (m, d), user units.  ``progress``: a callback
+        """Predictive distribution of a new observation at ``x`` (m, d), user units; ``Prediction.info`` holds
+        the jitter and the amplitude (and, for ``solver="cg"``, the solver's report).  ``progress``: a callback
         for the iterative solver's stages (:class:`bayes_mogp.iterative_gp.Progress` events)."""
-        mean, var, jitter = self.predict_latent(x, progress=progress)
-        self.jitter = jitter
-        var_y = self.amplitude * (np.maximum(var, 0.0) + self.noise_var)  # (m,)
+        mean, var, info = self.predict_latent(x, progress=progress)
+        var_y = info["amplitude"] * (np.maximum(var, 0.0) + self.noise_var)  # (m,)
         sd = np.sqrt(var_y)[:, None] * np.ones(mean.shape[1])
         if self.task == "regression":
             t = self.target_transform
-            return Prediction("regression", t.inverse_mean(mean)[None], t.inverse_scale(sd)[None])
-        probs = np.asarray(gaussian_class_probabilities(mean, var_y))
-        return Prediction("classification", mean[None], sd[None], probs=probs)
+            return Prediction("regression", t.inverse_mean(mean)[None], t.inverse_scale(sd)[None], info=info)
+        with jax.enable_x64(True):
+            probs = np.asarray(gaussian_class_probabilities(mean, var_y))
+        return Prediction("classification", mean[None], sd[None], probs=probs, info=info)
 
-    def score(self, x, targets) -> dict:
-        from .metrics import score
-
-        return score(self.predict(x), targets)
-
-    def evaluate(self, x, targets) -> dict:
-        return self.score(x, targets)
-
+    @float64
     def pointwise_loo(self) -> np.ndarray:
         r"""(n,) exact leave-one-out log predictive densities :math:`\log p(y_i \mid y_{-i})` of the training
         targets (all outputs jointly; user units for regression), Rasmussen and Williams (2006) eq. 5.12.
@@ -209,45 +214,65 @@ class NNGPPosterior:
 
         from .mogp.likelihood import eigen_base, loo_log_density
 
-        if getattr(self, "_k_train", None) is None:
-            from .kernels import nngp_kernel
-
-            self._k_train = np.asarray(nngp_kernel(self.x_train, **self._kernel_kwargs))
-        base = eigen_base(self._k_train, self.y_train)
+        base = eigen_base(self.kernel_train, self.y_train)
         loo = np.asarray(loo_log_density(base, self.amplitude, self.amplitude * self.noise_var, jnp.zeros(0),
                                          jnp.zeros((self.x_train.shape[0], 0))))
-        if self.target_transform is not None:
-            loo = loo - float(np.sum(np.log(self.target_transform.scale)))
-        return loo
+        return self.to_user_log_density(loo)
+
+    def loo(self, **kwargs):
+        """The exact leave-one-out (:meth:`pointwise_loo`) as ArviZ's ``ELPDData`` (``elpd_loo``, ``se``,
+        ``loo_i``).  Not PSIS: the exact GP has one fitted state, not draws, so there are no importance
+        weights; ``pareto_k`` is 0 and ``p_loo`` is not defined (NaN)."""
+        import arviz as az
+        import xarray as xr
+
+        del kwargs
+        loo_i = self.pointwise_loo()
+        n = loo_i.shape[0]
+        return az.ELPDData(
+            data=[float(loo_i.sum()), float(np.sqrt(n * np.var(loo_i))), float("nan"), 1, n, False,
+                  xr.DataArray(loo_i, dims=["y_dim_0"]), xr.DataArray(np.zeros(n), dims=["y_dim_0"]), "log", 0.7],
+            index=["elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "pareto_k", "scale",
+                   "good_k"])
+
+    @property
+    def y_observed(self) -> np.ndarray:
+        """The training targets in the user's units (regression) or as class labels (classification)."""
+        if self.task == "classification":
+            return np.argmax(self.y_train, axis=-1)
+        return self.target_transform.inverse_mean(self.y_train)
 
     def to_inference_data(self):
-        """ArviZ InferenceData with the fitted amplitude and noise as a single draw, and the observed targets."""
+        """ArviZ InferenceData: the fitted amplitude and noise as a single draw (``posterior``), the exact
+        leave-one-out densities (``log_likelihood``, dense solver; so that ``arviz.loo`` is this GP's LOO) and
+        the training targets in the user's units (``observed_data``)."""
         import arviz as az
 
         post = {"amplitude": np.full((1, 1), self.amplitude), "noise_var": np.full((1, 1), self.noise_var),
                 "relative_noise": np.full((1, 1), self.relative_noise)}
-        return az.from_dict(posterior=post, observed_data={"y": self.y_train}, dims={"y": ["point", "output"]})
+        ll = None if self.settings.get("solver") == "cg" else {"y": self.pointwise_loo()[None, None]}
+        return az.from_dict(posterior=post, log_likelihood=ll, observed_data={"y": self.y_observed})
 
-    def save(self, out_dir) -> Path:
-        from .runs import task_arrays, write_run
+    def _arrays(self) -> dict:
+        from .runs import task_arrays
 
-        arrays = {"x_train": self.x_train, "y_train": self.y_train, "amplitude": np.asarray(self.amplitude),
-                  "noise_var": np.asarray(self.noise_var), "relative_noise": np.asarray(self.relative_noise),
-                  **self.input_transform.to_arrays(),
-                  **task_arrays(self.task, self.num_classes, self.target_transform)}
-        return write_run(out_dir, kind=self.kind, spec={**self.settings, "timings": self.timings},
-                         data=self.data_info, arrays=arrays)
+        return {"x_train": self.x_train, "y_train": self.y_train, "amplitude": np.asarray(self.amplitude),
+                "noise_var": np.asarray(self.noise_var), "relative_noise": np.asarray(self.relative_noise),
+                **self.input_transform.to_arrays(), **task_arrays(self.task, self.num_classes, self.target_transform)}
+
+    def _manifest_spec(self) -> dict:
+        return {**self.settings, "timings": self.timings}
 
     @classmethod
-    def load(cls, run_dir) -> "NNGPPosterior":
-        from .runs import read_arrays, read_manifest, task_from_arrays
+    def _from_run(cls, spec, a, idata, data_info) -> "NNGPPosterior":
+        from .runs import task_from_arrays
 
-        manifest = read_manifest(run_dir, kind=cls.kind)
-        a = read_arrays(run_dir)
-        spec = dict(manifest["spec"])
         timings = spec.pop("timings", {})
+        if "fit_seconds" in timings:  # runs written before the timings were named as every model's
+            timings = {"seconds": timings["fit_seconds"]}
         task, num_classes, target = task_from_arrays(a)
         spec.setdefault("solver", "cholesky")
-        return cls(spec, a["x_train"], a["y_train"], float(a["relative_noise"]), float(a["noise_var"]),
-                   float(a["amplitude"]), manifest["data"], InputTransform.from_arrays(a), target, task,
-                   num_classes, timings)
+        return cls(settings=spec, x_train=a["x_train"], y_train=a["y_train"],
+                   relative_noise=float(a["relative_noise"]), noise_var=float(a["noise_var"]),
+                   amplitude=float(a["amplitude"]), data_info=data_info, input_transform=InputTransform.from_arrays(a),
+                   target_transform=target, task=task, num_classes=num_classes, timings=timings)

@@ -1,12 +1,16 @@
 """Float64 guard and adaptive jitter, shared by every Cholesky in the package.
 
 JAX computes in float32 unless ``jax_enable_x64`` is set, a process-wide switch.  The package never
-flips it on import; functions whose accuracy depends on float64 call :func:`require_x64`, which
-raises with the one-line fix.  The CLI and the test suite turn it on explicitly.
+flips it on import or for the caller: the public entry points whose accuracy depends on float64 (the
+GP and MoGP fits, their posteriors' predictions and log densities) are wrapped in :func:`float64`, which
+turns x64 on for their own computation only (``jax.enable_x64``) and restores the caller's setting, so
+they work from a fresh interpreter.  Lower-level functions call :func:`require_x64`, which raises with
+the one-line fix.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -15,7 +19,19 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["require_x64", "CholeskyResult", "cholesky_with_jitter"]
+__all__ = ["float64", "require_x64", "CholeskyResult", "cholesky_with_jitter"]
+
+
+def float64(fn):
+    """Decorator: run ``fn`` with JAX's float64 mode on (``jax.enable_x64(True)``), the caller's mode restored
+    afterwards.  Arrays ``fn`` returns keep their float64 dtype."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def require_x64(where: str) -> None:

@@ -27,7 +27,7 @@ the argmax of the predictive mean.  A BNN's classification prediction carries ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special, stats
@@ -47,6 +47,7 @@ class Prediction:
     df: float | None = None  # Student-t degrees of freedom of the components (None: Gaussian)
     probs: np.ndarray | None = None  # (m, C) class probabilities (classification)
     prob_draws: np.ndarray | None = None  # (S, m, C) per-draw class probabilities, where they exist
+    info: dict | None = field(default=None, compare=False)  # how it was computed (jitter, solver), if reported
 
     def __post_init__(self):
         if self.task not in ("regression", "classification"):

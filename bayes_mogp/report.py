@@ -33,11 +33,9 @@ import numpy as np
 from .io import atomic_path, atomic_write_json, atomic_write_text
 from .errors import InputError
 
-__all__ = ["to_inference_data", "save_inference_data", "identifiable_names", "diagnostics", "draws_kind",
+__all__ = ["to_inference_data", "identifiable_names", "diagnostics", "draws_kind",
            "write_report", "report_run"]
 
-_STAT_NAMES = {"potential_energy": "lp", "energy": "energy", "diverging": "diverging", "num_steps": "n_steps",
-               "accept_prob": "acceptance_rate", "adapt_state.step_size": "step_size"}
 _NOT_IDENT_SUFFIX = ("_z", "_g", "_c")
 
 
@@ -47,20 +45,12 @@ def to_inference_data(samples: dict, stats: dict, *, log_likelihood=None, poster
     names, ``lp = -potential_energy``); observed data unbatched."""
     import arviz as az
 
-    sample_stats = {}
-    for k, v in stats.items():
-        v = np.asarray(v)
-        sample_stats[_STAT_NAMES.get(k, k.replace(".", "_"))] = -v if k == "potential_energy" else v
+    from .posterior import stats_to_arviz
+
+    sample_stats = stats_to_arviz(stats)
     return az.from_dict(posterior={k: np.asarray(v) for k, v in samples.items()}, sample_stats=sample_stats or None,
                         log_likelihood=log_likelihood, posterior_predictive=posterior_predictive,
                         observed_data=observed_data)
-
-
-def save_inference_data(idata, path) -> Path:
-    """netCDF (h5netcdf engine), written atomically (:func:`bayes_mogp.runs.save_inference_data`)."""
-    from .runs import save_inference_data as _save
-
-    return _save(idata, path)
 
 
 def identifiable_names(idata) -> list[str]:
@@ -306,19 +296,14 @@ def report_run(run_dir) -> dict:
 
     post = load(run_dir)
     idata = post.to_inference_data()
-    timings = dict(getattr(post, "timings", None) or {})
-    extra = {"kind": post.kind, "task": post.task, "seconds": timings.get("seconds", timings.get("fit_seconds"))}
-    method = getattr(post, "method", None)
-    if method is not None:
-        extra["method"] = method
-    test = getattr(post, "test_data", None)
-    if test is not None:
-        scores = post.evaluate(*test) if hasattr(post, "evaluate") else post.score(*test)
-        extra.update({("n_test" if k == "n" else k): v for k, v in scores.items()})
-    title = f"{post.kind.upper()} fit" + (f" ({method})" if method else "")
-    config = getattr(post, "config", None)
-    if config is not None and hasattr(config, "prior_name"):
-        extra["prior"] = config.prior_name
-        title += f": {config.prior_name} prior"
-    return write_report(idata, run_dir, var_names=list(getattr(post, "diagnostic_vars", None) or []) or None,
-                        extra=extra, title=title, losses=getattr(post, "losses", None))
+    extra = {"kind": post.kind, "task": post.task, "seconds": post.seconds}
+    if post.method is not None:
+        extra["method"] = post.method
+    if post.test_data is not None:
+        extra.update({("n_test" if k == "n" else k): v for k, v in post.evaluate(*post.test_data).items()})
+    title = f"{post.kind.upper()} fit" + (f" ({post.method})" if post.method else "")
+    if post.prior_name is not None:
+        extra["prior"] = post.prior_name
+        title += f": {post.prior_name} prior"
+    return write_report(idata, run_dir, var_names=list(post.diagnostic_vars) or None,
+                        extra=extra, title=title, losses=post.losses)

@@ -98,7 +98,8 @@ def test_ntk_ensemble_limits(gp):
 
 def test_gp_classifier_scores_perfect_and_reference_nll():
     """A GP classifier's scores come from its Gaussian predictive of the one-hot targets (minus 1/C):
-    perfect means give accuracy 1 and ECE 0; the NLL is that of independent Gaussians per class."""
+    perfect means give accuracy 1 and ECE 0; ``nll_gaussian`` is that of independent Gaussians per class, ``nll``
+    the categorical NLL of the class probabilities."""
     from bayes_mogp import metrics
     from bayes_mogp.prediction import Prediction, gaussian_class_probabilities
 
@@ -115,7 +116,8 @@ def test_gp_classifier_scores_perfect_and_reference_nll():
     var = np.array([0.1, 0.2, 0.3, 0.4]) + 0.05
     s = metrics.score(gp_prediction(mean, var), labels)
     ref = -np.mean([np.sum(multivariate_normal(mean[i], var[i] * np.eye(3)).logpdf(targets[i])) for i in range(4)])
-    assert abs(s["nll"] - ref) < 1e-10
+    assert abs(s["nll_gaussian"] - ref) < 1e-10  # the Gaussian density of the one-hot targets
+    assert abs(s["nll"] - metrics.nll_class(gaussian_class_probabilities(mean, var), labels)) < 1e-12  # categorical
 
 
 def test_bad_arguments(gp):

@@ -57,8 +57,8 @@ def test_classification_scores_and_one_ece_rule():
     labels = np.array([0, 1, 1, 0])
     pred = Prediction("classification", probs=probs)
     s = metrics.score(pred, labels)
-    assert s["accuracy"] == 0.75 and s["nll"] == s["nll_class"]
-    np.testing.assert_allclose(s["nll_class"], -np.mean(np.log([0.9, 0.4, 0.8, 0.55])))
+    assert s["accuracy"] == 0.75 and set(s) == {"n", "accuracy", "nll", "ece"}
+    np.testing.assert_allclose(s["nll"], -np.mean(np.log([0.9, 0.4, 0.8, 0.55])))
     # bins of width 1/15: conf 0.9 (bin 13), 0.6 (9), 0.8 (12), 0.55 (8); accuracy 1, 0, 1, 1
     np.testing.assert_allclose(s["ece"], np.mean([0.1, 0.6, 0.2, 0.45]))
     assert metrics.classification_metrics(probs, labels)["ece"] == s["ece"]

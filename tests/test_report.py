@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from bayes_mogp.report import diagnostics, save_inference_data, to_inference_data, write_report
+from bayes_mogp.report import diagnostics, to_inference_data, write_report
+from bayes_mogp.runs import save_inference_data
 
 
 def _draws(shift=0.0, chains=4, draws=200, seed=0):

@@ -189,7 +189,7 @@ def _run(key, prep: _Prepared, spec: dict, *, out=None, log=None, resuming: bool
     post.timings["postprocess_seconds"] = time.perf_counter() - t1
     post.timings["wall_seconds"] = time.perf_counter() - t0
     if out is not None:
-        post.save(out)
+        post.save(out, overwrite=True)  # this run's own folder (_start_run refused an existing run)
         if log is not None:
             log(f"saved {out} (posterior.nc, arrays.npz, manifest.json)")
     return post

@@ -24,19 +24,19 @@ global scales, noise scale, log-likelihood, test predictions).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from functools import cached_property
 
+import jax
 import numpy as np
 
 from ..data import TargetTransform
+from ..posterior import Posterior, stats_from_arviz, stats_to_arviz
 from ..prediction import Prediction
-from ..validation import check_finite_array
 from .inference import precision
 from .inputs import InputMap
 from .models import BNNConfig
 from .prediction import apply_masks, distinct_top_inputs, flatten_chains, forward_draws, prune_masks
 from .sgmcmc import MINIBATCH_METHODS
-from ..errors import InputError, InputTypeError
 
 __all__ = ["BNNPosterior", "NUM_DIAG_POINTS", "PRUNE_FRACTIONS"]
 
@@ -46,12 +46,10 @@ PRUNE_FRACTIONS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99)
 #: the representation measure's sizes (nodes, and top inputs per node) and the inputs it looks at
 TOP_NODES, TOP_INPUTS, TOP_POOL = 30, 30, 5000
 _DERIVED = ("log_lik_total", "test_pred")
-_STAT_NAMES = {"potential_energy": "lp", "num_steps": "n_steps", "accept_prob": "acceptance_rate",
-               "adapt_state.step_size": "step_size"}
 
 
-@dataclass(eq=False)
-class BNNPosterior:
+@dataclass(frozen=True, eq=False, repr=False)
+class BNNPosterior(Posterior):
     """Draws of a BNN posterior with everything needed to predict raw inputs (module docstring).
 
     ``samples``: model sites ``(chains, draws, ...)`` (one chain for SVI); ``stats``: NUTS statistics
@@ -64,7 +62,7 @@ class BNNPosterior:
     config: BNNConfig
     samples: dict
     stats: dict
-    input_map: InputMap
+    input_transform: InputMap
     target_transform: TargetTransform | None
     task: str
     num_classes: int | None
@@ -77,7 +75,6 @@ class BNNPosterior:
     timings: dict = field(default_factory=dict)
     losses: np.ndarray | None = None
     pruned_fraction: float = 0.0
-    _idata: object = field(default=None, repr=False)
     kind = "bnn"
 
     # -- sizes ---------------------------------------------------------------------------------------------
@@ -85,6 +82,10 @@ class BNNPosterior:
     def method(self) -> str:
         """``"nuts"``, ``"svi"``, ``"sghmc"``, ``"sgld"``, ``"csgld"`` or ``"map"``."""
         return self.spec.get("inference", {}).get("method", "nuts")
+
+    @property
+    def prior_name(self) -> str:
+        return self.config.prior_name
 
     @property
     def num_chains(self) -> int:
@@ -139,15 +140,9 @@ class BNNPosterior:
 
     # -- prediction ------------------------------------------------------------------------------------------
     def model_inputs(self, x) -> np.ndarray:
-        """The model's inputs for user inputs ``x`` ``(m, d)``; ``ValueError`` naming ``x`` if it is not a
-        finite numeric 2-d array with the training inputs' number of columns."""
-        x = check_finite_array("x", x, ndim=2)
-        if x.dtype.kind not in "biuf":
-            raise InputTypeError(f"x must be numeric, got dtype {x.dtype}")
-        d = self.x_train.shape[1]
-        if x.shape[1] != d:
-            raise InputError(f"x must have {d} columns (as the training inputs), got shape {x.shape}")
-        return self.input_map(x.astype(np.float64))
+        """The model's inputs for user inputs ``x`` ``(m, d)`` (:meth:`Posterior.check_inputs`, then the fitted
+        input map)."""
+        return self.input_transform(self.check_inputs(x))
 
     def outputs(self, x) -> np.ndarray:
         """Network outputs ``(S, m, k)`` (logits or standardised means) of every draw at user inputs ``x``."""
@@ -170,12 +165,6 @@ class BNNPosterior:
         scale = np.broadcast_to(tt.inverse_scale(sigma * np.ones_like(f)), f.shape)
         df = self.config.df if self.config.likelihood == "student_t" else None
         return Prediction("regression", loc=loc, scale=scale, df=df)
-
-    def score(self, x, targets) -> dict:
-        """:func:`bayes_mogp.metrics.score` of :meth:`predict` at ``x`` against ``targets`` (user units)."""
-        from ..metrics import score
-
-        return score(self.predict(x), targets)
 
     def evaluate(self, x, targets, fractions=PRUNE_FRACTIONS) -> dict:
         """:meth:`score` plus the pruning curve (:meth:`pruning_curve`) at ``fractions`` and, for
@@ -208,7 +197,7 @@ class BNNPosterior:
         c, d = self.num_chains, self.num_draws
         pruned = apply_masks(self.flat_samples(), masks)
         samples = {k: np.asarray(v).reshape((c, d) + np.shape(v)[1:]) for k, v in pruned.items()}
-        return replace(self, samples=samples, pruned_fraction=float(fraction), _idata=None)
+        return replace(self, samples=samples, pruned_fraction=float(fraction))
 
     def pruning_curve(self, x, targets, fractions=PRUNE_FRACTIONS) -> dict:
         """Scores of the pruned posteriors: ``{"fraction": [...], <metric>: [...]}`` with accuracy, NLL and
@@ -249,17 +238,21 @@ class BNNPosterior:
         sig = np.log(np.asarray(self.flat_samples()["sigma"], np.float64))[:, None, None] + np.log(tt.scale)
         return np.sum(logpdf - sig, axis=-1)
 
-    def _replicates(self, f_train, rng):
-        """One replicated training target set per draw ``(S, n)`` (labels) or ``(S, n, k)`` (user units)."""
+    def _replicates(self, f_train, key):
+        """One replicated training target set per draw ``(S, n)`` (labels) or ``(S, n, k)`` (user units),
+        drawn with the JAX key ``key``."""
         if self.task == "classification":
-            p = np.exp(f_train - f_train.max(-1, keepdims=True))
-            p /= p.sum(-1, keepdims=True)
-            u = rng.random(p.shape[:2])[..., None]
-            return (np.cumsum(p, -1) < u).sum(-1).clip(0, p.shape[-1] - 1)
+            return np.asarray(jax.random.categorical(key, np.asarray(f_train, np.float32), axis=-1))
         sigma = np.asarray(self.flat_samples()["sigma"], np.float64)[:, None, None]
-        noise = rng.standard_normal(f_train.shape) if self.config.likelihood == "gaussian" \
-            else rng.standard_t(self.config.df, f_train.shape)
-        return self.target_transform.inverse_mean(f_train + sigma * noise)
+        noise = jax.random.normal(key, f_train.shape) if self.config.likelihood == "gaussian" \
+            else jax.random.t(key, self.config.df, f_train.shape)
+        return self.target_transform.inverse_mean(f_train + sigma * np.asarray(noise, np.float64))
+
+    @property
+    def predictive_key(self):
+        """The key of the replicated targets in ``posterior_predictive``: the fit's key folded with 1 (the
+        fit's own draws use its splits), so that the same fit gives the same InferenceData."""
+        return jax.random.fold_in(jax.random.wrap_key_data(np.asarray(self.spec.get("key", [0, 0]), np.uint32)), 1)
 
     def _diag_points(self):
         """Up to :data:`NUM_DIAG_POINTS` held-out points with targets (else training points)."""
@@ -272,14 +265,16 @@ class BNNPosterior:
 
     def to_inference_data(self):
         """ArviZ InferenceData (module docstring); computed once, then cached (and saved by :meth:`save`)."""
-        if self._idata is not None:
-            return self._idata
+        return self._inference_data
+
+    @cached_property
+    def _inference_data(self):
         import arviz as az
 
         c, d = self.num_chains, self.num_draws
         f_train = self.outputs(self.x_train)
         ll = self._train_log_lik(f_train)
-        y_rep = self._replicates(f_train, np.random.default_rng(list(self.spec.get("key", [0, 0]))))
+        y_rep = self._replicates(f_train, self.predictive_key)
         xd, yd = self._diag_points()
         pred = self.predict(xd)
         if self.task == "classification":
@@ -290,10 +285,7 @@ class BNNPosterior:
         posterior = {k: np.asarray(v) for k, v in self.samples.items()}
         posterior["log_lik_total"] = ll.sum(-1).reshape(shape)
         posterior["test_pred"] = test_pred.reshape(shape + test_pred.shape[1:])
-        stats = {}
-        for k, v in self.stats.items():
-            v = np.asarray(v)
-            stats[_STAT_NAMES.get(k, k.replace(".", "_"))] = -v if k == "potential_energy" else v
+        stats = stats_to_arviz(self.stats)
         idata = az.from_dict(
             posterior=posterior, sample_stats=stats or None,
             log_likelihood={"y": ll.reshape(shape + ll.shape[1:])},
@@ -301,7 +293,6 @@ class BNNPosterior:
             observed_data={"y": self.y_train},
             attrs={"inference": self.method, "pruned_fraction": self.pruned_fraction},
         )
-        self._idata = idata
         return idata
 
     def diagnostics(self) -> dict:
@@ -314,7 +305,7 @@ class BNNPosterior:
     def _arrays(self) -> dict:
         from ..runs import task_arrays
 
-        arrays = {"x_train": self.x_train, "y_train": self.y_train, **self.input_map.to_arrays(),
+        arrays = {"x_train": self.x_train, "y_train": self.y_train, **self.input_transform.to_arrays(),
                   **task_arrays(self.task, self.num_classes, self.target_transform)}
         if self.test_data is not None:
             arrays.update(x_test=self.x_test, y_test=self.y_test)
@@ -322,50 +313,25 @@ class BNNPosterior:
             arrays["losses"] = np.asarray(self.losses)
         return arrays
 
-    def save(self, out_dir) -> Path:
-        """Write a run folder (:mod:`bayes_mogp.runs`): ``arrays.npz`` (data in user units, transforms),
-        ``posterior.nc`` (:meth:`to_inference_data`), ``manifest.json`` last."""
-        from ..runs import write_run
+    def _manifest_spec(self) -> dict:
         from .spec import config_to_model_table
 
-        spec = {**self.spec, "model": config_to_model_table(self.config), "timings": self.timings,
+        return {**self.spec, "model": config_to_model_table(self.config), "timings": self.timings,
                 "pruned_fraction": self.pruned_fraction}
-        return write_run(out_dir, kind=self.kind, spec=spec, data=self.data_info, arrays=self._arrays(),
-                         inference_data=self.to_inference_data())
 
     @classmethod
-    def load(cls, run_dir) -> "BNNPosterior":
-        """Read a run folder written by :meth:`save`; another kind, another format version or a damaged
-        file is refused with one line (``ValueError``)."""
-        from ..runs import load_inference_data, read_arrays, read_manifest
-
-        manifest = read_manifest(run_dir, kind=cls.kind)
-        a = read_arrays(run_dir)
-        idata = load_inference_data(run_dir)
-        spec = dict(manifest["spec"])
-        try:
-            return cls._from_parts(spec, a, idata, manifest["data"])
-        except KeyError as exc:
-            raise InputError(f"{run_dir}: incomplete BNN run folder (missing {exc.args[0]!r})") from None
-
-    @classmethod
-    def _from_parts(cls, spec, a, idata, data_info):
+    def _from_run(cls, spec, a, idata, data_info) -> "BNNPosterior":
         from ..runs import task_from_arrays
         from .spec import resolve_config
 
-        post = idata.posterior
-        samples = {k: np.asarray(v.values) for k, v in post.data_vars.items() if k not in _DERIVED}
-        inv = {v: k for k, v in _STAT_NAMES.items()}
-        stats = {}
-        if "sample_stats" in idata.groups():
-            for k, v in idata.sample_stats.data_vars.items():
-                name = inv.get(k, k)
-                stats[name] = -np.asarray(v.values) if name == "potential_energy" else np.asarray(v.values)
+        samples = {k: np.asarray(v.values) for k, v in idata.posterior.data_vars.items() if k not in _DERIVED}
         task, num_classes, target = task_from_arrays(a)
         input_map = InputMap.from_arrays(a)
         d_in = input_map.output_dim(a["x_train"].shape[1])
         d_out = num_classes if task == "classification" else a["y_train"].shape[1]
         config = resolve_config({"model": spec["model"]}, task=task, d_in=d_in, d_out=d_out)
-        return cls(config, samples, stats, input_map, target, task, num_classes, a["x_train"],
+        post = cls(config, samples, stats_from_arviz(idata), input_map, target, task, num_classes, a["x_train"],
                    a["y_train"], a.get("x_test"), a.get("y_test"), data_info, spec, spec.get("timings", {}),
-                   a.get("losses", a.get("svi_losses")), float(spec.get("pruned_fraction", 0.0)), _idata=idata)
+                   a.get("losses", a.get("svi_losses")), float(spec.get("pruned_fraction", 0.0)))
+        post.__dict__["_inference_data"] = idata  # the cached_property's value, read from the run folder
+        return post

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import cached_property
 
 import jax
 import numpy as np
 
 from ..data import InputTransform, TargetTransform, as_dataset
+from ..numerics import float64
+from ..posterior import Posterior, stats_from_arviz, stats_to_arviz
 from ..prediction import Prediction
 from ..validation import check_int
 from .features import FeatureMap, build_feature_map
@@ -84,6 +86,7 @@ def check_settings(settings: dict) -> dict:
     return s
 
 
+@float64
 def fit(key, data, y=None, *, log=None, progress: bool = False, **settings) -> "MoGPPosterior":
     """Fit the MoGP posterior to ``data`` (a :class:`Dataset`, or arrays ``x``, ``y``); see :data:`DEFAULTS`.
 
@@ -93,7 +96,8 @@ def fit(key, data, y=None, *, log=None, progress: bool = False, **settings) -> "
     ("free": half-normal, "prior": the prior's limit drift); ``noise_floor`` (added to the noise
     variance, in model units); ``map_steps``; NUTS ``num_warmup``, ``num_samples``, ``num_chains``,
     ``max_tree_depth``, ``target_accept_prob``.  ``key``: a JAX PRNG key (same key, same posterior).
-    ``log``: a callable for progress lines; ``progress``: NumPyro's progress bar.
+    ``log``: a callable for progress lines; ``progress``: NumPyro's progress bar.  Runs in float64
+    (:func:`bayes_mogp.numerics.float64`) whatever the caller's JAX setting.
     """
     s = check_settings(settings)
     data = as_dataset(data, y)
@@ -120,19 +124,21 @@ def fit(key, data, y=None, *, log=None, progress: bool = False, **settings) -> "
     spec = {k: v for k, v in s.items()}
     spec["prior"] = s["prior"] if isinstance(s["prior"], str) else getattr(s["prior"], "name", "custom")
     spec["rank"] = fmap.rank
-    post = MoGPPosterior(spec, fmap, np.asarray(x), np.asarray(yt), samples, stats, data.describe(),
-                         data.input_transform, data.target_transform, data.task, data.num_classes)
-    post.timings = {"map_seconds": t_map, "nuts_seconds": time.perf_counter() - t0 - t_map}
-    post._limit_obj, post._problem = limit, problem
+    seconds = time.perf_counter() - t0
+    post = MoGPPosterior(settings=spec, feature_map=fmap, x_train=np.asarray(x), y_train=np.asarray(yt),
+                         samples=samples, stats=stats, data_info=data.describe(), input_transform=data.input_transform,
+                         target_transform=data.target_transform, task=data.task, num_classes=data.num_classes,
+                         timings={"seconds": seconds, "map_seconds": t_map, "nuts_seconds": seconds - t_map})
+    post.__dict__.update(limit=limit, problem=problem)  # the cached_property values, computed here already
     return post
 
 
-@dataclass
-class MoGPPosterior:
+@dataclass(frozen=True, eq=False, repr=False)
+class MoGPPosterior(Posterior):
     """Posterior draws of the random kernel and everything needed to predict new inputs.
 
-    ``samples``/``sample_stats``: ``(chain, draw, ...)`` arrays; ``x_train``/``y_train`` in the model's units;
-    ``settings``: what :func:`fit` was called with (resolved).
+    ``samples``/``stats``: ``(chain, draw, ...)`` arrays (NumPyro's statistic names); ``x_train``/``y_train``
+    in the model's units; ``settings``: what :func:`fit` was called with (resolved).
     """
 
     settings: dict
@@ -140,7 +146,7 @@ class MoGPPosterior:
     x_train: np.ndarray
     y_train: np.ndarray
     samples: dict
-    sample_stats: dict
+    stats: dict
     data_info: dict
     input_transform: InputTransform
     target_transform: TargetTransform | None
@@ -151,17 +157,20 @@ class MoGPPosterior:
     diagnostic_vars = _IDENT
 
     # -- cached pieces -------------------------------------------------------------------------------
-    @property
+    @cached_property
     def limit(self):
-        if getattr(self, "_limit_obj", None) is None:
-            self._limit_obj = _limit(self.settings["prior"], self.settings.get("prior_hyper"))
-        return self._limit_obj
+        """The prior's infinite-width limit (drift, Levy measure)."""
+        return _limit(self.settings["prior"], self.settings.get("prior_hyper"))
+
+    @cached_property
+    def problem(self):
+        """The training problem (feature basis, eigendecomposition) the draws condition on."""
+        with jax.enable_x64(True):
+            return build_problem(self.feature_map, self.x_train, self.y_train)
 
     @property
-    def problem(self):
-        if getattr(self, "_problem", None) is None:
-            self._problem = build_problem(self.feature_map, self.x_train, self.y_train)
-        return self._problem
+    def prior_name(self) -> str:
+        return self.settings["prior"] if isinstance(self.settings["prior"], str) else "custom"
 
     @property
     def num_chains(self) -> int:
@@ -175,11 +184,10 @@ class MoGPPosterior:
         return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.samples.items()}
 
     # -- prediction ------------------------------------------------------------------------------------
+    @float64
     def predict_components(self, x, *, keep: int | None = None, gp_part: bool = True):
         """Per-draw mean (S, m, k), latent variance (S, m), noise (S,) at inputs ``x`` (user units), model units."""
-        xm = self.input_transform(x)
-        if xm.ndim != 2 or xm.shape[1] != self.x_train.shape[1]:
-            raise InputError(f"x must have shape (m, {self.x_train.shape[1]}), got {np.shape(x)}")
+        xm = self.input_transform(self.check_inputs(x))
         tests = test_inputs(self.problem, self.feature_map, self.x_train, xm)
         return predict_draws(self.problem, tests, self.limit, self.flat_samples(), drift=self.settings["drift"],
                              keep=keep, gp_part=gp_part)
@@ -192,6 +200,7 @@ class MoGPPosterior:
         means, var, noise = self.predict_components(x, keep=keep, gp_part=gp_part)
         return self.prediction_from_components(means, var, noise)
 
+    @float64
     def prediction_from_components(self, means, var, noise) -> Prediction:
         """The :class:`Prediction` of per-draw components ((S, m, k) means, (S, m) latent variances, (S,) noises)."""
         sd = np.sqrt(var + noise[:, None])[:, :, None] * np.ones(means.shape[-1])
@@ -200,11 +209,6 @@ class MoGPPosterior:
             return Prediction("regression", t.inverse_mean(means), t.inverse_scale(sd))
         probs = class_probabilities(means, var, noise)
         return Prediction("classification", means, sd, probs=probs)
-
-    def score(self, x, targets) -> dict:
-        from ..metrics import score
-
-        return score(self.predict(x), targets)
 
     def evaluate(self, x, targets, *, components=None) -> dict:
         """:meth:`score` plus the pruned network's score keeping the 1, J/2 and J largest jumps (no GP part).
@@ -301,63 +305,71 @@ class MoGPPosterior:
         ess = az.ess(ds, method="bulk")
         return {"r_hat_max": float(max(float(rhat[v].max()) for v in rhat.data_vars)) if rhat is not None else None,
                 "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
-                "divergences": int(np.sum(self.sample_stats.get("diverging", 0))),
-                "mean_leapfrog_steps": float(np.mean(self.sample_stats["num_steps"]))
-                if "num_steps" in self.sample_stats else None,
+                "divergences": int(np.sum(self.stats.get("diverging", 0))),
+                "mean_leapfrog_steps": float(np.mean(self.stats["num_steps"]))
+                if "num_steps" in self.stats else None,
                 "quantities": sorted(ident), "per_chain": per_chain}
+
+    @cached_property
+    def _pointwise_loo(self) -> np.ndarray:
+        with jax.enable_x64(True):
+            loo = loo_draws(self.problem, self.limit, self.flat_samples(), drift=self.settings["drift"])
+        return self.to_user_log_density(loo).reshape(self.num_chains, self.num_draws, -1)
 
     def pointwise_loo(self) -> np.ndarray:
         r"""(chains, draws, n): :math:`\log p(y_i \mid y_{-i}, \theta_s)` for every draw and training point, in
         the user's units (regression: minus :math:`\sum_k \log s_k` of the target scaling).  These are the
         pointwise terms ArviZ's PSIS-LOO needs for a GP with its function values integrated out (the
-        InferenceData's ``log_likelihood`` group), computed exactly (O(n^2 J) per draw)."""
-        if getattr(self, "_loo", None) is None:
-            loo = loo_draws(self.problem, self.limit, self.flat_samples(), drift=self.settings["drift"])
-            if self.target_transform is not None:
-                loo = loo - float(np.sum(np.log(self.target_transform.scale)))
-            self._loo = loo.reshape(self.num_chains, self.num_draws, -1)
-        return self._loo
+        InferenceData's ``log_likelihood`` group), computed exactly (O(n^2 J) per draw), once."""
+        return self._pointwise_loo
+
+    @property
+    def y_observed(self) -> np.ndarray:
+        """The training targets in the user's units (regression) or as class labels (classification)."""
+        if self.task == "classification":
+            return np.argmax(self.y_train, axis=-1)
+        return self.target_transform.inverse_mean(self.y_train)
 
     # -- ArviZ and run folders ------------------------------------------------------------------------------
     def to_inference_data(self):
         """ArviZ InferenceData: ``posterior`` (every sampled and deterministic site, ``(chain, draw, ...)``),
         ``sample_stats`` (``diverging``, ``n_steps``), ``log_likelihood`` (``y``: :meth:`pointwise_loo`, so that
-        ``arviz.loo`` is the leave-one-out of this model) and ``observed_data`` (the model-unit targets)."""
+        ``arviz.loo`` is the leave-one-out of this model) and ``observed_data`` (the training targets in the
+        user's units, or labels)."""
         import arviz as az
 
-        stats = {{"num_steps": "n_steps"}.get(k, k): v for k, v in self.sample_stats.items()}
         dims = {"jumps": ["jump"], "arrivals": ["jump"], "features": ["jump", "latent"]}
-        return az.from_dict(posterior=self.samples, sample_stats=stats, log_likelihood={"y": self.pointwise_loo()},
-                            observed_data={"y": self.y_train}, dims=dims)
+        return az.from_dict(posterior=self.samples, sample_stats=stats_to_arviz(self.stats),
+                            log_likelihood={"y": self.pointwise_loo()}, observed_data={"y": self.y_observed},
+                            dims=dims)
 
-    def save(self, out_dir) -> Path:
-        """Write a run folder (:mod:`bayes_mogp.runs`): ``arrays.npz``, ``posterior.nc``, ``manifest.json``."""
-        from ..runs import task_arrays, write_run
-
+    def save(self, out_dir, *, overwrite: bool = False):
+        """:meth:`Posterior.save`; a prior given as an object (not by name) cannot be stored."""
         if not isinstance(self.settings["prior"], str) or self.settings["prior"] == "custom":
             raise InputError("save needs a prior given by name (a custom prior object cannot be stored)")
-        arrays = {"x_train": self.x_train, "y_train": self.y_train, **self.feature_map.to_arrays(),
-                  **self.input_transform.to_arrays(),
-                  **task_arrays(self.task, self.num_classes, self.target_transform)}
-        spec = {**self.settings, "timings": self.timings}
-        return write_run(out_dir, kind=self.kind, spec=spec, data=self.data_info, arrays=arrays,
-                         inference_data=self.to_inference_data())
+        return super().save(out_dir, overwrite=overwrite)
+
+    def _arrays(self) -> dict:
+        from ..runs import task_arrays
+
+        return {"x_train": self.x_train, "y_train": self.y_train, **self.feature_map.to_arrays(),
+                **self.input_transform.to_arrays(), **task_arrays(self.task, self.num_classes, self.target_transform)}
+
+    def _manifest_spec(self) -> dict:
+        return {**self.settings, "timings": self.timings}
 
     @classmethod
-    def load(cls, run_dir) -> "MoGPPosterior":
-        """Read a run folder written by :meth:`save` (any other kind or version is refused in one line)."""
-        from ..runs import load_inference_data, read_arrays, read_manifest, task_from_arrays
+    def _from_run(cls, spec, a, idata, data_info) -> "MoGPPosterior":
+        from ..runs import task_from_arrays
 
-        manifest = read_manifest(run_dir, kind=cls.kind)
-        a = read_arrays(run_dir)
-        idata = load_inference_data(run_dir)
         samples = {k: np.asarray(v.values) for k, v in idata.posterior.data_vars.items()}
-        stats = {{"n_steps": "num_steps"}.get(k, k): np.asarray(v.values)
-                 for k, v in idata.sample_stats.data_vars.items()} if "sample_stats" in idata.groups() else {}
-        spec = dict(manifest["spec"])
         timings = spec.pop("timings", {})
+        if "seconds" not in timings and "map_seconds" in timings:  # runs written before the total was kept
+            timings = {**timings, "seconds": timings["map_seconds"] + timings.get("nuts_seconds", 0.0)}
         task, num_classes, target = task_from_arrays(a)
-        post = cls(spec, FeatureMap.from_arrays(a), a["x_train"], a["y_train"], samples, stats, manifest["data"],
-                   InputTransform.from_arrays(a), target, task, num_classes, timings)
+        post = cls(settings=spec, feature_map=FeatureMap.from_arrays(a), x_train=a["x_train"], y_train=a["y_train"],
+                   samples=samples, stats=stats_from_arviz(idata), data_info=data_info,
+                   input_transform=InputTransform.from_arrays(a), target_transform=target, task=task,
+                   num_classes=num_classes, timings=timings)
         check_int("num_draws", post.num_draws, minimum=1)
         return post
