@@ -13,9 +13,13 @@ Subpackages (one concept per module; see README.md for the map):
 - :mod:`bayes_mogp.bnn`         NumPyro BNNs with per-node priors
 - :mod:`bayes_mogp.depth_width` the log-Gaussian law of deep ReLU networks and ResNets
 
-Importing the package changes no global setting.  Functions that need float64 (Cholesky
-factorisations, log-likelihoods) check that ``jax_enable_x64`` is on and say how to turn it on
-(:func:`bayes_mogp.numerics.require_x64`); the CLI turns it on itself.
+Every fitted model is a :class:`bayes_mogp.posterior.Posterior` (``predict``, ``score``,
+``to_inference_data``, ``save``; :func:`load` reads any run folder back).
+
+Importing the package changes no global setting.  The fits and predictions that need float64 (the GP
+and MoGP Cholesky factorisations and log-likelihoods) turn it on for their own computation only
+(:func:`bayes_mogp.numerics.float64`), so they work from a fresh interpreter; lower-level functions
+check that ``jax_enable_x64`` is on and say how to turn it on (:func:`bayes_mogp.numerics.require_x64`).
 """
 
 __version__ = "0.1.0"
