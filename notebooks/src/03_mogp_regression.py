@@ -95,7 +95,7 @@ data = teacher.data
 post = mogp.fit(jax.random.key(0), data, **FIT_QUICK)
 gp = nngp.fit(jax.random.key(0), data, depth=1)
 pred, gpred = post.predict(data.x_test), gp.predict(data.x_test)
-print(f"{data.name}: {data.n_train} train / {data.n_test} test; MoGP fit {sum(post.timings.values()):.0f} s")
+print(f"{data.name}: {data.n_train} train / {data.n_test} test; MoGP fit {post.seconds:.0f} s")
 print(f"{'':6}{'RMSE y':>8}{'RMSE f':>8}{'NLL':>8}{'cov 90':>8}")
 for name, p, s in (("NNGP", gpred, gp.score(data.x_test, data.y_test)),
                    ("MoGP", pred, post.score(data.x_test, data.y_test))):
