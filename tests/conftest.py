@@ -59,7 +59,8 @@ _LONG_FIRST = ("test_notebook_runs_clean_in_quick_mode[03", "test_notebook_runs_
                "test_notebook_runs_clean_in_quick_mode[06", "tests/test_table1.py", "test_gbfry_with_learned_alpha",
                "test_notebook_runs_clean_in_quick_mode[02", "test_chains_run_in_parallel_across_devices",
                "test_batch_sharded_over_two_devices", "test_notebook_runs_clean_in_quick_mode[05",
-               "tests/test_bnn.py", "tests/test_sgmcmc.py", "tests/test_priors.py", "tests/test_mogp_api.py")
+               "tests/test_bnn.py", "tests/test_sgmcmc.py", "tests/test_priors.py", "tests/test_mogp_api.py",
+               "tests/test_posterior.py")
 
 
 def pytest_collection_modifyitems(config, items):

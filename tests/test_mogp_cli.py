@@ -35,7 +35,7 @@ def test_cli_json_end_to_end_on_own_data(cli_run, capsys):
     res = json.loads(captured.out)  # exactly one JSON object on stdout
     assert res["task"] == "classification" and set(res["results"]) == {"mogp", "nngp"}
     for name in ("mogp", "nngp"):
-        assert set(res["results"][name]) >= {"accuracy", "nll", "nll_class", "ece", "seconds"}
+        assert set(res["results"][name]) >= {"accuracy", "nll", "nll_gaussian", "ece", "seconds"}
     d = res["diagnostics"]
     assert set(d) >= {"r_hat_max", "ess_bulk_min", "divergences", "per_chain"}
     assert len(d["per_chain"]["accuracy"]) == len(d["per_chain"]["log_likelihood_mean"]) == 2

@@ -18,6 +18,9 @@ likelihood on the NNGP: it leaves the predicted classes unchanged and calibrates
 
 from __future__ import annotations
 
+import argparse
+import math
+
 from . import _common
 
 NAME = "baseline"
@@ -25,12 +28,18 @@ HELP = "NNGP and NTK (t = inf) accuracy/NLL/ECE (or RMSE/NLL/coverage) on MNIST,
 
 
 def _reg(text: str):
-    if text == "ml":
+    """``--reg``: ``ml`` or a finite number > 0.  An ``ArgumentTypeError``, so that argparse prints this message
+    after ``argument --reg:`` (for a ``ValueError`` it prints ``invalid _reg value``)."""
+    if text.strip().lower() == "ml":
         return "ml"
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise _common.UsageError(f"--reg must be a positive number or 'ml', got {text!r}") from None
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (noise variance relative to the mean kernel "
+                                         f"diagonal, e.g. 1e-3) or 'ml', got {text!r}")
+    return value
 
 
 def add_arguments(parser) -> None:
@@ -110,10 +119,10 @@ def run(args) -> dict:
             pred = post.predict(data.x_test, progress=bar)
         finally:
             bar.close()
-        results[kernel] = {**score(pred, data.y_test), "seconds": time.perf_counter() - t0, "jitter": post.jitter,
+        results[kernel] = {**score(pred, data.y_test), "seconds": time.perf_counter() - t0, "jitter": pred.info["jitter"],
                            "solver": solver}
-        info = getattr(post, "solver_info", None)
-        if info:
+        info = pred.info
+        if solver == "cg":
             results[kernel].update({k: info.get(k) for k in ("iterations", "residual", "converged",
                                                              "precond_rank", "memory_estimate_gb", "peak_rss_gb",
                                                              "stage_seconds") if k in info})

@@ -123,7 +123,7 @@ def format_text(result: dict) -> str:
     r, d = result["results"], result["diagnostics"]
     lines = [f"{result['dataset']} ({result['task']}) {result['prior']}: {result['n_train']} train / "
              f"{result['n_test']} test"]
-    keys = ("accuracy", "nll", "nll_class", "ece") if result["task"] == "classification" else ("rmse", "nll",
+    keys = ("accuracy", "nll", "nll_gaussian", "ece") if result["task"] == "classification" else ("rmse", "nll",
                                                                                               "coverage_90")
     for name in ("mogp", "nngp"):
         m = r[name]

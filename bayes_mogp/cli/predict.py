@@ -3,7 +3,7 @@
 Loads the run with :func:`bayes_mogp.load`, predicts ``x_test`` of ``FILE`` (or the run's own test part
 where it keeps one), writes ``RUN/predictions_<name>.npz`` (mean, variance, 90% interval, class
 probabilities...) and, where ``FILE`` has targets, prints the posterior's ``evaluate`` (regression
-``n, rmse, nll, coverage_90``; classification ``n, accuracy, nll, nll_class, ece`` and model extras such as
+``n, rmse, nll, coverage_90``; classification ``n, accuracy, nll`` (categorical), ``ece`` and model extras such as
 the pruning curve).
 """
 

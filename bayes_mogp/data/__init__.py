@@ -1,5 +1,6 @@
-"""Data: MNIST / Fashion-MNIST sources (:mod:`.images`), the supervised-data container (:mod:`.supervised`)
-and synthetic teacher-network data (:mod:`.synthetic`).
+"""Data: MNIST / Fashion-MNIST sources (:mod:`.images`), the supervised-data container (:mod:`.dataset`),
+its input/target transforms (:mod:`.transforms`), validators (:mod:`.checks`), file and built-in loaders
+(:mod:`.loaders`) and synthetic teacher-network data (:mod:`.synthetic`).
 
 :class:`Dataset` is what every model's ``fit`` takes; build it with :func:`from_arrays`, :func:`load_npz`,
 :func:`load_csv` or :func:`from_builtin` (MNIST / Fashion-MNIST on the package's fixed split).
@@ -19,19 +20,10 @@ from .images import (  # noqa: F401  (private names re-exported for the tests th
     stratified_subset,
     train_test_split,
 )
-from .supervised import (
-    TASKS,
-    DataError,
-    Dataset,
-    as_dataset,
-    InputTransform,
-    TargetTransform,
-    from_arrays,
-    from_builtin,
-    load_csv,
-    load_inputs,
-    load_npz,
-)
+from .checks import DataError
+from .dataset import TASKS, Dataset, as_dataset, from_arrays
+from .loaders import from_builtin, load_csv, load_inputs, load_npz
+from .transforms import InputTransform, TargetTransform
 from .synthetic import TEACHER_ACTIVATIONS, Teacher, teacher_network
 
 __all__ = [

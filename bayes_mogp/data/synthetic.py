@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..validation import check_choice, check_int, check_nonnegative
-from .supervised import Dataset, from_arrays
+from .dataset import Dataset, from_arrays
 
 __all__ = ["TEACHER_ACTIVATIONS", "Teacher", "teacher_network"]
 
