@@ -38,6 +38,17 @@ KINDS = {"nngp": "bayes_mogp.nngp:NNGPPosterior", "mogp": "bayes_mogp.mogp.poste
          "bnn": "bayes_mogp.bnn.posterior:BNNPosterior"}
 
 
+#: what a fit in progress has written before the manifest (bayes_mogp.bnn.pipeline, write_run)
+_UNFINISHED_RUN_FILES = frozenset({"fit_config.json", "fit_data.npz", "checkpoint.npz", "arrays.npz"})
+
+
+def _looks_like_old_run(names: set) -> bool:
+    """Whether a folder without a manifest holds a run of the layout before the manifest format: BNN
+    ``config.json`` + ``data.npz``, ``checkpoint.pkl``, ``fit.json``; MoGP ``<name>.nc`` (no ``arrays.npz``)."""
+    return ({"config.json", "data.npz"} <= names or bool(names & {"checkpoint.pkl", "fit.json"})
+            or (any(n.endswith(".nc") for n in names) and "arrays.npz" not in names))
+
+
 class RunFolderError(InputError):
     """A run folder that is missing, incomplete, of another kind or of another format version."""
 
@@ -69,8 +80,14 @@ def read_manifest(run_dir, *, kind: str | None = None) -> dict:
         raise RunFolderError(f"{run}: not a folder (a run folder holds manifest.json, arrays.npz, ...)")
     path = run / "manifest.json"
     if not path.exists():
-        raise RunFolderError(f"{run}: not a bayes-mogp run folder (no manifest.json); it may come from an older "
-                             f"version: fit it again")
+        msg = f"{run}: not a bayes-mogp run folder (no manifest.json)"
+        names = {p.name for p in run.iterdir()}
+        if _looks_like_old_run(names):
+            msg += "; it looks like a run of an older bayes-mogp version: fit it again with this version"
+        elif names & _UNFINISHED_RUN_FILES:
+            msg += "; it holds an unfinished fit (the manifest is written last): `bayes-mogp fit --resume --out " \
+                   f"{run}` continues a checkpointed BNN fit, other models: fit again"
+        raise RunFolderError(msg)
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -35,3 +35,31 @@ def test_unknown_command_is_one_line_exit_2():
 
 def test_commands_listed():
     assert set(_load_commands()) <= set(COMMANDS)
+
+
+def _raising_report(monkeypatch, exc):
+    from bayes_mogp.cli import report
+
+    def run(args):
+        raise exc
+
+    monkeypatch.setattr(report, "run", run)
+
+
+def test_package_input_errors_are_one_line_exit_2_and_other_errors_bugs(monkeypatch, cli):
+    """InputError, InputTypeError and any ValueError/TypeError class that bayes_mogp defines (even one not derived
+    from InputError) are one line on stderr with exit code 2; a plain TypeError is a bug (exit 1, traceback)."""
+    from bayes_mogp.errors import InputError, InputTypeError
+
+    class PackageValueError(ValueError):
+        pass
+
+    PackageValueError.__module__ = "bayes_mogp.somewhere"
+    for exc in (InputError("x must have 3 columns"), InputTypeError("x must be numeric"),
+                PackageValueError("bad value of something")):
+        _raising_report(monkeypatch, exc)
+        code, out, err = cli("report", "RUN", "--json")
+        assert code == 2 and out == "" and str(exc) in cli.one_line_error(err), err
+    _raising_report(monkeypatch, TypeError("unsupported operand"))
+    code, out, err = cli("report", "RUN")
+    assert code == 1 and "Traceback" in err and out == ""

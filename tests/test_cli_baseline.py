@@ -56,6 +56,17 @@ def test_baseline_bad_arguments_one_line_exit_2(argv, needle, capsys):
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf", ""])
+def test_bad_reg_names_the_flag_and_the_allowed_values(value, cli):
+    """``--reg abc`` is refused by argparse in one line naming ``--reg`` and what it accepts (it said
+    ``invalid _reg value``, the name of the parsing function)."""
+    code, out, err = cli("baseline", "--reg", value, "--n-train", "60", "--n-test", "50", "--json")
+    line = cli.one_line_error(err)
+    assert code == 2 and out == ""
+    assert "argument --reg: must be a finite number > 0" in line and "'ml'" in line and repr(value) in line, line
+    assert "_reg" not in line
+
+
 def test_a_bug_keeps_its_traceback_and_is_not_reported_as_a_user_error(monkeypatch, capsys):
     """Only :class:`bayes_mogp.errors.InputError` (bad flags, settings, files, data) is a one-line exit 2; any
     other exception inside a command -- here a ``ValueError`` from deep inside a computation -- is a bug:

@@ -157,3 +157,44 @@ def test_cli_fit_bad_spec_file_exit_2(tmp_path, cli):
     errors = [line for line in err.strip().splitlines() if "error" in line]
     assert code == 2 and len(errors) == 1 and "not valid TOML" in errors[0] and "Traceback" not in err
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_spec_kind_of_the_catalogue():
+    from bayes_mogp.cli._common import spec_kind
+
+    expected = {"mogp_": "mogp", "bnn_": "bnn", "paper_": "bnn", "table1_": "table1"}
+    for path in sorted((ROOT / "models").glob("*.toml")):
+        kind = next(k for prefix, k in expected.items() if path.name.startswith(prefix))
+        assert spec_kind(load_spec(path)) == kind, path.name
+    assert spec_kind({"model": {"prior": "beta"}, "name": "x", "_path": "x.toml"}) is None  # keys do not tell
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit", "mogp_mnist_horseshoe"],
+     "models/mogp_mnist_horseshoe.toml is a MoGP spec: run `bayes-mogp mogp mogp_mnist_horseshoe`"),
+    (["fit", "models/mogp_fashion_beta.toml"],
+     "models/mogp_fashion_beta.toml is a MoGP spec: run `bayes-mogp mogp models/mogp_fashion_beta.toml`"),
+    (["fit", "table1_d"], "models/table1_d.toml is a Table 1 spec, read by `bayes-mogp table1`"),
+    (["mogp", "bnn_horseshoe"], "models/bnn_horseshoe.toml is a BNN spec: run `bayes-mogp fit bnn_horseshoe --out RUN`"),
+    (["mogp", "paper_fashion_iid"], "models/paper_fashion_iid.toml is a BNN spec"),
+    # a Table 1 spec has no [model] table: `mogp` used to run its defaults on MNIST (--max-minutes keeps that short)
+    (["mogp", "table1_a", "--max-minutes", "0.0001"], "models/table1_a.toml is a Table 1 spec"),
+])
+def test_cli_spec_for_another_command_is_one_line_naming_that_command(argv, message, tmp_path, cli, monkeypatch):
+    """A spec written for another command is refused in one line that says which command runs it, instead of a
+    list of unknown keys (or, for `mogp` on a Table 1 spec, a run with the defaults)."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("BAYES_MOGP_MODELS", raising=False)
+    out = tmp_path / "run"
+    code, stdout, err = cli(*argv, "--out", out, "--json")
+    line = cli.one_line_error(err)
+    assert code == 2 and stdout == "" and message in line, line
+    assert "unknown key" not in line and not out.exists()
+
+
+def test_cli_mogp_spec_with_an_unknown_table_is_one_line_exit_2(tmp_path, cli):
+    bad = tmp_path / "mogp_extra.toml"
+    bad.write_text('[model]\nprior = "horseshoe"\n[extra]\nx = 1\n')
+    code, _, err = cli("mogp", bad, "--out", tmp_path / "run", "--max-minutes", "0.0001")
+    line = cli.one_line_error(err)
+    assert code == 2 and str(bad) in line and "unknown table(s) or key(s) ['extra']" in line, line

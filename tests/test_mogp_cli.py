@@ -6,6 +6,7 @@ the persistent compilation cache when both files run.
 """
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -102,6 +103,143 @@ def test_predict_refuses_bad_runs_in_one_line(tmp_path, capsys):
         assert main(["predict", str(run), "--data-npz", str(tmp_path / "x.npz")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def _folder(path, *names):
+    path.mkdir()
+    for name in names:
+        (path / name).write_text("")
+    return path
+
+
+def test_predict_says_older_version_only_for_a_folder_that_looks_like_an_old_run(tmp_path, cli):
+    """A folder without manifest.json is "not a bayes-mogp run folder"; only one laid out like a run of the versions
+    before run folders had a manifest (BNN config.json + data.npz, checkpoint.pkl; MoGP <name>.nc) is said to come
+    from an older version, and an unfinished fit (checkpoint, no manifest yet) points to --resume."""
+    plain = [_folder(tmp_path / "empty"), _folder(tmp_path / "notes", "notes.txt", "data.npz", "results.json")]
+    old = [_folder(tmp_path / "old_bnn", "config.json", "data.npz", "posterior.nc", "fit.json"),
+           _folder(tmp_path / "old_bnn_ck", "checkpoint.pkl"), _folder(tmp_path / "old_mogp", "mogp_mnist.nc")]
+    unfinished = [_folder(tmp_path / "running", "fit_config.json", "fit_data.npz", "checkpoint.npz")]
+    for run in plain + old + unfinished:
+        code, out, err = cli("predict", run, "--json")
+        line = cli.one_line_error(err)
+        assert code == 2 and out == "" and f"{run}: not a bayes-mogp run folder (no manifest.json)" in line, line
+        assert ("older bayes-mogp version" in line) == (run in old), line
+        assert ("unfinished fit" in line and "--resume" in line) == (run in unfinished), line
+    assert cli.one_line_error(cli("predict", plain[0])[2]).endswith("(no manifest.json)")
+
+
+# --------------------------------------------------------------------- predict from CSV, report text (NNGP runs)
+@pytest.fixture(scope="module")
+def nngp_runs(tmp_path_factory, clusters):
+    """Two NNGP run folders written by `baseline --out` in a few seconds: regression on 3 inputs and
+    classification on the three clusters (6 inputs), with the data they were fitted on."""
+    from bayes_mogp.cli.main import main
+
+    tmp = tmp_path_factory.mktemp("nngp_runs")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 3))
+    y = x @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=40)
+    np.savez(tmp / "reg.npz", x_train=x[:30], y_train=y[:30], x_test=x[30:], y_test=y[30:])
+    np.savez(tmp / "cls.npz", x_train=clusters.x[:60], labels_train=clusters.labels[:60], x_test=clusters.x[60:],
+             labels_test=clusters.labels[60:])
+    runs = {}
+    for name in ("reg", "cls"):
+        runs[name] = tmp / f"run_{name}"
+        assert main(["baseline", "--data-npz", str(tmp / f"{name}.npz"), "--kernels", "nngp", "--out",
+                     str(runs[name]), "--no-progress", "--json"]) == 0
+    return SimpleNamespace(tmp=tmp, runs=runs, x=x, y=y, clusters=clusters)
+
+
+def _write_csv(path, header, columns):
+    rows = [",".join(header)] + [",".join(str(v) for v in row) for row in zip(*columns)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_predict_reads_csv_as_the_other_commands_do(nngp_runs, tmp_path, cli):
+    """`predict RUN --data-csv FILE [--target COL]`: the same predictions and scores as from the .npz holding the
+    same rows; the target column may stand anywhere; without --target the rows are only predicted."""
+    r = nngp_runs
+    x, y = r.x[30:], r.y[30:]
+    csv = _write_csv(tmp_path / "new.csv", ["a", "y", "b", "c"], [x[:, 0], y, x[:, 1], x[:, 2]])
+    code, out, err = cli("predict", r.runs["reg"], "--data-csv", csv, "--target", "y", "--json")
+    assert code == 0, err
+    from_csv = json.loads(out)
+    code, out, _ = cli("predict", r.runs["reg"], "--data-npz", r.tmp / "reg.npz", "--json")
+    from_npz = json.loads(out)
+    assert from_csv["n"] == 10 and from_csv["predictions"].endswith("predictions_new.npz")
+    for k in ("rmse", "nll", "coverage_90"):
+        assert from_csv[k] == pytest.approx(from_npz[k], rel=1e-12)
+    np.testing.assert_allclose(np.load(from_csv["predictions"])["mean"], np.load(from_npz["predictions"])["mean"],
+                               rtol=1e-12)
+    inputs = _write_csv(tmp_path / "inputs.csv", ["a", "b", "c"], list(x.T))
+    code, out, err = cli("predict", r.runs["reg"], "--data-csv", inputs, "--name", "in", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["n"] == 10 and "rmse" not in res and res["predictions"].endswith("predictions_in.npz")
+    # classification: the target column holds the integer labels the run was fitted with
+    cx, cl = r.clusters.x[60:], r.clusters.labels[60:]
+    labelled = _write_csv(tmp_path / "cls.csv", [f"x{j}" for j in range(6)] + ["label"], list(cx.T) + [cl])
+    code, out, err = cli("predict", r.runs["cls"], "--data-csv", labelled, "--target", "label", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["n"] == 30, err
+    code, out, _ = cli("predict", r.runs["cls"], "--data-npz", r.tmp / "cls.npz", "--json")
+    assert res["accuracy"] == json.loads(out)["accuracy"] > 1 / 3  # the same labels, better than chance
+
+
+@pytest.mark.parametrize("run, argv, message", [
+    ("reg", ["--data-csv", "TWO"], "2 feature column(s), but the nngp run"),
+    ("reg", ["--data-csv", "WITH_Y"], "4 feature column(s), but the nngp run"),  # the target not named
+    ("reg", ["--data-csv", "WITH_Y", "--target", "nope"], "no column 'nope'"),
+    ("reg", ["--data-csv", "TEXT"], "column 'b' is not numeric (value 'x')"),
+    ("reg", ["--data-csv", "NAN"], "column 'b' contains NaN/Inf"),
+    ("reg", ["--data-csv", "MISSING"], "file not found"),
+    ("reg", ["--data-csv", "RAGGED"], "line 3 has 2 fields, the header has 3"),
+    ("reg", ["--data-npz", "NPZ4"], "4 columns in x_test, but the nngp run"),
+    ("reg", ["--target", "y"], "--target goes with --data-csv"),
+    ("reg", ["--data-csv", "TWO", "--data-npz", "NPZ4"], "give one of --data-npz and --data-csv"),
+    ("cls", ["--data-csv", "CLASS_NAMES", "--target", "label"], "must hold the integer class labels 0..C-1"),
+    ("cls", ["--data-csv", "LABEL_5", "--target", "label"], "label 5 is out of range: the run has 3 classes"),
+])
+def test_predict_file_errors_are_one_line_exit_2(run, argv, message, nngp_runs, tmp_path, cli):
+    """Wrong number of columns (CSV or .npz), bad values, bad labels: one line on stderr, exit 2, nothing on
+    stdout (even with --json), never a traceback."""
+    r = nngp_runs
+    files = {
+        "TWO": _write_csv(tmp_path / "two.csv", ["a", "b"], [[1.0, 2.0], [3.0, 4.0]]),
+        "WITH_Y": _write_csv(tmp_path / "with_y.csv", ["a", "b", "c", "y"], [[1.0], [2.0], [3.0], [4.0]]),
+        "TEXT": _write_csv(tmp_path / "text.csv", ["a", "b", "c"], [[1.0], ["x"], [3.0]]),
+        "NAN": _write_csv(tmp_path / "nan.csv", ["a", "b", "c"], [[1.0], ["nan"], [3.0]]),
+        "MISSING": tmp_path / "missing.csv",
+        "CLASS_NAMES": _write_csv(tmp_path / "names.csv", [f"x{j}" for j in range(6)] + ["label"],
+                                  [[0.0]] * 6 + [["cat"]]),
+        "LABEL_5": _write_csv(tmp_path / "label5.csv", [f"x{j}" for j in range(6)] + ["label"], [[0.0]] * 6 + [[5]]),
+    }
+    (tmp_path / "ragged.csv").write_text("a,b,c\n1,2,3\n4,5\n")
+    files["RAGGED"] = tmp_path / "ragged.csv"
+    np.savez(tmp_path / "npz4.npz", x_test=np.ones((3, 4)))
+    files["NPZ4"] = tmp_path / "npz4.npz"
+    argv = [str(files.get(a, a)) for a in argv]
+    code, out, err = cli("predict", r.runs[run], *argv, "--json")
+    line = cli.one_line_error(err)
+    assert code == 2 and out == "" and message in line, line
+
+
+def test_report_text_rounds_seconds(nngp_runs, cli):
+    """`report` prints the fitting time to 3 significant digits (0.1 s above 10 s); --json keeps full precision."""
+    from bayes_mogp.cli.report import format_seconds, format_text
+
+    code, out, err = cli("report", nngp_runs.runs["reg"])
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("seconds:"))
+    value = line.split()[1]
+    assert line.endswith(" s") and len(value.replace(".", "").lstrip("0")) <= 3, line
+    code, out, _ = cli("report", nngp_runs.runs["reg"], "--json")
+    assert json.loads(out)["seconds"] == pytest.approx(float(value), rel=0.01)
+    assert [format_seconds(s) for s in (0.0123456, 1.8368781989993295, 12.3456, 1234.5678)] == \
+        ["0.0123 s", "1.84 s", "12.3 s", "1234.6 s"]
+    text = format_text({"kind": "bnn", "seconds": 71.23456789, "ess_per_second": 2.3456789, "r_hat_max": 1.01})
+    assert "seconds: 71.2 s" in text and "ess_per_second: 2.35" in text
 
 
 def test_cli_spec_fills_unset_flags_and_flags_override():

@@ -30,7 +30,7 @@ from ..io import to_jsonable
 from ..memory import physical_memory
 
 __all__ = ["UsageError", "OneLineArgumentParser", "add_common_arguments", "add_data_arguments", "dataset_from_args",
-           "check_budget", "emit", "log", "progress"]
+           "spec_kind", "shown_path", "check_budget", "emit", "log", "progress"]
 
 
 class UsageError(InputError):
@@ -88,6 +88,40 @@ def dataset_from_args(args, *, n_train=None, n_test=None, dataset=None):
                             source=getattr(args, "source", None))
     except ValueError as exc:
         raise UsageError(str(exc).replace("n_train", "--n-train").replace("n_test", "--n-test")) from None
+
+
+# Keys that only one kind of spec holds, per table ("rank" is a MoGP [model] key but an SVI [inference] one).
+_MOGP_ONLY = {"model": {"num_jumps", "rank", "depth", "drift", "w_var", "b_var", "noise_floor"},
+              "inference": {"map_steps"}}
+_BNN_ONLY = {"model": {"widths", "likelihood", "global_scale", "slab_scale", "sigma_v", "sigma_b", "noise_scale", "df"},
+             "data": {"pca"}, "inference": {"method", "num_epochs", "batch_size", "num_steps", "guide", "dtype"}}
+_TABLE1_KEYS = {"row", "d_out", "hyper"}  # bayes_mogp.table1.SPEC_SCHEMA: top-level keys, no tables
+
+
+def spec_kind(spec: dict) -> str | None:
+    """Which command a loaded spec (:func:`bayes_mogp.specs.load_spec`) is written for: ``"mogp"``
+    (``bayes-mogp mogp``), ``"bnn"`` (``bayes-mogp fit``), ``"table1"`` (``bayes-mogp table1``), or None
+    where its keys do not tell."""
+    tables = {t: spec.get(t) if isinstance(spec.get(t), dict) else {} for t in ("model", "data", "inference")}
+    if set(spec) & _TABLE1_KEYS and not any(tables.values()):
+        return "table1"
+    mogp = any(set(tables[t]) & keys for t, keys in _MOGP_ONLY.items())
+    bnn = any(set(tables[t]) & keys for t, keys in _BNN_ONLY.items())
+    if mogp != bnn:
+        return "mogp" if mogp else "bnn"
+    return None
+
+
+def shown_path(path) -> str:
+    """``path`` relative to the working folder where it lies under it (``models/mogp_mnist_beta.toml``),
+    otherwise as it is."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def check_budget(what: str, estimate: dict, *, max_minutes: float, reduce: str = "the number of training points") -> None:

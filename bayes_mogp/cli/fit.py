@@ -72,6 +72,7 @@ def run(args) -> dict:
         return {"out": args.out, **post.summary()}
     if args.spec is None:
         raise UsageError("give a model spec (e.g. models/bnn_horseshoe.toml) or --resume")
+    _check_bnn_spec(args.spec)
     if (args.target or args.test_csv) and not args.data_csv:
         raise UsageError("--target and --test-csv go with --data-csv")
     data = dataset_from_args(args) if own_data else None  # None: the data set the spec names
@@ -84,6 +85,22 @@ def run(args) -> dict:
                data_seed=args.seed, quick=quick, widths=args.widths, progress=args.progress,
                max_minutes=args.max_minutes, **over)
     return {"out": args.out, **post.summary()}
+
+
+def _check_bnn_spec(name_or_path) -> None:
+    """Refuse, in one line naming the right command, a spec written for another command (a MoGP or Table 1 spec)
+    instead of listing its keys as unknown BNN keys."""
+    from ..specs import load_spec
+    from ._common import shown_path, spec_kind
+
+    spec = load_spec(name_or_path)
+    kind, path = spec_kind(spec), shown_path(spec["_path"])
+    if kind == "mogp":
+        raise UsageError(f"{path} is a MoGP spec: run `bayes-mogp mogp {name_or_path}` (`fit` takes BNN specs: "
+                         f"models/bnn_*.toml, models/paper_*.toml)")
+    if kind == "table1":
+        raise UsageError(f"{path} is a Table 1 spec, read by `bayes-mogp table1` (`fit` takes BNN specs: "
+                         f"models/bnn_*.toml, models/paper_*.toml)")
 
 
 def format_text(result) -> str:

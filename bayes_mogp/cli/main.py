@@ -50,6 +50,16 @@ def build_parser():
     return parser
 
 
+def _is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the input is wrong: :class:`~bayes_mogp.errors.InputError` (and its subclasses
+    ``InputTypeError``, ``RunFolderError``, ``DataError``, ``CheckpointError``, ``UsageError``), any other
+    ``ValueError``/``TypeError`` class that bayes_mogp defines, or a missing / unreadable file.  A plain
+    ``ValueError``/``TypeError`` (from NumPy, JAX or a bare ``raise``) is a bug."""
+    if isinstance(exc, (InputError, FileNotFoundError, IsADirectoryError, PermissionError)):
+        return True
+    return isinstance(exc, (ValueError, TypeError)) and type(exc).__module__.split(".")[0] == "bayes_mogp"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -63,20 +73,20 @@ def main(argv=None) -> int:
     module = args._module
     try:
         result = module.run(args)
-    except (InputError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except Exception as exc:
+        if not _is_user_error(exc):  # anything else is a bug: keep the traceback, say where to report it
+            import traceback
+
+            traceback.print_exc()
+            sys.stderr.write(f"bayes-mogp {args.command}: internal error (a bug, not your input); please report it "
+                             f"with the command line and the traceback above\n")
+            return 1
         # a user error (bad flag, setting, file or data): one line, exit 2
         if os.environ.get("BAYES_MOGP_DEBUG"):
             raise
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         sys.stderr.write(f"bayes-mogp {args.command}: error: {msg}\n")
         return 2
-    except Exception:  # anything else is a bug: keep the traceback, say where to report it
-        import traceback
-
-        traceback.print_exc()
-        sys.stderr.write(f"bayes-mogp {args.command}: internal error (a bug, not your input); please report it with "
-                         f"the command line and the traceback above\n")
-        return 1
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.stderr.write(f"bayes-mogp {args.command}: interrupted\n")
         return 130

@@ -73,6 +73,17 @@ def resolve_settings(args) -> tuple[dict, dict]:
         from ..specs import load_spec
 
         spec = load_spec(args.spec)
+        kind, path = _common.spec_kind(spec), _common.shown_path(spec["_path"])
+        if kind == "bnn":
+            raise _common.UsageError(f"{path} is a BNN spec: run `bayes-mogp fit {args.spec} --out RUN` (`mogp` "
+                                     f"takes MoGP specs: models/mogp_*.toml)")
+        if kind == "table1":
+            raise _common.UsageError(f"{path} is a Table 1 spec, read by `bayes-mogp table1` (`mogp` takes MoGP "
+                                     f"specs: models/mogp_*.toml)")
+        unknown = sorted(set(spec) - set(SPEC_KEYS) - {"name", "_path"})
+        if unknown:
+            raise _common.UsageError(f"spec {spec['_path']}: unknown table(s) or key(s) {unknown}; allowed tables: "
+                                     f"{', '.join(SPEC_KEYS)}")
         for table, keys in SPEC_KEYS.items():
             section = spec.get(table, {})
             unknown = sorted(set(section) - set(keys))

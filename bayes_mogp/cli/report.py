@@ -16,7 +16,22 @@ def run(args) -> dict:
     return report_run(args.dir)
 
 
+def format_seconds(seconds: float) -> str:
+    """A duration for people: 3 significant digits, at most 0.1 s resolution (0.0123 s, 1.84 s, 12.3 s, 1234.6 s)."""
+    seconds = float(seconds)
+    return f"{seconds:.1f} s" if abs(seconds) >= 10 else f"{seconds:.3g} s"
+
+
 def format_text(result) -> str:
     keys = [k for k in ("kind", "method", "r_hat_max", "ess_bulk_min", "divergences", "accuracy", "nll", "ece",
                         "rmse", "coverage_90", "seconds", "ess_per_second", "note") if result.get(k) is not None]
-    return "\n".join(f"{k}: {result[k]}" for k in keys)
+
+    def show(k):
+        v = result[k]
+        if k == "seconds":
+            return format_seconds(v)
+        if k == "ess_per_second":
+            return f"{float(v):.3g}"
+        return v
+
+    return "\n".join(f"{k}: {show(k)}" for k in keys)
