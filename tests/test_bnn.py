@@ -377,7 +377,7 @@ def test_report_and_predict_refuse_damaged_runs_in_one_line(cli_run, tmp_path, c
     _one_line_exit_2(["report", str(run)], capsys, "corrupt netCDF")
     shutil.copy(cli_run["run"] / "posterior.nc", run / "posterior.nc")
     np.savez(tmp_path / "wrong.npz", x_test=np.zeros((3, 5)))
-    _one_line_exit_2(["predict", str(run), "--data-npz", str(tmp_path / "wrong.npz")], capsys, "3 columns")
+    _one_line_exit_2(["predict", str(run), "--data-npz", str(tmp_path / "wrong.npz")], capsys, "fitted on 3 input column")
     (run / "arrays.npz").write_bytes(b"nonsense")
     _one_line_exit_2(["predict", str(run), "--data-npz", str(tmp_path / "wrong.npz")], capsys, "arrays.npz")
 
