@@ -43,24 +43,14 @@ def read_csv_inputs(path, target: str | None, task: str):
     import numpy as np
 
     from ..data import DataError
-    from ..data.loaders import _is_float, _read_csv  # the reader (and its checks) of load_csv / --data-csv
+    from ..data.loaders import _feature_columns, _is_float, _read_csv  # the reader and checks of load_csv
 
     header, rows = _read_csv(path)
-    if target is not None and target not in header:
-        raise DataError(f"{path}: no column {target!r} (columns: {', '.join(header)})")
-    t = header.index(target) if target is not None else None
-    feats = [j for j in range(len(header)) if j != t]
-    if not feats:
-        raise DataError(f"{path}: no feature columns besides the target {target!r}")
-    x = np.empty((len(rows), len(feats)))
+    feats, x = _feature_columns(path, header, rows, target)
     for jj, j in enumerate(feats):
-        col = [r[j].strip() for r in rows]
-        bad = next((v for v in col if not _is_float(v)), None)
-        if bad is not None:
-            raise DataError(f"{path}: column {header[j]!r} is not numeric (value {bad!r}); encode it first")
-        x[:, jj] = [float(v) for v in col]
         if not np.all(np.isfinite(x[:, jj])):
             raise DataError(f"{path}: column {header[j]!r} contains NaN/Inf; clean or impute the data first")
+    t = header.index(target) if target is not None else None
     if t is None:
         return x, None
     col = [r[t].strip() for r in rows]

@@ -90,11 +90,12 @@ def _read_csv(path) -> tuple[list[str], list[list[str]]]:
     return header, rows[1:]
 
 
-def _csv_columns(path, target: str, task: str | None):
-    header, rows = _read_csv(path)
-    if target not in header:
+def _feature_columns(path, header, rows, target: str | None):
+    """``(feats, x)``: the indices of every column but ``target`` (None: all) and their values as a float
+    matrix; one-line :class:`DataError` for a missing target or a non-numeric feature column."""
+    if target is not None and target not in header:
         raise DataError(f"{path}: no column {target!r} (columns: {', '.join(header)})")
-    t = header.index(target)
+    t = header.index(target) if target is not None else None
     feats = [j for j in range(len(header)) if j != t]
     if not feats:
         raise DataError(f"{path}: no feature columns besides the target {target!r}")
@@ -106,7 +107,13 @@ def _csv_columns(path, target: str, task: str | None):
         except ValueError:
             bad = next(v for v in col if not _is_float(v))
             raise DataError(f"{path}: column {header[j]!r} is not numeric (value {bad!r}); encode it first") from None
-    yraw = [r[t].strip() for r in rows]
+    return feats, x
+
+
+def _csv_columns(path, target: str, task: str | None):
+    header, rows = _read_csv(path)
+    feats, x = _feature_columns(path, header, rows, target)
+    yraw = [r[header.index(target)].strip() for r in rows]
     numeric = all(_is_float(v) for v in yraw)
     if task is None:
         task = "regression" if numeric else "classification"
