@@ -26,9 +26,9 @@ QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30}
 
 
 def add_arguments(parser) -> None:
-    from ..mogp import DEFAULTS
+    from ..mogp import MoGPSettings
 
-    d = DEFAULTS
+    d = MoGPSettings().to_dict()
     parser.add_argument("spec", nargs="?", default=None,
                         help="optional model spec (models/mogp_*.toml, by name or path); flags override it")
     _common.add_data_arguments(parser)
@@ -106,21 +106,21 @@ def run(args) -> dict:
 
     from ..io import atomic_write_json
     from ..mogp.comparison import compare, estimate_cost
-    from ..mogp.posterior import check_settings
+    from ..mogp import MoGPSettings
 
-    settings, data_settings = resolve_settings(args)
-    check_settings(settings)
+    overrides, data_settings = resolve_settings(args)
+    settings = MoGPSettings().replace(**overrides)
     args.source = data_settings["source"]
     data = _common.dataset_from_args(args, n_train=data_settings["n_train"], n_test=data_settings["n_test"],
                                      dataset=data_settings["dataset"])
-    _common.check_budget("mogp", estimate_cost(data.n_train, data.n_test, data.num_outputs, check_settings(settings)),
+    _common.check_budget("mogp", estimate_cost(data.n_train, data.n_test, data.num_outputs, settings),
                          max_minutes=args.max_minutes)
-    out = args.out or os.path.join("runs", f"mogp_{data.name.replace(':', '_')}_{settings.get('prior', 'horseshoe')}"
+    out = args.out or os.path.join("runs", f"mogp_{data.name.replace(':', '_')}_{settings.prior_name}"
                                            f"_s{args.seed}")
-    comp = compare(jax.random.key(args.seed), data, log=_common.log, progress=args.progress, **settings)
+    comp = compare(jax.random.key(args.seed), data, settings, log=_common.log, progress=args.progress)
     comp.mogp.save(out)
     result = {"spec": args.spec, **comp.result, "run": out}
-    if comp.mogp.settings["depth"] == 1 and result["active_features"] is not None:
+    if comp.mogp.settings.depth == 1 and result["active_features"] is not None:
         from ..io import atomic_save_npz
 
         path = os.path.join(out, "feature_directions.npz")

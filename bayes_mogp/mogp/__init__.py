@@ -13,8 +13,9 @@
 """
 
 from . import features, likelihood, model, posterior, predictive, prior
-from .posterior import DEFAULTS, MoGPPosterior, fit
+from .posterior import MoGPPosterior, fit
+from .settings import MoGPSettings
 from .prior import finite_width_kernel, sample_outputs, sample_random_kernel
 
 __all__ = ["features", "likelihood", "model", "posterior", "predictive", "prior", "fit", "MoGPPosterior",
-           "DEFAULTS", "finite_width_kernel", "sample_outputs", "sample_random_kernel"]
+           "MoGPSettings", "finite_width_kernel", "sample_outputs", "sample_random_kernel"]

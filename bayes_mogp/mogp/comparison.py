@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .posterior import DEFAULTS, MoGPPosterior, fit
+from .posterior import MoGPPosterior, fit
+from .settings import MoGPSettings
 from ..errors import InputError
 
 __all__ = ["Comparison", "compare", "estimate_cost", "FLOP_RATE"]
@@ -37,28 +38,29 @@ class Comparison(NamedTuple):
     result: dict  # the JSON-able report
 
 
-def estimate_cost(n_train: int, n_test: int, num_outputs: int, settings: dict) -> dict:
+def estimate_cost(n_train: int, n_test: int, num_outputs: int, settings: MoGPSettings) -> dict:
     """Seconds and bytes a MoGP fit and its test predictions need (module docstring)."""
-    s = {**DEFAULTS, **settings}
-    n, m, k, j = n_train, n_test, num_outputs, s["num_jumps"]
+    s = settings
+    n, m, k, j = n_train, n_test, num_outputs, s.num_jumps
     bytes_ = 8 * (4 * n * n + 3 * n * max(m, 1) + 4 * n * (j + k))
-    steps = s["num_chains"] * (s["num_warmup"] + s["num_samples"]) * (2 ** s["max_tree_depth"] - 1)
-    flops = 10 * n**3 * 2 + s["map_steps"] * 12 * n * n * (j + k) + steps * 12 * n * n * (j + k)
-    draws = s["num_chains"] * s["num_samples"]
+    steps = s.num_chains * (s.num_warmup + s.num_samples) * (2 ** s.max_tree_depth - 1)
+    flops = 10 * n**3 * 2 + s.map_steps * 12 * n * n * (j + k) + steps * 12 * n * n * (j + k)
+    draws = s.num_chains * s.num_samples
     flops += draws * 4 * n * m * (j + k) * 3
     return {"seconds": flops / FLOP_RATE, "bytes": bytes_, "leapfrog_steps_max": steps}
 
 
-def compare(key, data, *, log=None, progress: bool = False, **settings) -> Comparison:
+def compare(key, data, settings: MoGPSettings | None = None, *, log=None, progress: bool = False,
+            **overrides) -> Comparison:
     """Fit the MoGP and the NNGP on ``data`` (a :class:`bayes_mogp.data.Dataset` with a test part with
-    targets) and report both side by side; ``settings`` as :func:`bayes_mogp.mogp.fit`."""
+    targets) and report both side by side; ``settings`` and ``overrides`` as :func:`bayes_mogp.mogp.fit`."""
     from .. import nngp
     from ..metrics import score
 
     if data.x_test is None or data.y_test is None:
         raise InputError(f"{data.name}: the comparison needs a test part with targets (x_test and y_test/labels_test)")
     t0 = time.perf_counter()
-    post = fit(key, data, log=log, progress=progress, **settings)
+    post = fit(key, data, settings, log=log, progress=progress, **overrides)
     comps = post.predict_components(data.x_test)
     import arviz as az
 
@@ -72,18 +74,18 @@ def compare(key, data, *, log=None, progress: bool = False, **settings) -> Compa
     s = post.settings
     t1 = time.perf_counter()
     if log:
-        log(f"mogp: NNGP baseline, depth {s['depth']} (noise by marginal likelihood)")
-    gp = nngp.fit(key, data, kernel="nngp", depth=s["depth"], activation=s["activation"], w_var=s["w_var"],
-                  b_var=s["b_var"], noise="ml")
+        log(f"mogp: NNGP baseline, depth {s.depth} (noise by marginal likelihood)")
+    gp = nngp.fit(key, data, kernel="nngp", depth=s.depth, activation=s.activation, w_var=s.w_var, b_var=s.b_var,
+                  noise="ml")
     nngp_scores = {**score(gp.predict(data.x_test), data.y_test), "seconds": time.perf_counter() - t1,
                    "relative_noise": gp.relative_noise, "amplitude": gp.amplitude,
                    "elpd_loo": float(np.sum(gp.pointwise_loo()))}
     active = post.active_features()
-    if active is not None and s["depth"] == 1:
+    if active is not None and s.depth == 1:
         dirs = post.feature_directions()
         active["direction_concentration"] = dirs["concentration"]
         active["bias_median"] = dirs["bias_median"]
-    result = {"task": data.task, "dataset": data.name, "prior": s["prior"], "n_train": data.n_train,
-              "n_test": data.n_test, "settings": s, "results": {"mogp": mogp_scores, "nngp": nngp_scores},
+    result = {"task": data.task, "dataset": data.name, "prior": s.prior_name, "n_train": data.n_train,
+              "n_test": data.n_test, "settings": s.to_dict(), "results": {"mogp": mogp_scores, "nngp": nngp_scores},
               "diagnostics": diag, "active_features": active}
     return Comparison(post, gp, result)

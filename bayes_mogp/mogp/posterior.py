@@ -35,15 +35,11 @@ from ..validation import check_int
 from .features import FeatureMap, build_feature_map
 from .model import build_problem, fit_map, model_kwargs, run_nuts
 from .predictive import class_probabilities, loo_draws, predict_draws, test_inputs
+from .settings import MoGPSettings
 from ..errors import InputError, InputTypeError
 
-__all__ = ["fit", "check_settings", "MoGPPosterior", "DEFAULTS"]
+__all__ = ["fit", "MoGPPosterior", "MoGPSettings"]
 
-#: the settings of :func:`fit` (``b_var=None``: 1 for standardised inputs, 0 for images)
-DEFAULTS = {"prior": "horseshoe", "prior_hyper": {}, "depth": 1, "num_jumps": 8, "rank": None,
-            "activation": "relu", "w_var": 2.0, "b_var": None, "drift": "free", "noise_floor": 0.0,
-            "map_steps": 1500, "num_warmup": 200, "num_samples": 100, "num_chains": 2, "max_tree_depth": 7,
-            "target_accept_prob": 0.85}
 _IDENT = ("log_marginal_likelihood", "gp_scale", "noise", "sigma_v2", "jumps", "drift")
 
 
@@ -58,74 +54,41 @@ def _limit(prior, hyper):
                          f"got {type(prior).__name__}")
 
 
-def check_settings(settings: dict) -> dict:
-    """The settings of :func:`fit` merged with :data:`DEFAULTS` and validated (one-line errors naming each)."""
-    from ..validation import check_choice, check_in_interval, check_nonnegative, check_positive
-    from .features import FEATURE_ACTIVATIONS
-    from .model import DRIFTS
-
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise InputTypeError(f"unknown MoGP setting(s) {unknown}; allowed: {', '.join(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
-    _limit(s["prior"], s["prior_hyper"])
-    for name, low, high in (("depth", 1, None), ("num_jumps", 1, None), ("map_steps", 1, None),
-                            ("num_warmup", 1, None), ("num_samples", 1, None), ("num_chains", 1, None),
-                            ("max_tree_depth", 1, 12)):
-        s[name] = check_int(name, s[name], low, high)
-    if s["rank"] is not None:
-        s["rank"] = check_int("rank", s["rank"], 1)
-    s["w_var"] = check_positive("w_var", s["w_var"])
-    if s["b_var"] is not None:
-        s["b_var"] = check_nonnegative("b_var", s["b_var"])
-    s["noise_floor"] = check_nonnegative("noise_floor", s["noise_floor"])
-    s["target_accept_prob"] = check_in_interval("target_accept_prob", s["target_accept_prob"], 0.0, 1.0,
-                                                low_open=True, high_open=True)
-    check_choice("drift", s["drift"], DRIFTS)
-    check_choice("activation", s["activation"], FEATURE_ACTIVATIONS)
-    return s
-
-
 @float64
-def fit(key, data, y=None, *, log=None, progress: bool = False, **settings) -> "MoGPPosterior":
-    """Fit the MoGP posterior to ``data`` (a :class:`Dataset`, or arrays ``x``, ``y``); see :data:`DEFAULTS`.
+def fit(key, data, y=None, settings: MoGPSettings | None = None, *, log=None, progress: bool = False,
+        **overrides) -> "MoGPPosterior":
+    """Fit the MoGP posterior to ``data`` (a :class:`Dataset`, or arrays ``x``, ``y``).
 
-    Settings: ``prior`` (name or prior object) and ``prior_hyper``; ``depth`` (hidden layers of the base
-    kernel; features of the last one are learned); ``num_jumps`` J; ``rank`` of the feature basis;
-    ``activation``; ``w_var``, ``b_var`` (weight and bias variances of the features); ``drift``
-    ("free": half-normal, "prior": the prior's limit drift); ``noise_floor`` (added to the noise
-    variance, in model units); ``map_steps``; NUTS ``num_warmup``, ``num_samples``, ``num_chains``,
-    ``max_tree_depth``, ``target_accept_prob``.  ``key``: a JAX PRNG key (same key, same posterior).
-    ``log``: a callable for progress lines; ``progress``: NumPyro's progress bar.  Runs in float64
-    (:func:`bayes_mogp.numerics.float64`) whatever the caller's JAX setting.
+    ``settings``: a :class:`MoGPSettings` (default: its defaults), with ``overrides`` by field name on top
+    (``fit(key, x, y, prior="beta", num_jumps=4)``); the posterior keeps the resolved record.  ``key``: a
+    JAX PRNG key (same key, same posterior).  ``log``: a callable for progress lines; ``progress``: NumPyro's
+    progress bar.  Runs in float64 (:func:`bayes_mogp.numerics.float64`) whatever the caller's JAX setting.
     """
-    s = check_settings(settings)
+    if settings is not None and not isinstance(settings, MoGPSettings):
+        raise InputTypeError(f"settings must be a MoGPSettings (or None), got {type(settings).__name__}")
+    s = (settings or MoGPSettings()).replace(**overrides)
     data = as_dataset(data, y)
-    if s["b_var"] is None:
-        s["b_var"] = 1.0 if data.input_transform.kind == "standardize" else 0.0
-    limit = _limit(s["prior"], s["prior_hyper"])
+    if s.b_var is None:
+        s = s.replace(b_var=1.0 if data.input_transform.kind == "standardize" else 0.0)
+    limit = _limit(s.prior, s.prior_hyper)
     x, yt = data.inputs(), data.targets()
     t0 = time.perf_counter()
-    fmap = build_feature_map(x, depth=s["depth"], rank=s["rank"], activation=s["activation"], w_var=s["w_var"],
-                             b_var=s["b_var"])
+    fmap = build_feature_map(x, depth=s.depth, rank=s.rank, activation=s.activation, w_var=s.w_var, b_var=s.b_var)
     problem = build_problem(fmap, x, yt)
-    kw = model_kwargs(problem, limit, s["num_jumps"], drift=s["drift"], noise_floor=s["noise_floor"])
+    kw = model_kwargs(problem, limit, s.num_jumps, drift=s.drift, noise_floor=s.noise_floor)
     k_map, k_nuts = jax.random.split(key)
     if log:
-        log(f"mogp: MAP ({s['map_steps']} steps), n = {data.n_train}, rank {fmap.rank}, J = {kw['num_jumps']}")
-    params, _ = fit_map(k_map, kw, steps=s["map_steps"])
+        log(f"mogp: MAP ({s.map_steps} steps), n = {data.n_train}, rank {fmap.rank}, J = {kw['num_jumps']}")
+    params, _ = fit_map(k_map, kw, steps=s.map_steps)
     t_map = time.perf_counter() - t0
     if log:
-        log(f"mogp: NUTS {s['num_chains']} x ({s['num_warmup']} + {s['num_samples']})")
-    res = run_nuts(k_nuts, kw, num_warmup=s["num_warmup"], num_samples=s["num_samples"],
-                   num_chains=s["num_chains"], init_params=params, max_tree_depth=s["max_tree_depth"],
-                   target_accept_prob=s["target_accept_prob"], progress_bar=progress)
+        log(f"mogp: NUTS {s.num_chains} x ({s.num_warmup} + {s.num_samples})")
+    res = run_nuts(k_nuts, kw, num_warmup=s.num_warmup, num_samples=s.num_samples, num_chains=s.num_chains,
+                   init_params=params, max_tree_depth=s.max_tree_depth, target_accept_prob=s.target_accept_prob,
+                   progress_bar=progress)
     samples, stats = res.samples, res.stats
-    spec = {k: v for k, v in s.items()}
-    spec["prior"] = s["prior"] if isinstance(s["prior"], str) else getattr(s["prior"], "name", "custom")
-    spec["rank"] = fmap.rank
     seconds = time.perf_counter() - t0
-    post = MoGPPosterior(settings=spec, feature_map=fmap, x_train=np.asarray(x), y_train=np.asarray(yt),
+    post = MoGPPosterior(settings=s.replace(rank=fmap.rank), feature_map=fmap, x_train=np.asarray(x), y_train=np.asarray(yt),
                          samples=samples, stats=stats, data_info=data.describe(), input_transform=data.input_transform,
                          target_transform=data.target_transform, task=data.task, num_classes=data.num_classes,
                          timings={"seconds": seconds, "map_seconds": t_map, "nuts_seconds": seconds - t_map})
@@ -138,10 +101,10 @@ class MoGPPosterior(Posterior):
     """Posterior draws of the random kernel and everything needed to predict new inputs.
 
     ``samples``/``stats``: ``(chain, draw, ...)`` arrays (NumPyro's statistic names); ``x_train``/``y_train``
-    in the model's units; ``settings``: what :func:`fit` was called with (resolved).
+    in the model's units; ``settings``: the :class:`MoGPSettings` of the fit (resolved: ``b_var``, ``rank``).
     """
 
-    settings: dict
+    settings: MoGPSettings
     feature_map: FeatureMap
     x_train: np.ndarray
     y_train: np.ndarray
@@ -160,7 +123,7 @@ class MoGPPosterior(Posterior):
     @cached_property
     def limit(self):
         """The prior's infinite-width limit (drift, Levy measure)."""
-        return _limit(self.settings["prior"], self.settings.get("prior_hyper"))
+        return _limit(self.settings.prior, self.settings.prior_hyper)
 
     @cached_property
     def problem(self):
@@ -170,7 +133,7 @@ class MoGPPosterior(Posterior):
 
     @property
     def prior_name(self) -> str:
-        return self.settings["prior"] if isinstance(self.settings["prior"], str) else "custom"
+        return self.settings.prior_name
 
     @property
     def num_chains(self) -> int:
@@ -189,7 +152,7 @@ class MoGPPosterior(Posterior):
         """Per-draw mean (S, m, k), latent variance (S, m), noise (S,) at inputs ``x`` (user units), model units."""
         xm = self.input_transform(self.check_inputs(x))
         tests = test_inputs(self.problem, self.feature_map, self.x_train, xm)
-        return predict_draws(self.problem, tests, self.limit, self.flat_samples(), drift=self.settings["drift"],
+        return predict_draws(self.problem, tests, self.limit, self.flat_samples(), drift=self.settings.drift,
                              keep=keep, gp_part=gp_part)
 
     def predict(self, x, *, keep: int | None = None, gp_part: bool = True) -> Prediction:
@@ -313,7 +276,7 @@ class MoGPPosterior(Posterior):
     @cached_property
     def _pointwise_loo(self) -> np.ndarray:
         with jax.enable_x64(True):
-            loo = loo_draws(self.problem, self.limit, self.flat_samples(), drift=self.settings["drift"])
+            loo = loo_draws(self.problem, self.limit, self.flat_samples(), drift=self.settings.drift)
         return self.to_user_log_density(loo).reshape(self.num_chains, self.num_draws, -1)
 
     def pointwise_loo(self) -> np.ndarray:
@@ -345,7 +308,7 @@ class MoGPPosterior(Posterior):
 
     def save(self, out_dir, *, overwrite: bool = False):
         """:meth:`Posterior.save`; a prior given as an object (not by name) cannot be stored."""
-        if not isinstance(self.settings["prior"], str) or self.settings["prior"] == "custom":
+        if not isinstance(self.settings.prior, str):
             raise InputError("save needs a prior given by name (a custom prior object cannot be stored)")
         return super().save(out_dir, overwrite=overwrite)
 
@@ -356,7 +319,7 @@ class MoGPPosterior(Posterior):
                 **self.input_transform.to_arrays(), **task_arrays(self.task, self.num_classes, self.target_transform)}
 
     def _manifest_spec(self) -> dict:
-        return {**self.settings, "timings": self.timings}
+        return {**self.settings.to_dict(), "timings": self.timings}
 
     @classmethod
     def _from_run(cls, spec, a, idata, data_info) -> "MoGPPosterior":
@@ -367,7 +330,7 @@ class MoGPPosterior(Posterior):
         if "seconds" not in timings and "map_seconds" in timings:  # runs written before the total was kept
             timings = {**timings, "seconds": timings["map_seconds"] + timings.get("nuts_seconds", 0.0)}
         task, num_classes, target = task_from_arrays(a)
-        post = cls(settings=spec, feature_map=FeatureMap.from_arrays(a), x_train=a["x_train"], y_train=a["y_train"],
+        post = cls(settings=MoGPSettings.from_dict(spec), feature_map=FeatureMap.from_arrays(a), x_train=a["x_train"], y_train=a["y_train"],
                    samples=samples, stats=stats_from_arviz(idata), data_info=data_info,
                    input_transform=InputTransform.from_arrays(a), target_transform=target, task=task,
                    num_classes=num_classes, timings=timings)

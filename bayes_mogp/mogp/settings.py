@@ -1,0 +1,110 @@
+"""The settings of a MoGP fit: one frozen, validated record (:class:`MoGPSettings`).
+
+>>> from bayes_mogp.mogp import MoGPSettings
+>>> s = MoGPSettings(prior="beta", num_jumps=4)        # every field checked in __post_init__
+>>> s.replace(num_chains=4).num_chains                  # a new record; unknown names are refused
+4
+
+:func:`bayes_mogp.mogp.fit` takes one (``settings=``) and/or field names as keyword arguments, and the fitted
+:class:`~bayes_mogp.mogp.MoGPPosterior` keeps the resolved record (``b_var`` and ``rank`` filled in from the
+data) as ``post.settings``.  Run folders store :meth:`MoGPSettings.to_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from ..errors import InputTypeError
+from ..validation import check_choice, check_in_interval, check_int, check_nonnegative, check_positive
+
+__all__ = ["MoGPSettings"]
+
+
+@dataclass(frozen=True)
+class MoGPSettings:
+    """What a MoGP fit does.
+
+    Model: ``prior`` (a name of :data:`bayes_mogp.priors.PRIOR_NAMES` or a prior object) and its
+    hyperparameters ``prior_hyper``; ``depth`` (hidden layers of the base kernel, the last one's features are
+    learned); ``num_jumps`` J (largest jumps of the Levy measure kept); ``rank`` of the feature basis (None: the
+    data decide, :func:`bayes_mogp.mogp.features.build_feature_map`); ``activation``; ``w_var``, ``b_var``
+    (weight and bias variances of the features; ``b_var=None``: 1 for standardised inputs, 0 for images);
+    ``drift`` ("free": half-normal prior, "prior": the prior's limit drift); ``noise_floor`` (added to the noise
+    variance, model units).
+
+    Inference: ``map_steps`` (Adam steps of the MAP start), then NUTS with ``num_warmup``, ``num_samples``,
+    ``num_chains``, ``max_tree_depth`` (1 to 12), ``target_accept_prob`` in (0, 1).
+    """
+
+    prior: Any = "horseshoe"
+    prior_hyper: Mapping = field(default_factory=dict)
+    depth: int = 1
+    num_jumps: int = 8
+    rank: int | None = None
+    activation: str = "relu"
+    w_var: float = 2.0
+    b_var: float | None = None
+    drift: str = "free"
+    noise_floor: float = 0.0
+    map_steps: int = 1500
+    num_warmup: int = 200
+    num_samples: int = 100
+    num_chains: int = 2
+    max_tree_depth: int = 7
+    target_accept_prob: float = 0.85
+
+    def __post_init__(self):
+        from .features import FEATURE_ACTIVATIONS
+        from .model import DRIFTS
+        from .posterior import _limit
+
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen: validated copies)
+        if not isinstance(self.prior_hyper, Mapping):
+            raise InputTypeError(f"prior_hyper must be a mapping of hyperparameter names to values, "
+                                 f"got {type(self.prior_hyper).__name__}")
+        set_("prior_hyper", MappingProxyType(dict(self.prior_hyper)))
+        _limit(self.prior, self.prior_hyper)  # a known prior name (or object) with valid hyperparameters
+        for name, low, high in (("depth", 1, None), ("num_jumps", 1, None), ("map_steps", 1, None),
+                                ("num_warmup", 1, None), ("num_samples", 1, None), ("num_chains", 1, None),
+                                ("max_tree_depth", 1, 12)):
+            set_(name, check_int(name, getattr(self, name), low, high))
+        if self.rank is not None:
+            set_("rank", check_int("rank", self.rank, 1))
+        set_("w_var", check_positive("w_var", self.w_var))
+        if self.b_var is not None:
+            set_("b_var", check_nonnegative("b_var", self.b_var))
+        set_("noise_floor", check_nonnegative("noise_floor", self.noise_floor))
+        set_("target_accept_prob", check_in_interval("target_accept_prob", self.target_accept_prob, 0.0, 1.0,
+                                                     low_open=True, high_open=True))
+        check_choice("drift", self.drift, DRIFTS)
+        check_choice("activation", self.activation, FEATURE_ACTIVATIONS)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **changes) -> "MoGPSettings":
+        """A copy with ``changes`` (field names; anything else is an :class:`InputTypeError` naming it)."""
+        unknown = sorted(set(changes) - set(self.names()))
+        if unknown:
+            raise InputTypeError(f"unknown MoGP setting(s) {unknown}; allowed: {', '.join(self.names())}")
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def prior_name(self) -> str:
+        """The prior's name ("custom" for a prior object without one)."""
+        return self.prior if isinstance(self.prior, str) else getattr(self.prior, "name", "custom")
+
+    def to_dict(self) -> dict:
+        """JSON-able fields (a prior object is stored by its name)."""
+        out = {f: getattr(self, f) for f in self.names()}
+        out["prior"], out["prior_hyper"] = self.prior_name, dict(self.prior_hyper)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "MoGPSettings":
+        """The inverse of :meth:`to_dict` (unknown names refused)."""
+        return cls().replace(**dict(d))

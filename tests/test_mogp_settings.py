@@ -1,0 +1,47 @@
+"""bayes_mogp/mogp/settings.py: the frozen, validated settings record of a MoGP fit."""
+
+import dataclasses
+
+import pytest
+
+from bayes_mogp.errors import InputError, InputTypeError
+from bayes_mogp.mogp import MoGPSettings
+
+
+def test_defaults_round_trip_through_a_dict():
+    s = MoGPSettings()
+    assert (s.prior, s.depth, s.num_jumps, s.num_warmup, s.num_samples, s.num_chains) == ("horseshoe", 1, 8, 200, 100, 2)
+    back = MoGPSettings.from_dict(s.replace(prior="beta", prior_hyper={"c": 0.5}, rank=4).to_dict())
+    assert back == s.replace(prior="beta", prior_hyper={"c": 0.5}, rank=4)
+    assert back.to_dict()["prior_hyper"] == {"c": 0.5}
+
+
+def test_frozen_and_replace_makes_a_new_record():
+    s = MoGPSettings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.depth = 2
+    t = s.replace(num_chains=4)
+    assert (s.num_chains, t.num_chains) == (2, 4)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"depth": 0}, "depth"), ({"num_jumps": 1.5}, "num_jumps"), ({"max_tree_depth": 13}, "max_tree_depth"),
+    ({"w_var": -1.0}, "w_var"), ({"b_var": float("nan")}, "b_var"), ({"target_accept_prob": 1.0}, "target_accept_prob"),
+    ({"drift": "fixed"}, "drift"), ({"activation": "tanh"}, "activation"), ({"prior": "nope"}, "prior"),
+    ({"prior_hyper": [1, 2]}, "prior_hyper"), ({"rank": 0}, "rank"), ({"noise_floor": -1e-3}, "noise_floor"),
+])
+def test_each_field_is_checked_with_its_name(change, message):
+    with pytest.raises((InputError, InputTypeError), match=message):
+        MoGPSettings(**change)
+    with pytest.raises((InputError, InputTypeError), match=message):
+        MoGPSettings().replace(**change)
+
+
+def test_unknown_names_are_refused_with_the_allowed_ones():
+    with pytest.raises(InputTypeError, match=r"unknown MoGP setting\(s\) \['num_jump'\]; allowed: prior, "):
+        MoGPSettings().replace(num_jump=3)
+
+
+def test_integers_given_as_integral_floats_are_stored_as_int():
+    s = MoGPSettings(num_jumps=4.0, depth=2)
+    assert type(s.num_jumps) is int and s.num_jumps == 4
