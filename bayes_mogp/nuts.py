@@ -10,7 +10,7 @@ call it; so can a user's own model.
   vmap); ``"sequential"`` runs them one after the other (what a small model on 2 CPU cores wants).  The
   sampling loop of a chunk is one compiled ``lax`` loop: no host round trip per draw (NumPyro's per-draw
   progress bar is not used for that reason; progress is one line per chunk through ``log``).
-* Checkpoints: with ``checkpoint`` set the draws are taken in chunks of ``checkpoint_every``; after warmup
+* Checkpoints: with a :class:`Checkpoint` path the draws are taken in chunks of ``Checkpoint.every``; after warmup
   and each chunk the sampler state (NumPyro's ``MCMC.last_state``: positions, step size, mass matrix,
   PRNG keys) and the draws so far are written atomically (:mod:`bayes_mogp.checkpoint`: arrays only, no
   pickle).  :func:`resume` reloads them, sets NumPyro's public ``MCMC.post_warmup_state`` and continues
@@ -24,15 +24,18 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
 from numpyro.infer import MCMC, DiscreteHMCGibbs
 
 from .checkpoint import load_checkpoint, restore_state, save_checkpoint
+from .errors import InputTypeError
 from .validation import check_choice, check_int
 
-__all__ = ["NutsResult", "sample", "resume", "precision", "resolve_chain_method", "raw_key", "CHAIN_METHODS",
+__all__ = ["NutsResult", "Schedule", "Checkpoint", "sample", "resume", "precision", "resolve_chain_method", "raw_key", "CHAIN_METHODS",
            "DTYPES", "NUTS_FIELDS"]
 
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
@@ -55,6 +58,44 @@ class NutsResult:
     last_state: object
     settings: dict
     chunks: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How many draws in how many chains, laid out how: the arguments of NumPyro's ``MCMC``, validated.
+
+    ``num_warmup`` and ``num_samples`` per chain (>= 1), ``num_chains`` (>= 1), ``chain_method`` one of
+    :data:`CHAIN_METHODS` (``"auto"``: :func:`resolve_chain_method`)."""
+
+    num_warmup: int
+    num_samples: int
+    num_chains: int = 1
+    chain_method: str = "auto"
+
+    def __post_init__(self):
+        for name in ("num_warmup", "num_samples", "num_chains"):
+            object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=1))
+        check_choice("chain_method", self.chain_method, CHAIN_METHODS)
+
+
+class Checkpoint(NamedTuple):
+    """Where a run saves its state (``path``), how many draws per chain each chunk holds (``every``; None: one
+    chunk) and, to interrupt a run on purpose, after how many draws to stop (``stop_after``; continue with
+    :func:`resume`)."""
+
+    path: str | Path | None = None
+    every: int | None = None
+    stop_after: int | None = None
+
+
+class _Draws(NamedTuple):
+    """What a run has drawn so far: ``(chains, draws, ...)`` samples and stats, seconds, ``(draws, seconds)``
+    per chunk."""
+
+    samples: dict
+    stats: dict
+    seconds: float
+    chunks: list
 
 
 def precision(dtype: str | None):
@@ -115,57 +156,70 @@ def _mcmc(kernel, num_warmup, num_samples, num_chains, chain_method, progress_ba
                 chain_method=chain_method, progress_bar=progress_bar)
 
 
-def sample(key, kernel, model_args=(), model_kwargs=None, *, num_warmup: int, num_samples: int,
-           num_chains: int = 1, chain_method: str = "auto", fields=None, settings: dict | None = None,
-           checkpoint=None, checkpoint_every: int | None = None, log=None, stop_after: int | None = None,
-           label: str = "nuts", progress_bar: bool = False) -> NutsResult:
-    """Warmup, then ``num_samples`` draws per chain of ``kernel`` on ``model(*model_args, **model_kwargs)``.
+def sample(key, kernel, model_args=(), model_kwargs=None, *, schedule: Schedule, fields=None,
+           settings: dict | None = None, checkpoint: Checkpoint | None = None, log=None, label: str = "nuts",
+           progress_bar: bool = False) -> NutsResult:
+    """Warmup, then ``schedule.num_samples`` draws per chain of ``kernel`` on ``model(*model_args, **model_kwargs)``.
 
-    Same ``key``, same draws (chunked or not).  ``fields``: the extra fields to collect (default: the NUTS
-    statistics :data:`NUTS_FIELDS`, read inside a Gibbs kernel's HMC state).  ``settings``: extra entries
-    recorded in the result's settings (and checkpoint).  ``checkpoint``: path of the checkpoint file
-    (written after warmup + each chunk of ``checkpoint_every`` draws).  ``log``: a callable receiving one
-    line per chunk.  ``stop_after``: stop after that many draws (an interruption; continue with :func:`resume`).
-    ``progress_bar``: NumPyro's per-draw progress bar on stderr (sequential chains: the sampling loop then
-    returns to the host at every draw, which costs little only when a draw is slow).
+    Same ``key``, same draws (chunked or not).  ``schedule``: a :class:`Schedule`.  ``fields``: the extra
+    fields to collect (default: the NUTS statistics :data:`NUTS_FIELDS`, read inside a Gibbs kernel's HMC
+    state).  ``settings``: extra entries recorded in the result's settings (and checkpoint).  ``checkpoint``:
+    a :class:`Checkpoint` (written after warmup + each chunk of ``checkpoint.every`` draws when it has a
+    path; ``stop_after`` interrupts the run).  ``log``: a callable receiving one line per chunk, prefixed
+    by ``label``.  ``progress_bar``: NumPyro's per-draw progress bar on stderr (sequential chains: the
+    sampling loop then returns to the host at every draw, which costs little only when a draw is slow).
     """
-    num_warmup = check_int("num_warmup", num_warmup, minimum=1)
-    num_samples = check_int("num_samples", num_samples, minimum=1)
-    num_chains = check_int("num_chains", num_chains, minimum=1)
-    chain_method = resolve_chain_method(chain_method, num_chains)
-    if checkpoint_every is not None:
-        check_int("checkpoint_every", checkpoint_every, minimum=1)
+    if not isinstance(schedule, Schedule):
+        raise InputTypeError(f"schedule must be a bayes_mogp.nuts.Schedule, got {type(schedule).__name__}")
+    ck = _as_checkpoint(checkpoint)
+    num_warmup, num_samples, num_chains = schedule.num_warmup, schedule.num_samples, schedule.num_chains
+    chain_method = resolve_chain_method(schedule.chain_method, num_chains)
     settings = dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                     chain_method=chain_method, **(settings or {}), dtype=current_dtype(),
                     devices=jax.local_device_count(), backend=jax.default_backend())
     fields = tuple(fields) if fields is not None else _default_fields(kernel)
     model_kwargs = dict(model_kwargs or {})
-    chunk = checkpoint_every or num_samples
-    first = min(chunk, num_samples, stop_after or num_samples)
+    chunk = ck.every or num_samples
+    first = min(chunk, num_samples, ck.stop_after or num_samples)
     t0 = time.perf_counter()
     mcmc = _mcmc(kernel, num_warmup, first, num_chains, chain_method, progress_bar)
     mcmc.run(raw_key(key), *model_args, extra_fields=fields, **model_kwargs)
     samples = _to_host(mcmc.get_samples(group_by_chain=True))
     stats = _stats(mcmc)
     seconds = time.perf_counter() - t0
-    chunks = [(first, seconds)]
-    if checkpoint is not None:
-        save_checkpoint(checkpoint, mcmc.last_state, samples, stats, seconds=seconds, settings=settings,
-                        chunks=chunks)
+    draws = _Draws(samples, stats, seconds, [(first, seconds)])
+    if ck.path is not None:
+        save_checkpoint(ck.path, mcmc.last_state, samples, stats, seconds=seconds, settings=settings,
+                        chunks=draws.chunks)
     if log is not None:
         log(f"{label}: warmup ({num_warmup}) + {first}/{num_samples} draws x {num_chains} chains "
             f"({chain_method}, {settings['dtype']}, {settings['backend']}) in {seconds:.1f} s")
-    return _continue(mcmc, mcmc.last_state, model_args, model_kwargs, fields, samples, stats, seconds, settings,
-                     checkpoint, chunk, log, chunks, stop_after=stop_after, label=label)
+    return _continue(mcmc, mcmc.last_state, (model_args, model_kwargs, fields), draws, settings, ck._replace(
+        every=chunk), log, label)
 
 
-def _continue(mcmc, state, model_args, model_kwargs, fields, samples, stats, seconds, settings, checkpoint, chunk,
-              log, chunks, *, stop_after=None, label="nuts"):
-    """Draw chunks of ``chunk`` draws from ``state`` on (NumPyro's ``post_warmup_state``) up to the target."""
-    target = settings["num_samples"] if stop_after is None else min(stop_after, settings["num_samples"])
+def _as_checkpoint(checkpoint) -> Checkpoint:
+    if checkpoint is None:
+        return Checkpoint()
+    if not isinstance(checkpoint, Checkpoint):
+        raise InputTypeError(f"checkpoint must be None or a bayes_mogp.nuts.Checkpoint(path, every, stop_after), "
+                             f"got {type(checkpoint).__name__}")
+    if checkpoint.every is not None:
+        check_int("checkpoint_every", checkpoint.every, minimum=1)
+    if checkpoint.stop_after is not None:
+        check_int("stop_after", checkpoint.stop_after, minimum=1)
+    return checkpoint
+
+
+def _continue(mcmc, state, model, draws: _Draws, settings: dict, ck: Checkpoint, log, label: str) -> NutsResult:
+    """Draw chunks of ``ck.every`` draws from ``state`` on (NumPyro's ``post_warmup_state``) up to the target;
+    ``model``: ``(model_args, model_kwargs, fields)``."""
+    model_args, model_kwargs, fields = model
+    target = settings["num_samples"] if ck.stop_after is None else min(ck.stop_after, settings["num_samples"])
+    samples, stats, seconds, chunks = draws
     done = next(iter(samples.values())).shape[1]
     while done < target:
-        n = min(chunk, target - done)
+        n = min(ck.every, target - done)
         mcmc.post_warmup_state = state
         mcmc.num_samples = n  # the same MCMC object: its compiled sampling loop is reused for equal chunks
         t0 = time.perf_counter()
@@ -177,12 +231,12 @@ def _continue(mcmc, state, model_args, model_kwargs, fields, samples, stats, sec
         seconds += dt
         done += n
         chunks = chunks + [(n, dt)]
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, mcmc.last_state, samples, stats, seconds=seconds, settings=settings,
+        if ck.path is not None:
+            save_checkpoint(ck.path, mcmc.last_state, samples, stats, seconds=seconds, settings=settings,
                             chunks=chunks)
         if log is not None:
             log(f"{label}: {done}/{target} draws per chain, {seconds:.1f} s"
-                + (f", checkpoint {checkpoint}" if checkpoint is not None else ""))
+                + (f", checkpoint {ck.path}" if ck.path is not None else ""))
     return NutsResult(samples, stats, seconds, state, settings, chunks)
 
 
@@ -215,8 +269,9 @@ def resume(checkpoint, kernel, model_args=(), model_kwargs=None, *, num_samples:
         return NutsResult(ck["samples"], ck["stats"], ck["seconds"], state, settings, ck["chunks"])
     mcmc = _mcmc(kernel, 0, min(chunk, settings["num_samples"] - done), settings["num_chains"], method)
     fields = tuple(fields) if fields is not None else _default_fields(kernel)
-    return _continue(mcmc, state, model_args, model_kwargs, fields, ck["samples"], ck["stats"], ck["seconds"],
-                     settings, checkpoint, chunk, log, ck["chunks"], label=label)
+    draws = _Draws(ck["samples"], ck["stats"], ck["seconds"], ck["chunks"])
+    return _continue(mcmc, state, (model_args, model_kwargs, fields), draws, settings,
+                     Checkpoint(checkpoint, chunk), log, label)
 
 
 def _template_state(kernel, model_args, model_kwargs, num_chains: int, chain_method: str):
@@ -227,7 +282,7 @@ def _template_state(kernel, model_args, model_kwargs, num_chains: int, chain_met
     is set up (NumPyro's ``MCMC`` then skips its own ``init``).  Vectorised NUTS chains take the batched
     init, which also sets up NumPyro's vmapped transition; pmap / vmap-wrapped kernels run one chain per
     call, so their state is the single-chain one with a leading chain axis."""
-    key = jax.random.PRNGKey(0)
+    key = jax.random.PRNGKey(0)  # shapes only (eval_shape): no value of this key reaches a draw
 
     def init(k):
         return kernel.init(k, 0, None, tuple(model_args), dict(model_kwargs))

@@ -49,7 +49,7 @@ def main(argv=None):
     model_spec = load_spec("bnn_horseshoe")["model"]
     global_scale = args.global_scale or model_spec.get("global_scale", "half_cauchy")
     slab = model_spec.get("slab_scale") if args.slab_scale is None else (args.slab_scale or None)
-    from bayes_mogp.bnn import BNNConfig, bnn_model, centred_horseshoe_model, pca_inputs, run_nuts
+    from bayes_mogp.bnn import BNNConfig, NutsSettings, bnn_model, centred_horseshoe_model, pca_inputs, run_nuts
     from bayes_mogp.data import mnist_5k_split
 
     n, width, warm, draws, chains = (100, 10, 50, 50, 2) if args.quick else (500, 50, 300, 300, 2)
@@ -61,8 +61,8 @@ def main(argv=None):
     out = {"n_train": n, "width": width, "num_warmup": warm, "num_samples": draws, "num_chains": chains,
            "global_scale": global_scale, "slab_scale": slab}
     for name, model in (("ours", bnn_model), ("centred", centred_horseshoe_model)):
-        res = run_nuts(jax.random.PRNGKey(0), config, X, y, num_warmup=warm, num_samples=draws, num_chains=chains,
-                       model=model)
+        res = run_nuts(jax.random.PRNGKey(0), config, X, y, NutsSettings(num_warmup=warm, num_samples=draws,
+                                                                          num_chains=chains), model=model)
         ess = _min_ess(config, res, X, y)
         out[name] = {"min_ess": ess, "seconds": res.seconds, "ess_per_second": ess / res.seconds,
                      "divergences": int(res.stats["diverging"].sum())}

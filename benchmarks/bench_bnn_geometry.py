@@ -43,7 +43,7 @@ def main(argv=None) -> dict:
 
     import numpy as np
 
-    from bayes_mogp.bnn import BNNConfig, pca_inputs, run_nuts
+    from bayes_mogp.bnn import BNNConfig, NutsSettings, pca_inputs, run_nuts
     from bayes_mogp.data import mnist_5k_split
     from bayes_mogp.specs import load_spec
 
@@ -66,8 +66,8 @@ def main(argv=None) -> dict:
     for name, kw in variants:
         config = BNNConfig(d_in=pca, d_out=10, widths=(width,), prior=name.split("/")[0], **kw)
         t0 = time.perf_counter()
-        res = run_nuts(jax.random.PRNGKey(args.seed), config, xtr, split.labels_train, num_warmup=warm,
-                       num_samples=draws, num_chains=1)
+        res = run_nuts(jax.random.PRNGKey(args.seed), config, xtr, split.labels_train,
+                       NutsSettings(num_warmup=warm, num_samples=draws, num_chains=1))
         sec = time.perf_counter() - t0
         rows[name] = {"mean_leapfrog_steps": float(np.mean(res.stats["num_steps"])),
                       "step_size": float(np.mean(res.stats["adapt_state.step_size"])),

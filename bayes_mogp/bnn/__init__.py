@@ -11,7 +11,7 @@ Modules: :mod:`.models` (the maths and parametrisation), :mod:`.inference` (NUTS
 """
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from .inference import NutsResult, SviResult, make_kernel, precision, resume_nuts, run_nuts, run_svi
+from .inference import NutsResult, NutsSettings, SviResult, make_kernel, precision, resume_nuts, run_nuts, run_svi
 from .inputs import InputMap, pca_inputs
 from .models import ACTIVATIONS, LIKELIHOODS, BNNConfig, bnn_model, centred_horseshoe_model, forward
 from .pipeline import as_dataset, fit, resume
@@ -22,7 +22,7 @@ from .spec import read_spec
 __all__ = [
     "fit", "resume", "BNNPosterior", "as_dataset", "read_spec",
     "BNNConfig", "bnn_model", "centred_horseshoe_model", "forward", "ACTIVATIONS", "LIKELIHOODS",
-    "NutsResult", "SviResult", "make_kernel", "run_nuts", "resume_nuts", "run_svi", "precision",
+    "NutsResult", "NutsSettings", "SviResult", "make_kernel", "run_nuts", "resume_nuts", "run_svi", "precision",
     "load_checkpoint", "CheckpointError", "InputMap", "pca_inputs",
     "params_from_samples", "forward_draws", "predict_probs", "prune_masks", "flatten_chains",
 ]

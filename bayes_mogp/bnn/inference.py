@@ -18,7 +18,7 @@ Draws are returned grouped by chain: every array has shape ``(chains, draws, ...
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 
 import jax
@@ -28,15 +28,55 @@ from numpyro.infer import NUTS, DiscreteHMCGibbs
 
 from .. import nuts
 from ..checkpoint import load_checkpoint
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from ..nuts import CHAIN_METHODS, DTYPES, NutsResult, current_dtype, precision, raw_key, resolve_chain_method
 from ..validation import check_choice, check_in_interval, check_int, check_positive
 from .models import BNNConfig, bnn_model
 
-__all__ = ["NutsResult", "SviResult", "make_kernel", "run_nuts", "resume_nuts", "run_svi", "precision",
+__all__ = ["NutsResult", "NutsSettings", "SviResult", "make_kernel", "run_nuts", "resume_nuts", "run_svi", "precision",
            "resolve_chain_method", "CHAIN_METHODS", "DTYPES", "GUIDES"]
 
 GUIDES = ("normal", "low_rank")
+
+
+@dataclass(frozen=True)
+class NutsSettings:
+    """A BNN's NUTS run: draws per chain (``num_warmup``, ``num_samples``), ``num_chains`` and their layout
+    (``chain_method``, :data:`CHAIN_METHODS`), the kernel (``target_accept_prob`` in (0, 1),
+    ``max_tree_depth`` 1 to 15, ``dense_mass``) and ``checkpoint_every`` (draws per chunk when the run is
+    checkpointed).  Validated in ``__post_init__``; ``to_dict``/``from_dict`` are the spec's ``[inference]``
+    keys."""
+
+    num_warmup: int = 500
+    num_samples: int = 500
+    num_chains: int = 4
+    chain_method: str = "auto"
+    target_accept_prob: float = 0.9
+    max_tree_depth: int = 10
+    dense_mass: bool = False
+    checkpoint_every: int = 100
+
+    def __post_init__(self):
+        nuts.Schedule(self.num_warmup, self.num_samples, self.num_chains, self.chain_method)  # validates those
+        for name, high in (("num_warmup", None), ("num_samples", None), ("num_chains", None),
+                           ("max_tree_depth", 15), ("checkpoint_every", None)):
+            object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=1, maximum=high))
+        object.__setattr__(self, "target_accept_prob", check_in_interval(
+            "target_accept_prob", self.target_accept_prob, 0.0, 1.0, low_open=True, high_open=True))
+        if not isinstance(self.dense_mass, (bool, np.bool_)):
+            raise InputTypeError(f"dense_mass must be true or false, got {self.dense_mass!r}")
+
+    @property
+    def schedule(self) -> nuts.Schedule:
+        return nuts.Schedule(self.num_warmup, self.num_samples, self.num_chains, self.chain_method)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NutsSettings":
+        """The fields of ``d`` that name one (a spec's ``[inference]`` table holds other keys too)."""
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 @dataclass
@@ -74,26 +114,27 @@ def _model_arrays(X, y):
     return X, y
 
 
-def run_nuts(key, config: BNNConfig, X, y, *, num_warmup: int = 500, num_samples: int = 500,
-             num_chains: int = 4, chain_method: str = "auto", model=None, target_accept_prob: float = 0.9,
-             max_tree_depth: int = 10, dense_mass: bool = False, dtype: str | None = None, checkpoint=None,
-             checkpoint_every: int | None = None, log=None, stop_after: int | None = None) -> NutsResult:
-    """Warmup, then ``num_samples`` draws per chain (:func:`bayes_mogp.nuts.sample`).  Same ``key``, same draws.
+def run_nuts(key, config: BNNConfig, X, y, settings: NutsSettings | None = None, *, model=None,
+             dtype: str | None = None, checkpoint=None, log=None, stop_after: int | None = None) -> NutsResult:
+    """Warmup, then ``settings.num_samples`` draws per chain (:func:`bayes_mogp.nuts.sample`).  Same ``key``,
+    same draws.
 
     ``X`` ``(n, d_in)`` model inputs; ``y`` labels ``(n,)`` or standardised targets ``(n, k)``.
-    ``dtype``: run in float32 / float64 (None: JAX's current setting).  ``checkpoint``: path of the
-    checkpoint file (written after warmup + each chunk of ``checkpoint_every`` draws).  ``log``: a
-    callable receiving one line per chunk.  ``stop_after``: stop after that many draws (an
-    interruption; continue with :func:`resume_nuts`).
+    ``settings``: a :class:`NutsSettings` (default: its defaults).  ``dtype``: run in float32 / float64
+    (None: JAX's current setting).  ``checkpoint``: path of the checkpoint file (written after warmup + each
+    chunk of ``settings.checkpoint_every`` draws).  ``log``: a callable receiving one line per chunk.
+    ``stop_after``: stop after that many draws (an interruption; continue with :func:`resume_nuts`).
     """
+    s = NutsSettings() if settings is None else settings
+    if not isinstance(s, NutsSettings):
+        raise InputTypeError(f"settings must be a NutsSettings (or None), got {type(s).__name__}")
     with precision(dtype):
         X, y = _model_arrays(X, y)
-        kernel = make_kernel(config, model, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
-                             dense_mass=dense_mass)
-        extra = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
-        return nuts.sample(key, kernel, (X, y), num_warmup=num_warmup, num_samples=num_samples,
-                           num_chains=num_chains, chain_method=chain_method, settings=extra, checkpoint=checkpoint,
-                           checkpoint_every=checkpoint_every, log=log, stop_after=stop_after)
+        kernel = make_kernel(config, model, target_accept_prob=s.target_accept_prob, max_tree_depth=s.max_tree_depth,
+                             dense_mass=s.dense_mass)
+        extra = dict(target_accept_prob=s.target_accept_prob, max_tree_depth=s.max_tree_depth, dense_mass=s.dense_mass)
+        ck = nuts.Checkpoint(checkpoint, s.checkpoint_every if checkpoint is not None else None, stop_after)
+        return nuts.sample(key, kernel, (X, y), schedule=s.schedule, settings=extra, checkpoint=ck, log=log)
 
 
 def resume_nuts(checkpoint, config: BNNConfig, X, y, *, num_samples: int | None = None, model=None,

@@ -27,6 +27,7 @@ What :func:`fit` does, in order:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -36,12 +37,12 @@ import numpy as np
 from ..data import Dataset, TargetTransform, as_dataset
 from ..io import atomic_save_npz, atomic_write_json, read_json
 from ..nuts import raw_key
-from .inference import resume_nuts, run_nuts, run_svi
+from .inference import NutsSettings, resume_nuts, run_nuts, run_svi
 from .sgmcmc import MINIBATCH_METHODS, MinibatchSettings, check_size, resume_minibatch, run_minibatch
 from .inputs import InputMap
 from .models import BNNConfig
 from .posterior import BNNPosterior
-from .spec import QUICK, config_to_model_table, dataset_from_spec, inference_settings, read_spec, resolve_config
+from .spec import DATA_KEYS, MODEL_KEYS, QUICK, config_to_model_table, dataset_from_spec, inference_settings, read_spec, resolve_config
 from ..errors import InputError
 
 __all__ = ["fit", "resume", "as_dataset", "CHECKPOINT", "FIT_CONFIG", "FIT_DATA"]
@@ -57,9 +58,8 @@ def _task_hint(spec_or_config) -> str | None:
     return "classification" if lik == "categorical" else "regression"
 
 
-def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, pca: int | None = None,
-        n_train: int | None = None, data_seed: int = 0, quick: bool = False, widths=None, progress: bool = False,
-        max_minutes: float | None = None, **settings) -> BNNPosterior:
+def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, quick: bool = False, progress: bool = False,
+        max_minutes: float | None = None, data_seed: int = 0, **overrides) -> BNNPosterior:
     """Fit a BNN posterior (module docstring); same ``key``, same posterior.
 
     Parameters
@@ -69,40 +69,43 @@ def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, pca: int 
     data, y : a :class:`Dataset`; or arrays ``x`` ``(n, d)`` and ``y``; or None (the spec's data set)
     out : run folder to checkpoint into and save to (None: nothing written)
     log : callable receiving progress lines (one per checkpoint chunk)
-    pca : number of PCA components (default: the spec's ``[data] pca``; None: no PCA)
-    n_train, data_seed : the spec's built-in data set only: training images (default the spec's) and the
-        seed of their stratified choice
     quick : a tiny run (:data:`.spec.QUICK`: few draws, steps or epochs, 100 training images) for smoke
         tests; settings given explicitly win
-    widths : hidden widths replacing the spec's (e.g. ``(1000, 1000)``)
     progress : a progress bar per epoch on stderr (minibatch methods; it replaces ``log``'s lines per epoch)
     max_minutes : refuse a minibatch run whose estimated time (:func:`.sgmcmc.estimate_seconds`) is longer,
         or whose draws would not fit in memory, before anything is written (None: no time limit)
-    **settings : ``[inference]`` settings (:mod:`.spec`), e.g. ``method="svi"``, ``num_samples=200``,
-        ``dtype="float64"``; None values are ignored
+    data_seed : the seed of the stratified choice of the spec's built-in training images
+    **overrides : any key of the spec's tables, by name (None values are ignored): ``[model]`` ``widths``
+        (e.g. ``(1000, 1000)``; the only one a :class:`BNNConfig` takes), ``[data]`` ``n_train``, ``n_test``
+        (built-in data) and ``pca`` (components; applies to any data), and ``[inference]`` settings
+        (:mod:`.spec`), e.g. ``method="svi"``, ``num_samples=200``, ``dtype="float64"``
     """
     key = raw_key(key)
     is_config = isinstance(spec_or_config, BNNConfig)
     spec = {"model": {}, "data": {}, "inference": {}} if is_config else read_spec(spec_or_config)
-    settings = {k: v for k, v in settings.items() if v is not None}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    model_over = {k: overrides.pop(k) for k in list(overrides) if k in MODEL_KEYS}
+    data_over = {k: overrides.pop(k) for k in list(overrides) if k in DATA_KEYS}
+    settings = overrides  # what is left: the [inference] table's (checked by inference_settings)
+    if is_config and set(model_over) - {"widths"}:
+        raise InputError(f"a BNNConfig takes no model override but widths; got {sorted(model_over)} (give a spec, "
+                         f"or build the BNNConfig with them)")
+    if "widths" in model_over:
+        model_over["widths"] = [int(w) for w in model_over["widths"]]
     if quick:
         method = settings.get("method", spec["inference"].get("method", "nuts"))
         settings = {**QUICK.get(method, {}), **settings}
-        n_train = n_train or QUICK["n_train"]
+        data_over.setdefault("n_train", QUICK["n_train"])
+    spec = {**spec, "model": {**spec["model"], **model_over}, "data": {**spec["data"], **data_over}}
     if data is None:
         if y is not None:
             raise InputError("y given without x")
-        data = dataset_from_spec(spec, seed=data_seed, n_train=n_train)
+        data = dataset_from_spec(spec, seed=data_seed)
     ds = as_dataset(data, y, task=_task_hint(spec_or_config if is_config else spec))
-    if widths is not None:
-        if is_config:
-            import dataclasses
-
-            spec_or_config = dataclasses.replace(spec_or_config, widths=tuple(widths))
-        else:
-            spec = {**spec, "model": {**spec["model"], "widths": list(widths)}}
+    if is_config and "widths" in model_over:
+        spec_or_config = dataclasses.replace(spec_or_config, widths=tuple(model_over["widths"]))
     inf = inference_settings(spec, settings)
-    pca = spec["data"].get("pca") if pca is None else pca
+    pca = spec["data"].get("pca")
     input_map = InputMap.fit(ds, pca)
     X = input_map(ds.x_train)
     Y = ds.y_train if ds.task == "classification" else ds.targets()
@@ -170,11 +173,7 @@ def _run(key, prep: _Prepared, spec: dict, *, out=None, log=None, resuming: bool
         losses, extra = None, {"resumed": True}
         spec["inference"] = {**inf, "num_samples": res.settings["num_samples"]}
     else:
-        res = run_nuts(key, config, X, Y, num_warmup=inf["num_warmup"], num_samples=inf["num_samples"],
-                       num_chains=inf["num_chains"], chain_method=inf["chain_method"],
-                       target_accept_prob=inf["target_accept_prob"], max_tree_depth=inf["max_tree_depth"],
-                       dense_mass=inf["dense_mass"], dtype=inf["dtype"], checkpoint=ck,
-                       checkpoint_every=inf["checkpoint_every"] if ck is not None else None, log=log)
+        res = run_nuts(key, config, X, Y, NutsSettings.from_dict(inf), dtype=inf["dtype"], checkpoint=ck, log=log)
         losses, extra = None, {}
     spec["inference"] = {**spec["inference"], **{k: res.settings[k] for k in ("chain_method", "backend", "devices")
                                                 if k in res.settings}}
@@ -185,9 +184,10 @@ def _run(key, prep: _Prepared, spec: dict, *, out=None, log=None, resuming: bool
                         prep.num_classes, prep.x_train, prep.y_train, prep.x_test, prep.y_test, prep.data_info, spec,
                         timings, losses)
     t1 = time.perf_counter()
-    post.to_inference_data()  # log-likelihood, replicates, test predictions: computed once, saved with the run
-    post.timings["postprocess_seconds"] = time.perf_counter() - t1
-    post.timings["wall_seconds"] = time.perf_counter() - t0
+    idata = post.to_inference_data()  # log-likelihood, replicates, test predictions: computed once, saved
+    t2 = time.perf_counter()
+    post = dataclasses.replace(post, timings={**timings, "postprocess_seconds": t2 - t1, "wall_seconds": t2 - t0})
+    post.__dict__["_inference_data"] = idata  # the cached_property's value, computed above
     if out is not None:
         post.save(out, overwrite=True)  # this run's own folder (_start_run refused an existing run)
         if log is not None:

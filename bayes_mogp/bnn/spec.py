@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..validation import check_choice, check_int
-from .inference import CHAIN_METHODS, DTYPES, GUIDES
+from .inference import DTYPES, GUIDES, NutsSettings
 from .models import LIKELIHOODS, BNNConfig
 from .sgmcmc import MINIBATCH_METHODS, MinibatchSettings
 from ..errors import InputError, InputTypeError
@@ -38,8 +38,7 @@ MODEL_KEYS = ("prior", "prior_hyper", "widths", "activation", "likelihood", "glo
               "sigma_v", "sigma_b", "noise_scale", "df")
 DATA_KEYS = ("dataset", "n_train", "n_test", "source", "pca")
 METHODS = ("nuts", "svi") + MINIBATCH_METHODS
-NUTS_DEFAULTS = {"num_warmup": 500, "num_samples": 500, "num_chains": 4, "chain_method": "auto",
-                 "target_accept_prob": 0.9, "max_tree_depth": 10, "dense_mass": False, "checkpoint_every": 100}
+NUTS_DEFAULTS = NutsSettings().to_dict()
 SVI_DEFAULTS = {"guide": "normal", "rank": None, "num_steps": 5000, "learning_rate": 0.01, "num_samples": 500}
 _MB = {k: v for k, v in MinibatchSettings().to_dict().items() if k != "method"}
 #: per-method defaults of the minibatch methods (SGHMC: the protocol of Lee et al. 2023)
@@ -102,9 +101,7 @@ def inference_settings(spec: dict, overrides: dict | None = None) -> dict:
     out = {**defaults, **{k: v for k, v in table.items() if k in defaults}, **over, "method": method}
     check_choice("dtype", out["dtype"], DTYPES)
     if method == "nuts":
-        check_choice("chain_method", out["chain_method"], CHAIN_METHODS)
-        for key in ("num_warmup", "num_samples", "num_chains", "checkpoint_every"):
-            out[key] = check_int(key, out[key], minimum=1)
+        out.update(NutsSettings.from_dict(out).to_dict())  # validates every field
     elif method in MINIBATCH_METHODS:
         out.update(MinibatchSettings.from_dict(out).to_dict())  # validates every field
         out["method"] = method

@@ -128,7 +128,7 @@ def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains
     kernel_kw: dict[str, Any] = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
     if init_params is not None:
         kernel_kw["init_strategy"] = init_to_value(values=init_params)
-    return nuts.sample(key, NUTS(mogp_model, **kernel_kw), model_kwargs=kwargs, num_warmup=num_warmup,
-                       num_samples=num_samples, num_chains=num_chains, chain_method="sequential",
+    schedule = nuts.Schedule(num_warmup, num_samples, num_chains, chain_method="sequential")
+    return nuts.sample(key, NUTS(mogp_model, **kernel_kw), model_kwargs=kwargs, schedule=schedule,
                        fields=("diverging", "num_steps"), settings=dict(target_accept_prob=target_accept_prob,
                        max_tree_depth=max_tree_depth), progress_bar=progress_bar)
