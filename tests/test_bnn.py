@@ -17,7 +17,6 @@ from numpyro.infer import NUTS, DiscreteHMCGibbs
 import bayes_mogp
 from bayes_mogp import bnn
 from bayes_mogp.bnn import BNNConfig, forward, make_kernel, pca_inputs, prune_masks
-from bayes_mogp.bnn.inference import resolve_chain_method
 from bayes_mogp.bnn.inputs import InputMap
 from bayes_mogp.cli.main import main
 from bayes_mogp.data import from_arrays
@@ -386,13 +385,6 @@ def test_report_and_predict_refuse_damaged_runs_in_one_line(cli_run, tmp_path, c
 def test_discrete_prior_gets_discrete_hmc_gibbs_and_continuous_gets_nuts():
     assert isinstance(make_kernel(BNNConfig(d_in=2, d_out=2, widths=(5,), prior="bernoulli")), DiscreteHMCGibbs)
     assert type(make_kernel(BNNConfig(d_in=2, d_out=2, widths=(5,), prior="inverse_gamma"))) is NUTS
-
-
-def test_chains_go_across_devices_when_there_are_enough(monkeypatch):
-    assert resolve_chain_method("auto", 4) == "vectorized"  # one CPU device in the tests
-    monkeypatch.setattr(jax, "local_device_count", lambda *a: 4)
-    assert resolve_chain_method("auto", 4) == "parallel" and resolve_chain_method("auto", 1) == "vectorized"
-    assert resolve_chain_method("sequential", 4) == "sequential"
 
 
 @pytest.mark.parametrize(
