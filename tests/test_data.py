@@ -147,3 +147,21 @@ def test_debian_fashion_mnist():
     assert x.min() == 0 and x.max() == 255
     s = train_test_split("fashion", 100, 50, seed=0)
     assert s.x_train.shape == (100, 784) and s.y_test.shape == (50, 10)
+
+
+def test_load_csv_inputs_reads_features_and_checks_targets(tmp_path):
+    from bayes_mogp.data import DataError, load_csv_inputs
+
+    path = tmp_path / "new.csv"
+    path.write_text("a,b,label\n1.0,2.0,1\n3.0,4.0,0\n")
+    x, t = load_csv_inputs(path, target="label", task="classification")
+    np.testing.assert_array_equal(x, [[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(t, [1, 0])
+    x, t = load_csv_inputs(path)  # no target: every column is a feature
+    assert x.shape == (2, 3) and t is None
+    path.write_text("a,b,label\n1.0,2.0,1.5\n3.0,4.0,0\n")
+    with pytest.raises(DataError, match="integer class labels"):
+        load_csv_inputs(path, target="label", task="classification")
+    path.write_text("a,b,y\n1.0,nan,1.5\n3.0,4.0,0\n")
+    with pytest.raises(DataError, match="'b' contains NaN/Inf"):
+        load_csv_inputs(path, target="y", task="regression")

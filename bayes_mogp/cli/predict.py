@@ -36,38 +36,6 @@ def add_arguments(parser):
     parser.add_argument("--name", default=None, help="predictions_<name>.npz (default: the file's stem, or 'test')")
 
 
-def read_csv_inputs(path, target: str | None, task: str):
-    """``(x, targets)`` of a prediction CSV: every column but ``target`` a numeric feature; ``targets`` real
-    (regression) or integer labels (classification), None without ``target``.  One-line
-    :class:`~bayes_mogp.data.DataError` naming the file and the column."""
-    import numpy as np
-
-    from ..data import DataError
-    from ..data.loaders import _feature_columns, _is_float, _read_csv  # the reader and checks of load_csv
-
-    header, rows = _read_csv(path)
-    feats, x = _feature_columns(path, header, rows, target)
-    for jj, j in enumerate(feats):
-        if not np.all(np.isfinite(x[:, jj])):
-            raise DataError(f"{path}: column {header[j]!r} contains NaN/Inf; clean or impute the data first")
-    t = header.index(target) if target is not None else None
-    if t is None:
-        return x, None
-    col = [r[t].strip() for r in rows]
-    bad = next((v for v in col if not _is_float(v) or not np.isfinite(float(v))), None)
-    if task == "regression":
-        if bad is not None:
-            raise DataError(f"{path}: target column {target!r} must hold finite numbers (regression run), "
-                            f"got {bad!r}")
-        return x, np.asarray([float(v) for v in col])
-    if bad is None:
-        bad = next((v for v in col if float(v) != round(float(v)) or float(v) < 0), None)
-    if bad is not None:
-        raise DataError(f"{path}: target column {target!r} must hold the integer class labels 0..C-1 the run was "
-                        f"fitted with (a run keeps no class names), got {bad!r}")
-    return x, np.asarray([int(float(v)) for v in col])
-
-
 def _check_columns(x, post, run: str, source: str, *, csv: bool, target) -> None:
     """The file's inputs have the run's number of input columns, or a one-line error naming both."""
     if x.shape[1] == post.input_dim:
@@ -112,7 +80,9 @@ def run(args) -> dict:
         _check_labels(targets, post, args.data_npz)
         name = args.name or Path(args.data_npz).stem
     elif args.data_csv:
-        x, targets = read_csv_inputs(args.data_csv, args.target, post.task)
+        from ..data import load_csv_inputs
+
+        x, targets = load_csv_inputs(args.data_csv, target=args.target, task=post.task)
         _check_columns(x, post, args.run, args.data_csv, csv=True, target=args.target)
         _check_labels(targets, post, args.data_csv)
         name = args.name or Path(args.data_csv).stem

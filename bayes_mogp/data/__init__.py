@@ -22,7 +22,7 @@ from .images import (  # noqa: F401  (private names re-exported for the tests th
 )
 from .checks import DataError
 from .dataset import TASKS, Dataset, as_dataset, from_arrays
-from .loaders import from_builtin, load_csv, load_inputs, load_npz
+from .loaders import from_builtin, load_csv, load_csv_inputs, load_inputs, load_npz
 from .transforms import InputTransform, TargetTransform
 from .synthetic import TEACHER_ACTIVATIONS, Teacher, teacher_network
 
@@ -30,5 +30,5 @@ __all__ = [
     "DATASETS", "DEBIAN_FASHION_DIR", "Split", "load_dataset", "mnist_5k_split", "one_hot", "preprocess",
     "read_idx", "stratified_subset", "train_test_split",
     "TASKS", "DataError", "Dataset", "as_dataset", "InputTransform", "TargetTransform", "from_arrays", "from_builtin",
-    "load_csv", "load_inputs", "load_npz", "TEACHER_ACTIVATIONS", "Teacher", "teacher_network",
+    "load_csv", "load_csv_inputs", "load_inputs", "load_npz", "TEACHER_ACTIVATIONS", "Teacher", "teacher_network",
 ]

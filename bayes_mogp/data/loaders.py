@@ -24,7 +24,7 @@ from ..validation import check_choice, check_in_interval, check_int
 from .checks import DataError, _as_float_matrix, _as_labels
 from .dataset import TASKS, Dataset, from_arrays
 
-__all__ = ["load_npz", "load_csv", "load_inputs", "from_builtin"]
+__all__ = ["load_npz", "load_csv", "load_inputs", "load_csv_inputs", "from_builtin"]
 
 
 # ---------------------------------------------------------------------------------------------- npz
@@ -170,6 +170,34 @@ def load_csv(path, *, target: str, test_path=None, test_fraction: float = 0.2, s
 def load_inputs(path) -> dict:
     """What ``predict`` needs from an ``.npz``: ``x_test`` and, where present, ``y_test`` or ``labels_test``."""
     return load_npz(path, require_train=False)
+
+
+def load_csv_inputs(path, *, target: str | None = None, task: str = "regression"):
+    """What ``predict`` needs from a CSV with a header row, read and checked as :func:`load_csv` does:
+    ``(x, targets)``, every column but ``target`` a numeric feature; ``targets`` real
+    (regression) or integer labels (classification), None without ``target``.  One-line
+    :class:`~bayes_mogp.data.DataError` naming the file and the column."""
+    header, rows = _read_csv(path)
+    feats, x = _feature_columns(path, header, rows, target)
+    for jj, j in enumerate(feats):
+        if not np.all(np.isfinite(x[:, jj])):
+            raise DataError(f"{path}: column {header[j]!r} contains NaN/Inf; clean or impute the data first")
+    t = header.index(target) if target is not None else None
+    if t is None:
+        return x, None
+    col = [r[t].strip() for r in rows]
+    bad = next((v for v in col if not _is_float(v) or not np.isfinite(float(v))), None)
+    if task == "regression":
+        if bad is not None:
+            raise DataError(f"{path}: target column {target!r} must hold finite numbers (regression run), "
+                            f"got {bad!r}")
+        return x, np.asarray([float(v) for v in col])
+    if bad is None:
+        bad = next((v for v in col if float(v) != round(float(v)) or float(v) < 0), None)
+    if bad is not None:
+        raise DataError(f"{path}: target column {target!r} must hold the integer class labels 0..C-1 the run was "
+                        f"fitted with (a run keeps no class names), got {bad!r}")
+    return x, np.asarray([int(float(v)) for v in col])
 
 
 # ------------------------------------------------------------------------------------------ built-in
