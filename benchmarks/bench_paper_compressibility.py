@@ -56,20 +56,16 @@ PAPER_DISTINCT = {"iid": 353, "horseshoe": 547, "gbfry": 532}
 
 
 def fit_or_load(spec: str, width: int, depth: int, run: Path, *, quick: bool, seed: int):
+    """The run in ``run`` (:func:`bayes_mogp.bnn.fit_or_resume`: read back, resumed or fitted) and whether it was
+    already finished."""
     import jax
 
-    import bayes_mogp
     from bayes_mogp import bnn
 
-    if (run / "manifest.json").exists():
-        return bayes_mogp.load(run), True
-    if (run / "checkpoint.npz").exists():
-        print(f"resuming {run}", file=sys.stderr)
-        return bnn.resume(run, progress=True), False
-    over = {}
-    if quick:
-        over = dict(n_train=2000, num_epochs=3, thin=1, checkpoint_every=1)
-    return bnn.fit(jax.random.key(seed), spec, widths=[width] * depth, out=run, progress=True, **over), False
+    reused = (run / "manifest.json").exists()
+    over = dict(n_train=2000, num_epochs=3, thin=1, checkpoint_every=1) if quick else {}
+    post = bnn.fit_or_resume(jax.random.key(seed), spec, run, progress=True, widths=[width] * depth, **over)
+    return post, reused
 
 
 def evaluate(post, quick: bool) -> dict:

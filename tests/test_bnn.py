@@ -248,6 +248,22 @@ def test_cli_resume_gives_the_draws_of_an_uninterrupted_run(cli_run, reg):
     np.testing.assert_array_equal(resumed.stats["diverging"], reg[0].stats["diverging"])
 
 
+def test_fit_or_resume_loads_a_finished_run_continues_an_interrupted_one_and_refuses_another(cli_run, tmp_path):
+    from bayes_mogp.errors import InputError
+
+    done = bnn.fit_or_resume(KEY, TINY, cli_run["run"])  # finished: read back, nothing fitted
+    np.testing.assert_array_equal(done.samples["lam0"], bayes_mogp.load(cli_run["run"]).samples["lam0"])
+    with pytest.raises(InputError, match=r"widths \[3\], not \[5\]"):
+        bnn.fit_or_resume(KEY, TINY, cli_run["run"], widths=[5])
+    run = tmp_path / "interrupted"
+    shutil.copytree(cli_run["run"], run)
+    for name in ("manifest.json", "posterior.nc", "arrays.npz"):  # as if stopped after the last checkpoint
+        (run / name).unlink()
+    again = bnn.fit_or_resume(KEY, TINY, run)
+    assert (run / "manifest.json").exists() and again.timings.get("resumed") is True
+    np.testing.assert_array_equal(again.samples["lam0"], done.samples["lam0"])
+
+
 def test_cli_report_and_predict_on_the_run(cli_run, capsys):
     run, root = cli_run["run"], cli_run["root"]
     assert main(["report", str(run), "--json"]) == 0

@@ -14,13 +14,13 @@ from ..checkpoint import CheckpointError, load_checkpoint
 from .inference import NutsResult, NutsSettings, SviResult, make_kernel, precision, resume_nuts, run_nuts, run_svi
 from .inputs import InputMap, pca_inputs
 from .models import ACTIVATIONS, LIKELIHOODS, BNNConfig, bnn_model, centred_horseshoe_model, forward
-from .pipeline import as_dataset, fit, resume
+from .pipeline import as_dataset, fit, fit_or_resume, resume
 from .posterior import BNNPosterior
 from .prediction import flatten_chains, forward_draws, params_from_samples, predict_probs, prune_masks
 from .spec import read_spec
 
 __all__ = [
-    "fit", "resume", "BNNPosterior", "as_dataset", "read_spec",
+    "fit", "fit_or_resume", "resume", "BNNPosterior", "as_dataset", "read_spec",
     "BNNConfig", "bnn_model", "centred_horseshoe_model", "forward", "ACTIVATIONS", "LIKELIHOODS",
     "NutsResult", "NutsSettings", "SviResult", "make_kernel", "run_nuts", "resume_nuts", "run_svi", "precision",
     "load_checkpoint", "CheckpointError", "InputMap", "pca_inputs",

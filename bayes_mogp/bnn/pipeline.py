@@ -45,7 +45,7 @@ from .posterior import BNNPosterior
 from .spec import DATA_KEYS, MODEL_KEYS, QUICK, config_to_model_table, dataset_from_spec, inference_settings, read_spec, resolve_config
 from ..errors import InputError
 
-__all__ = ["fit", "resume", "as_dataset", "CHECKPOINT", "FIT_CONFIG", "FIT_DATA"]
+__all__ = ["fit", "fit_or_resume", "resume", "as_dataset", "CHECKPOINT", "FIT_CONFIG", "FIT_DATA"]
 
 CHECKPOINT, FIT_CONFIG, FIT_DATA = "checkpoint.npz", "fit_config.json", "fit_data.npz"
 
@@ -244,3 +244,33 @@ def resume(out, *, num_samples: int | None = None, log=None, progress: bool = Fa
     if num_samples is not None and spec["inference"]["method"] in MINIBATCH_METHODS:
         raise InputError("num_samples applies to NUTS runs; a minibatch run's draws are set by its epochs and thin")
     return _run(key, prep, spec, out=out, log=log, resuming=True, num_samples=num_samples, progress=progress)
+
+
+def fit_or_resume(key, spec_or_config, out, *, log=None, progress: bool = False, **fit_kwargs) -> BNNPosterior:
+    """The posterior in the run folder ``out``, computing only what is missing: the finished run when ``out``
+    holds one (:func:`bayes_mogp.load`), the interrupted run continued when it holds a checkpoint
+    (:func:`resume`), else a new :func:`fit` into ``out`` (``fit_kwargs`` as :func:`fit`'s).
+
+    A finished or interrupted run is reused only if it was fitted with the same spec and hidden widths as this
+    call asks for; otherwise :class:`~bayes_mogp.errors.InputError` says what differs (choose another folder)."""
+    from ..runs import load
+
+    out = Path(out)
+    started = (out / FIT_CONFIG).exists()
+    if started:
+        saved = read_json(out / FIT_CONFIG)["spec"]
+        want = read_spec(spec_or_config) if not isinstance(spec_or_config, BNNConfig) else {}
+        name = want.get("name")
+        widths = fit_kwargs.get("widths")
+        if name is not None and saved.get("name") not in (None, name):
+            raise InputError(f"{out} holds a run of spec {saved.get('name')!r}, not {name!r}; choose another folder")
+        if widths is not None and list(saved["model"].get("widths", [])) != [int(w) for w in widths]:
+            raise InputError(f"{out} holds a run with widths {saved['model'].get('widths')}, not "
+                             f"{[int(w) for w in widths]}; choose another folder")
+    if (out / "manifest.json").exists():
+        return load(out)
+    if started and (out / CHECKPOINT).exists():
+        if log is not None:
+            log(f"resuming {out}")
+        return resume(out, log=log, progress=progress)
+    return fit(key, spec_or_config, out=out, log=log, progress=progress, **fit_kwargs)
