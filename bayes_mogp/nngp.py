@@ -17,11 +17,23 @@ likelihood over the relative noise :math:`r = \sigma^2/\bar d` (:func:`bayes_mog
 :math:`\bar d` the mean diagonal of :math:`K`) with the amplitude :math:`s` in closed form; a number fixes
 :math:`r` (``1e-3``, the rule of Lee et al. 2018) and fits only :math:`s`.  The predictive law of a new
 observation is :math:`N(\mu_*, s\,(v_* + \sigma^2))` in model units, mapped back to the user's units.
-Solvers: ``solver="cholesky"`` holds :math:`K` dense in float64 (n up to about 10^4); ``"cg"`` is
+Solvers (:mod:`bayes_mogp.iterative_gp.solvers`): :class:`~bayes_mogp.iterative_gp.Cholesky` holds
+:math:`K` dense in float64 (n up to about 10^4); :class:`~bayes_mogp.iterative_gp.CG` is
 :func:`bayes_mogp.iterative_gp.exact_gp_predict` (preconditioned conjugate gradients on a blocked,
 float32-stored, sharded kernel operator; the noise must then be given, not fitted, the amplitude comes from
 the solve, the predictive variance is the Nystrom (DTC) approximation of the preconditioner, and each
-``predict`` call runs the solve); ``"auto"`` picks CG above :data:`bayes_mogp.iterative_gp.predict.DENSE_MAX_N`.
+``predict`` call runs the solve); :class:`~bayes_mogp.iterative_gp.Auto` (the default) lets
+:func:`bayes_mogp.iterative_gp.choose_solver` pick CG above ``dense_max_n`` points
+(:data:`bayes_mogp.iterative_gp.DENSE_MAX_N`).  The names ``"auto"``, ``"cholesky"`` and ``"cg"`` stand for
+their defaults.  The CG solver samples its preconditioner's pivots with the PRNG key given to :func:`fit`: the
+posterior keeps that key (``key_data``), so every ``predict`` uses the same pivots and gives the same numbers.
+
+Settings: one frozen, validated record, :class:`NNGPSettings`; :func:`fit` takes one (``settings=``) and/or
+its field names as keyword arguments, and the fitted posterior keeps the resolved record (``b_var`` from the
+data, the solver that ran) as ``post.settings``::
+
+    post = nngp.fit(jax.random.key(0), x, y, depth=3, noise=1e-3, solver="cg")
+    post.settings.solver          # CG(tol=1e-05, ...)
 
 Classification: class probabilities :math:`P(\arg\max_c y_c = k)` by Gauss-Hermite quadrature
 (:func:`bayes_mogp.prediction.gaussian_class_probabilities`); the predicted class is the argmax of the mean.
@@ -29,9 +41,11 @@ Classification: class probabilities :math:`P(\arg\max_c y_c = k)` by Gauss-Hermi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, Mapping
 
 import jax
 import numpy as np
@@ -40,24 +54,102 @@ from .data import Dataset, InputTransform, TargetTransform, as_dataset
 from .numerics import float64
 from .posterior import Posterior
 from .prediction import Prediction, gaussian_class_probabilities
-from .validation import check_choice, check_positive
+from .validation import check_choice, check_int, check_nonnegative, check_positive
 from .errors import InputError, InputTypeError
 
-__all__ = ["fit", "NNGPPosterior", "DEFAULTS", "KERNELS", "estimate_cost", "FLOP_RATE"]
+__all__ = ["fit", "NNGPPosterior", "NNGPSettings", "KERNELS", "estimate_cost", "FLOP_RATE"]
 
 KERNELS = ("nngp", "ntk")
-#: the settings of :func:`fit` (``b_var=None``: 1 for standardised inputs, 0 for images)
-DEFAULTS = {"kernel": "nngp", "depth": 3, "activation": "relu", "w_var": 2.0, "b_var": None, "noise": "ml",
-            "solver": "auto"}
-SOLVERS = ("auto", "cholesky", "cg")
 
 #: sustained float64 flop rate assumed by :func:`estimate_cost` (2 CPU cores: 1e10 to 2e10)
 FLOP_RATE = 1e10
 
+# the key of run folders written before the key was stored: their CG predictions used this one
+_LEGACY_KEY_DATA = (0, 0)
+_LEGACY_KEY_IMPL = "threefry2x32"
 
-def estimate_cost(n_train: int, n_test: int, input_dim: int, depth: int, *, solver: str = "cholesky") -> dict:
+
+@dataclass(frozen=True)
+class NNGPSettings:
+    """What an NNGP/NTK fit does (the module docstring has the model).
+
+    ``kernel`` ``"nngp"`` (exact GP) or ``"ntk"`` (the NTK ensemble at t = inf); ``depth`` >= 1 hidden layers;
+    ``activation`` (:data:`bayes_mogp.kernels.ACTIVATIONS`); ``w_var`` > 0 and ``b_var`` >= 0 the weight and
+    bias variances (``b_var=None``: 1 for standardised inputs, 0 for images, fixed by :func:`fit`);
+    ``noise`` ``"ml"`` (relative noise by maximum marginal likelihood, dense solver only) or a number > 0 (the
+    noise variance relative to the mean kernel diagonal, e.g. 1e-3); ``solver`` ``Auto(...)``,
+    ``Cholesky()`` or ``CG(...)`` (:mod:`bayes_mogp.iterative_gp.solvers`) or their names, stored as the record.
+    """
+
+    kernel: str = "nngp"
+    depth: int = 3
+    activation: str = "relu"
+    w_var: float = 2.0
+    b_var: float | None = None
+    noise: float | str = "ml"
+    solver: Any = "auto"
+
+    def __post_init__(self):
+        from .iterative_gp.solvers import as_solver
+        from .kernels.closed_form import ACTIVATIONS
+
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen: validated copies)
+        check_choice("kernel", self.kernel, KERNELS)
+        set_("depth", check_int("depth", self.depth, minimum=1))
+        check_choice("activation", self.activation, ACTIVATIONS)
+        set_("w_var", check_positive("w_var", self.w_var))
+        if self.b_var is not None:
+            set_("b_var", check_nonnegative("b_var", self.b_var))
+        if isinstance(self.noise, str):
+            if self.noise != "ml":
+                raise InputError(f"noise must be 'ml' or a number > 0 (the noise variance relative to the mean "
+                                 f"kernel diagonal, e.g. 1e-3), got {self.noise!r}")
+        else:
+            set_("noise", check_positive("noise", self.noise))
+        set_("solver", as_solver(self.solver))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **changes) -> "NNGPSettings":
+        """A copy with ``changes`` (field names; anything else is an :class:`InputTypeError` naming it)."""
+        unknown = sorted(set(changes) - set(self.names()))
+        if unknown:
+            raise InputTypeError(f"unknown NNGP setting(s) {unknown}; allowed: {', '.join(self.names())}")
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def kernel_spec(self):
+        """The kernel as a :class:`bayes_mogp.iterative_gp.KernelSpec` (needs ``b_var``: a fitted posterior's)."""
+        from .iterative_gp import KernelSpec
+
+        if self.b_var is None:
+            raise InputError("b_var is None: it is fixed from the data by fit (post.settings.kernel_spec)")
+        return KernelSpec(self.kernel, self.depth, self.activation, self.w_var, self.b_var)
+
+    def to_dict(self) -> dict:
+        """JSON-able fields; the solver as its name and fields (``{"name": "cg", "tol": ..., ...}``)."""
+        out = {f: getattr(self, f) for f in self.names()}
+        out["solver"] = self.solver.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "NNGPSettings":
+        """The inverse of :meth:`to_dict` (unknown names refused); the solver may also be a bare name, as
+        run folders wrote it before the solvers were records."""
+        from .iterative_gp.solvers import solver_from_dict
+
+        d = dict(d)
+        if "solver" in d:
+            d["solver"] = solver_from_dict(d["solver"])
+        return cls().replace(**d)
+
+
+def estimate_cost(n_train: int, n_test: int, input_dim: int, depth: int, *, solver="cholesky") -> dict:
     """Seconds and bytes of one fit and prediction.
 
+    ``solver`` ``"cholesky"`` or ``"cg"`` (or the solver record).
     ``"cholesky"``: kernels (n^2 d + depth n^2), Cholesky (n^3/3), the marginal-likelihood
     eigendecomposition (~10 n^3), test kernels (n m d) at :data:`FLOP_RATE`; memory of three (n, n) float64
     matrices and the (m, n) test kernel.  ``"cg"``: calibrated on Fashion-MNIST (n = 60000, m = 10000,
@@ -65,7 +157,7 @@ def estimate_cost(n_train: int, n_test: int, input_dim: int, depth: int, *, solv
     (kernel tiles, preconditioner, CG) and 10% in the n m stages (test kernel, variances); the memory is
     :func:`bayes_mogp.iterative_gp.memory_estimate`.  Both are upper-end estimates on 2 CPU cores."""
     n, m = n_train, n_test
-    if solver == "cg":
+    if getattr(solver, "name", solver) == "cg":
         from .iterative_gp import memory_estimate
 
         scale = (input_dim + 20 * depth) / (784 + 60)
@@ -76,47 +168,54 @@ def estimate_cost(n_train: int, n_test: int, input_dim: int, depth: int, *, solv
 
 
 @float64
-def fit(key, data, y=None, **settings) -> "NNGPPosterior":
+def fit(key, data, y=None, settings: NNGPSettings | None = None, **overrides) -> "NNGPPosterior":
     """Fit the exact GP on ``data`` (a :class:`bayes_mogp.data.Dataset`, or arrays ``x``, ``y``; integer ``y``
-    are class labels).  Settings: see :data:`DEFAULTS` and the module docstring.  ``key`` is accepted for
-    the common ``fit(key, data)`` signature; the exact GP draws nothing at random.  Runs in float64
+    are class labels).
+
+    ``settings``: an :class:`NNGPSettings` (None: the defaults); ``overrides``: its field names
+    (``fit(key, x, y, depth=2, noise=1e-3, solver="cg")``), applied to ``settings``; another name is an
+    :class:`InputTypeError` listing the allowed ones.  The solver is resolved with
+    :func:`bayes_mogp.iterative_gp.choose_solver` for the training set's size.  ``key``: a JAX PRNG key; the
+    dense solver draws nothing (``None`` is accepted there), the CG solver needs it (its preconditioner's
+    pivots) and the posterior keeps it for every ``predict``.  Runs in float64
     (:func:`bayes_mogp.numerics.float64`) whatever the caller's JAX setting."""
     from .gp import amplitude_mle, noise_mle
-    from .iterative_gp.predict import DENSE_MAX_N
+    from .iterative_gp.solvers import CG, check_key, choose_solver
     from .kernels import kernel_diagonals, nngp_kernel
 
-    del key
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise InputTypeError(f"unknown NNGP setting(s) {unknown}; allowed: {', '.join(DEFAULTS)}")
+    if settings is None:
+        settings = NNGPSettings()
+    elif not isinstance(settings, NNGPSettings):
+        raise InputTypeError(f"settings must be an NNGPSettings (or None), got {type(settings).__name__}")
+    s = settings.replace(**overrides)
     data: Dataset = as_dataset(data, y)
-    s = {**DEFAULTS, **settings}
-    check_choice("kernel", s["kernel"], KERNELS)
-    if s["b_var"] is None:
-        s["b_var"] = 1.0 if data.input_transform.kind == "standardize" else 0.0
+    if s.b_var is None:
+        s = s.replace(b_var=1.0 if data.input_transform.kind == "standardize" else 0.0)
+    solver, reason = choose_solver(s.solver, data.n_train, 0, data.input_dim, data.num_outputs)  # m: not known yet
+    s = s.replace(solver=solver)
     t0 = time.perf_counter()
     x, yt = data.inputs(), data.targets()
-    kw = dict(depth=s["depth"], activation=s["activation"], w_var=s["w_var"], b_var=s["b_var"])
-    check_choice("solver", s["solver"], SOLVERS)
+    kw = s.kernel_spec.kernel_kwargs
     parts = dict(x_train=x, y_train=yt, data_info=data.describe(), input_transform=data.input_transform,
                  target_transform=data.target_transform, task=data.task, num_classes=data.num_classes)
-    if s["solver"] == "cg" or (s["solver"] == "auto" and data.n_train > DENSE_MAX_N):
-        if s["noise"] == "ml":
-            raise InputError(f"noise='ml' needs the dense solver (n <= {DENSE_MAX_N}); with {data.n_train} "
-                             f"training points give a relative noise, e.g. noise=1e-3")
-        rel = check_positive("noise", s["noise"])
-        s["solver"] = "cg"
-        diag = kernel_diagonals(x, **kw)[0 if s["kernel"] == "nngp" else 1]  # NTK: relative to mean diag Theta
+    if isinstance(solver, CG):
+        if s.noise == "ml":
+            raise InputError(f"noise='ml' needs the dense solver, but the CG solver runs ({reason}); with "
+                             f"{data.n_train} training points give a relative noise, e.g. noise=1e-3")
+        key = check_key(key, required=True)
+        rel = s.noise
+        diag = kernel_diagonals(x, **kw)[0 if s.kernel == "nngp" else 1]  # NTK: relative to mean diag Theta
         noise_var = rel * float(np.mean(np.asarray(diag)))
         return NNGPPosterior(settings=s, relative_noise=rel, noise_var=noise_var, amplitude=float("nan"),
-                             timings={"seconds": time.perf_counter() - t0}, **parts)
-    s["solver"] = "cholesky"
+                             timings={"seconds": time.perf_counter() - t0},
+                             key_data=np.asarray(jax.random.key_data(key), dtype=np.uint32),
+                             key_impl=str(jax.random.key_impl(key)), **parts)
     k = np.asarray(nngp_kernel(x, **kw))
     dbar = float(np.mean(np.diag(k)))
-    if s["noise"] == "ml":
+    if s.noise == "ml":
         rel, noise_var, amp = noise_mle(k, yt)
     else:
-        rel = check_positive("noise", s["noise"])
+        rel = s.noise
         noise_var = rel * dbar
         amp = amplitude_mle(k, yt, noise_var=noise_var)
     post = NNGPPosterior(settings=s, relative_noise=rel, noise_var=noise_var, amplitude=amp,
@@ -127,10 +226,12 @@ def fit(key, data, y=None, **settings) -> "NNGPPosterior":
 
 @dataclass(frozen=True, eq=False, repr=False)
 class NNGPPosterior(Posterior):
-    """A fitted exact GP (NNGP or NTK ensemble): training inputs/targets in model units, noise, amplitude
-    (NaN for ``solver="cg"``: it comes from each prediction's solve, reported in ``Prediction.info``)."""
+    """A fitted exact GP (NNGP or NTK ensemble): the resolved :class:`NNGPSettings` (``b_var`` fixed, the
+    solver a ``Cholesky()`` or ``CG(...)`` record), training inputs/targets in model units, noise, amplitude
+    (NaN with CG: it comes from each prediction's solve, reported in ``Prediction.info``) and, with CG, the
+    fit's PRNG key (``key_data``, ``key_impl``): every ``predict`` samples the preconditioner's pivots with it."""
 
-    settings: dict
+    settings: NNGPSettings
     x_train: np.ndarray
     y_train: np.ndarray
     relative_noise: float
@@ -142,14 +243,26 @@ class NNGPPosterior(Posterior):
     task: str
     num_classes: int | None
     timings: dict = field(default_factory=dict)
+    key_data: np.ndarray | None = None  # CG: jax.random.key_data of the fit's key (uint32)
+    key_impl: str | None = None  # CG: its PRNG implementation (jax.random.key_impl), e.g. "threefry2x32"
     kind = "nngp"
     has_draws = False
     diagnostic_vars = ()
 
     @property
     def _kernel_kwargs(self) -> dict:
-        s = self.settings
-        return dict(depth=s["depth"], activation=s["activation"], w_var=s["w_var"], b_var=s["b_var"])
+        return self.settings.kernel_spec.kernel_kwargs
+
+    @property
+    def _is_cg(self) -> bool:
+        return self.settings.solver.name == "cg"
+
+    @property
+    def key(self):
+        """The fit's PRNG key (CG), rebuilt from ``key_data``; None for the dense solver."""
+        if self.key_data is None:
+            return None
+        return jax.random.wrap_key_data(np.asarray(self.key_data, dtype=np.uint32), impl=self.key_impl)
 
     @cached_property
     def kernel_train(self) -> np.ndarray:
@@ -169,14 +282,14 @@ class NNGPPosterior(Posterior):
 
         xm = self.input_transform(self.check_inputs(x))
         kw = self._kernel_kwargs
-        if self.settings.get("solver") == "cg":
+        if self._is_cg:
             from .iterative_gp import exact_gp_predict
 
-            res = exact_gp_predict(self.x_train, self.y_train, xm, kernel=self.settings["kernel"],
-                                   noise_var=self.noise_var, solver="cg", variance="nystrom", progress=progress, **kw)
+            res = exact_gp_predict(self.x_train, self.y_train, xm, self.settings.kernel_spec, self.noise_var,
+                                   key=self.key, solver=self.settings.solver, variance="nystrom", progress=progress)
             return res.mean, res.var, {"jitter": 0.0, **res.info}
         kss, _ = kernel_diagonals(xm, **kw)
-        if self.settings["kernel"] == "nngp":
+        if self.settings.kernel == "nngp":
             ks = nngp_kernel(xm, self.x_train, **kw)
             post = gp_posterior(self.kernel_train, ks, self.y_train, noise_var=self.noise_var, k_test_test=kss)
         else:
@@ -189,7 +302,7 @@ class NNGPPosterior(Posterior):
 
     def predict(self, x, *, progress=None) -> Prediction:
         """Predictive distribution of a new observation at ``x`` (m, d), user units; ``Prediction.info`` holds
-        the jitter and the amplitude (and, for ``solver="cg"``, the solver's report).  ``progress``: a callback
+        the jitter and the amplitude (and, with CG, the solver's report; the pivots from the fit's key).  ``progress``: a callback
         for the iterative solver's stages (:class:`bayes_mogp.iterative_gp.Progress` events)."""
         mean, var, info = self.predict_latent(x, progress=progress)
         var_y = info["amplitude"] * (np.maximum(var, 0.0) + self.noise_var)  # (m,)
@@ -208,7 +321,7 @@ class NNGPPosterior(Posterior):
         Dense solver only: it eigendecomposes the n x n kernel."""
         import jax.numpy as jnp
 
-        if self.settings.get("solver") == "cg":
+        if self._is_cg:
             raise InputError("pointwise_loo needs the dense kernel (solver='cholesky', n <= 10000); this posterior "
                              "was fitted with solver='cg'")
 
@@ -250,7 +363,7 @@ class NNGPPosterior(Posterior):
 
         post = {"amplitude": np.full((1, 1), self.amplitude), "noise_var": np.full((1, 1), self.noise_var),
                 "relative_noise": np.full((1, 1), self.relative_noise)}
-        ll = None if self.settings.get("solver") == "cg" else {"y": self.pointwise_loo()[None, None]}
+        ll = None if self._is_cg else {"y": self.pointwise_loo()[None, None]}
         return az.from_dict(posterior=post, log_likelihood=ll, observed_data={"y": self.y_observed})
 
     def _arrays(self) -> dict:
@@ -258,10 +371,12 @@ class NNGPPosterior(Posterior):
 
         return {"x_train": self.x_train, "y_train": self.y_train, "amplitude": np.asarray(self.amplitude),
                 "noise_var": np.asarray(self.noise_var), "relative_noise": np.asarray(self.relative_noise),
-                **self.input_transform.to_arrays(), **task_arrays(self.task, self.num_classes, self.target_transform)}
+                **self.input_transform.to_arrays(), **task_arrays(self.task, self.num_classes, self.target_transform),
+                **({} if self.key_data is None else {"key_data": np.asarray(self.key_data, dtype=np.uint32),
+                                                     "key_impl": np.asarray(self.key_impl)})}
 
     def _manifest_spec(self) -> dict:
-        return {**self.settings, "timings": self.timings}
+        return {**self.settings.to_dict(), "timings": self.timings}
 
     @classmethod
     def _from_run(cls, spec, a, idata, data_info) -> "NNGPPosterior":
@@ -271,8 +386,18 @@ class NNGPPosterior(Posterior):
         if "fit_seconds" in timings:  # runs written before the timings were named as every model's
             timings = {"seconds": timings["fit_seconds"]}
         task, num_classes, target = task_from_arrays(a)
-        spec.setdefault("solver", "cholesky")
-        return cls(settings=spec, x_train=a["x_train"], y_train=a["y_train"],
+        spec.setdefault("solver", "cholesky")  # runs written before the solver was recorded: dense
+        settings = NNGPSettings.from_dict(spec)
+        if settings.solver.name not in ("cholesky", "cg"):
+            raise InputError(f"an NNGP run folder records the solver that ran (cholesky or cg), got "
+                             f"{settings.solver.name!r}")
+        key_data = key_impl = None
+        if "key_data" in a:
+            key_data, key_impl = np.asarray(a["key_data"], dtype=np.uint32), str(a["key_impl"])
+        elif settings.solver.name == "cg":  # written before the key was stored: its predictions used key(0)
+            key_data, key_impl = np.asarray(_LEGACY_KEY_DATA, dtype=np.uint32), _LEGACY_KEY_IMPL
+        return cls(settings=settings, x_train=a["x_train"], y_train=a["y_train"],
                    relative_noise=float(a["relative_noise"]), noise_var=float(a["noise_var"]),
                    amplitude=float(a["amplitude"]), data_info=data_info, input_transform=InputTransform.from_arrays(a),
-                   target_transform=target, task=task, num_classes=num_classes, timings=timings)
+                   target_transform=target, task=task, num_classes=num_classes, timings=timings,
+                   key_data=key_data, key_impl=key_impl)

@@ -11,9 +11,9 @@ In one process, for each n of ``--nt-sizes`` (side by side, same inputs, predict
 
 - ``nt-dense``: neural-tangents' ``kernel_fn`` (``stax_model("mlp")``, jitted, get="nngp") for the train
   and test-train matrices, then ``neural_tangents.predict.gp_inference`` (float64 Cholesky);
-- ``ours-cholesky``: :func:`bayes_mogp.iterative_gp.exact_gp_predict` with ``solver="cholesky"`` (what
-  ``solver="auto"`` picks at n <= 10 000);
-- ``ours-cg``: the same with ``solver="cg"`` (float32 tiles, pivoted-Cholesky preconditioner, PCG).
+- ``ours-cholesky``: :func:`bayes_mogp.iterative_gp.exact_gp_predict` with ``solver=Cholesky()`` (what
+  ``solver=Auto()`` picks at n <= 10 000);
+- ``ours-cg``: the same with ``solver=CG(...)`` (float32 tiles, pivoted-Cholesky preconditioner, PCG).
 
 then, for each n of ``--sizes``, ``ours-cg`` alone with the Nystrom (DTC) variance and
 ``--var-check`` test points whose exact variance rides along with the mean's solve.  At the smallest
@@ -30,6 +30,7 @@ seconds (< 1: ours faster).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -96,15 +97,16 @@ def main(argv=None) -> dict:
         args.nt_sizes, args.sizes, args.n_test = [1000], [2000], 1000
 
     from bayes_mogp.data import train_test_split
-    from bayes_mogp.iterative_gp import exact_gp_predict
+    from bayes_mogp.iterative_gp import CG, Cholesky, KernelSpec, exact_gp_predict
     from bayes_mogp.kernels import import_neural_tangents, kernel_diagonals, stax_model
 
     nt = import_neural_tangents()
     depth = 3
     model = stax_model("mlp", depth=depth, activation="relu", w_var=2.0, b_var=0.0)
     nt_kernel = jax.jit(model.kernel_fn, static_argnames="get")
-    common = dict(depth=depth, activation="relu", w_var=2.0, b_var=0.0, tol=args.tol, precond_rank=args.rank,
-                  block_size=args.block_size)
+    spec = KernelSpec("nngp", depth=depth, activation="relu", w_var=2.0, b_var=0.0)
+    cg = CG(tol=args.tol, precond_rank=args.rank, block_size=args.block_size)
+    key = jax.random.key(0)  # the preconditioner's pivots
 
     def split(n):
         s = train_test_split("fashion", n, args.n_test, source="debian")
@@ -131,7 +133,7 @@ def main(argv=None) -> dict:
 
     # one-off JAX start-up (backends, linalg) outside every timing, on 20 points
     s0, noise0 = split(20 if not args.quick else 20)
-    exact_gp_predict(s0.x_train, s0.y_train, s0.x_test[:5], depth=depth, noise_var=noise0, solver="cholesky")
+    exact_gp_predict(s0.x_train, s0.y_train, s0.x_test[:5], spec, noise0, key=None, solver=Cholesky())
     rows = []
     variance_check = None
     for n in args.nt_sizes:
@@ -149,21 +151,21 @@ def main(argv=None) -> dict:
         rows.append(row_from(n, "nt-dense", mean_nt, s, meas))
         _log(f"  nt-dense {meas['seconds']:.1f} s, peak {meas['peak_rss_gb']:.2f} GiB, acc {rows[-1]['accuracy']:.4f}")
         del mean_nt
-        for method, solver in (("ours-cholesky", "cholesky"), ("ours-cg", "cg")):
+        for method, solver in (("ours-cholesky", Cholesky()), ("ours-cg", cg)):
             _log(f"n = {n}: {method} ...")
             res, meas = _measure(lambda: exact_gp_predict(
-                s.x_train, s.y_train, s.x_test, noise_var=noise, solver=solver, variance="none",
-                progress=_progress(method), **common))
+                s.x_train, s.y_train, s.x_test, spec, noise, key=key, solver=solver, variance="none",
+                progress=_progress(method)))
             rows.append(row_from(n, method, res.mean, s, meas, res.info, ref))
             r = rows[-1]
             _log(f"  {method} {r['seconds']:.1f} s (ratio {r['seconds_ratio_vs_nt']:.2f}), peak {r['peak_rss_gb']:.2f} GiB,"
                  f" acc {r['accuracy']:.4f}, max |mean - nt| {r['max_abs_mean_diff_vs_nt']:.1e}")
         if variance_check is None:  # the Nystrom variance of every test point against the exact one
             _log(f"n = {n}: variance check (dense exact vs Nystrom, all {args.n_test} test points) ...")
-            ex = exact_gp_predict(s.x_train, s.y_train, s.x_test, noise_var=noise, solver="cholesky",
-                                  variance="exact", **common)
-            ny = exact_gp_predict(s.x_train, s.y_train, s.x_test, noise_var=noise, solver="cg", variance="nystrom",
-                                  **common)
+            ex = exact_gp_predict(s.x_train, s.y_train, s.x_test, spec, noise, key=None, solver=Cholesky(),
+                                  variance="exact")
+            ny = exact_gp_predict(s.x_train, s.y_train, s.x_test, spec, noise, key=key, solver=cg,
+                                  variance="nystrom")
             ratio = ny.var / ex.var
             variance_check = {"n": n, "precond_rank": ny.info["precond_rank"],
                               "nystrom_over_exact_quantiles": dict(zip(
@@ -177,8 +179,8 @@ def main(argv=None) -> dict:
         s, noise = split(n)
         _log(f"n = {n}: ours-cg (alone) ...")
         res, meas = _measure(lambda: exact_gp_predict(
-            s.x_train, s.y_train, s.x_test, noise_var=noise, solver="cg", variance="nystrom",
-            var_check_points=args.var_check, refine=args.refine, progress=_progress("ours-cg"), **common))
+            s.x_train, s.y_train, s.x_test, spec, noise, key=key, solver=dataclasses.replace(cg, refine=args.refine),
+            variance="nystrom", var_check_points=args.var_check, progress=_progress("ours-cg")))
         rows.append(row_from(n, "ours-cg", res.mean, s, meas, res.info))
         r = rows[-1]
         _log(f"  ours-cg {r['seconds']:.1f} s (cpu {r['cpu_seconds']:.0f} s), peak {r['peak_rss_gb']:.2f} GiB, "

@@ -7,6 +7,8 @@ Error bounds used below, for the solution :math:`\\tilde\\alpha` of the float32-
 :math:`\\|k_*\\| (\\|\\tilde r\\| + 2^{-24}\\|K - c\\|_F \\|\\tilde\\alpha\\|) / \\sigma^2` of the exact one.
 """
 
+import ast
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,15 +20,23 @@ import jax
 import numpy as np
 import pytest
 
+from bayes_mogp.errors import InputError, InputTypeError
 from bayes_mogp.gp import gp_posterior
 from bayes_mogp.iterative_gp import (
+    CG,
+    DENSE_MAX_N,
+    Auto,
+    Cholesky,
     KernelSpec,
+    as_solver,
     build_operator,
+    choose_solver,
     exact_gp_predict,
     make_mesh,
     memory_estimate,
     pivoted_cholesky,
 )
+from bayes_mogp.iterative_gp.solvers import solver_from_dict
 from bayes_mogp.iterative_gp.operator import from_blocks, to_blocks
 from bayes_mogp.kernels import kernel_diagonals, nngp_kernel, ntk_kernel
 
@@ -34,9 +44,17 @@ N, M, D, C = 400, 24, 16, 3
 NOISE = 2e-3  # 1e-3 x the mean diagonal (2 for w_var = 2 and inputs of norm sqrt(d))
 TOL = 1e-8
 KW = dict(depth=3, activation="relu", w_var=2.0, b_var=0.0)
-CG = dict(KW, noise_var=NOISE, tol=TOL, precond_rank=40, block_size=64)
-# -> CG; exact variances of all test points, and their Nystrom values in info["var_check"]
-MAIN = dict(CG, solver="auto", dense_max_n=100, variance="exact", var_check_points=M, refine=True)
+SPEC = KernelSpec("nngp", **KW)
+CG_OPTS = dict(tol=TOL, precond_rank=40, block_size=64)
+# -> CG (n = 400 > dense_max_n); exact variances of all test points, and their Nystrom values in info["var_check"]
+MAIN_OPTS = dict(kernel=KW, cg=dict(CG_OPTS, refine=True), dense_max_n=100, var_check_points=M)
+
+
+def _main_call(opts):
+    """The keyword arguments of the main CG run from ``MAIN_OPTS`` (JSON, for the 4-device subprocess)."""
+    return dict(key=jax.random.key(0), solver=Auto(dense_max_n=opts["dense_max_n"], cg=CG(**opts["cg"])),
+                variance="exact", var_check_points=opts["var_check_points"])
+
 
 # the 4-device run: the same call in a fresh interpreter (conftest fixes this one at 1 device)
 SCRIPT = textwrap.dedent("""
@@ -44,10 +62,12 @@ SCRIPT = textwrap.dedent("""
     import jax
     jax.config.update("jax_enable_x64", True)
     import numpy as np
-    from bayes_mogp.iterative_gp import exact_gp_predict
+    from bayes_mogp.iterative_gp import CG, Auto, KernelSpec, exact_gp_predict
     d = np.load(sys.argv[1])
-    kw = json.loads(sys.argv[2])
-    r = exact_gp_predict(d["x_train"], d["y_train"], d["x_test"], **kw)
+    o = json.loads(sys.argv[2])
+    r = exact_gp_predict(d["x_train"], d["y_train"], d["x_test"], KernelSpec("nngp", **o["kernel"]), o["noise_var"],
+                         key=jax.random.key(0), solver=Auto(dense_max_n=o["dense_max_n"], cg=CG(**o["cg"])),
+                         variance="exact", var_check_points=o["var_check_points"])
     np.savez(sys.argv[3], mean=r.mean, var=r.var, devices=len(jax.devices()),
              num_devices=r.info["layout"]["num_devices"], iterations=r.info["iterations"])
 """)
@@ -74,7 +94,7 @@ def four_devices(tmp_path_factory, data):
     np.savez(tmp / "in.npz", x_train=xtr, y_train=y, x_test=xte)
     env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     log = open(tmp / "log.txt", "w")
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp / "in.npz"), json.dumps(MAIN), str(tmp / "out.npz")],
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp / "in.npz"), json.dumps(dict(MAIN_OPTS, noise_var=NOISE)), str(tmp / "out.npz")],
                             env=env, cwd=Path(__file__).resolve().parents[1], stdout=log, stderr=subprocess.STDOUT)
     yield proc, tmp / "out.npz", tmp / "log.txt"
     log.close()
@@ -97,7 +117,7 @@ def dense(data):
 def cg_run(data, four_devices):
     xtr, y, xte = data
     events = []
-    res = exact_gp_predict(xtr, y, xte, progress=events.append, **MAIN)
+    res = exact_gp_predict(xtr, y, xte, SPEC, NOISE, progress=events.append, **_main_call(MAIN_OPTS))
     return res, events
 
 
@@ -111,6 +131,7 @@ def test_auto_picks_cg_above_threshold_and_reports(cg_run):
     res, _ = cg_run
     info = res.info
     assert info["solver"] == "cg" and "dense_max_n" in info["solver_reason"]
+    assert info["solver_options"] == {**CG(refine=True, **CG_OPTS).to_dict(), "storage": "float32"}  # as used
     assert info["storage"] == "float32" and info["converged"]
     assert info["residual_exact"] <= TOL and 0 < info["iterations"] < 200  # refine=True: float64 kernel
     assert info["residual"] < 1e-5  # the stored operator (float32 tiles) of the refined solution
@@ -174,11 +195,11 @@ def test_nystrom_variance_is_dtc_of_the_pivoted_cholesky(data, dense, cg_run):
 
 def test_cholesky_path_is_gp_posterior(data, dense):
     xtr, y, xte = data
-    res = exact_gp_predict(xtr, y, xte, noise_var=NOISE, **KW)  # auto: n <= dense_max_n
-    assert res.info["solver"] == "cholesky"
+    res = exact_gp_predict(xtr, y, xte, SPEC, NOISE, key=None)  # Auto(): n <= dense_max_n; no key needed
+    assert res.info["solver"] == "cholesky" and res.info["solver_reason"] == f"n = {N} <= dense_max_n = {DENSE_MAX_N}"
     np.testing.assert_allclose(res.mean, dense["mean"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.var, dense["var"], rtol=0, atol=1e-12)
-    sub = exact_gp_predict(xtr, y[:, 0], xte, noise_var=NOISE, var_points=[3, 5], solver="cholesky", **KW)
+    sub = exact_gp_predict(xtr, y[:, 0], xte, SPEC, NOISE, key=None, var_points=[3, 5], solver="cholesky")
     assert sub.mean.shape == (M, 1) and np.array_equal(sub.var_indices, [3, 5])
     np.testing.assert_allclose(sub.var, dense["var"][[3, 5]], atol=1e-12)
 
@@ -186,38 +207,168 @@ def test_cholesky_path_is_gp_posterior(data, dense):
 @pytest.mark.parametrize(
     "change, exc, name",
     [
-        (dict(x_train="nan"), ValueError, "x_train"),
-        (dict(x_test="cols"), ValueError, "x_test"),
-        (dict(y_train="rows"), ValueError, "y_train"),
-        (dict(tol=0.0), ValueError, "tol"),
-        (dict(tol=1.5), ValueError, "tol"),
-        (dict(tol="small"), TypeError, "tol"),
-        (dict(noise_var=-1.0), ValueError, "noise_var"),
-        (dict(noise_var=0.0, solver="cg"), ValueError, "noise_var"),
-        (dict(solver="lu"), ValueError, "solver"),
-        (dict(variance="diag"), ValueError, "variance"),
-        (dict(storage="float16"), ValueError, "storage"),
-        (dict(precond_rank=0), ValueError, "precond_rank"),
-        (dict(max_iter=2.5), TypeError, "max_iter"),
-        (dict(depth=0), ValueError, "depth"),
-        (dict(kernel="rbf"), ValueError, "kernel"),
-        (dict(var_points=[0, M]), ValueError, "var_points"),
-        (dict(var_check_points=40), ValueError, "var_check_points"),
-        (dict(progress="bar"), TypeError, "progress"),
-        (dict(refine=1), TypeError, "refine"),
-        (dict(memory_limit_gb=0), ValueError, "memory_limit_gb"),
-        (dict(key=0), TypeError, "key"),
+        (dict(x_train="nan"), InputError, "x_train"),
+        (dict(x_test="cols"), InputError, "x_test"),
+        (dict(y_train="rows"), InputError, "y_train"),
+        (dict(noise_var=-1.0), InputError, "noise_var"),
+        (dict(noise_var=0.0, solver=CG()), InputError, "noise_var"),
+        (dict(solver="lu"), InputError, "solver"),
+        (dict(solver=3), InputTypeError, "solver"),
+        (dict(kernel="nngp"), InputTypeError, "kernel"),
+        (dict(variance="diag"), InputError, "variance"),
+        (dict(var_points=[0, M]), InputError, "var_points"),
+        (dict(var_check_points=40), InputError, "var_check_points"),
+        (dict(progress="bar"), InputTypeError, "progress"),
+        (dict(key=0), InputTypeError, "key"),
+        (dict(key=None, solver=CG()), InputTypeError, "key"),  # CG samples its pivots: no hidden default key
+        (dict(key=None, solver=Auto(dense_max_n=10)), InputTypeError, "key"),  # Auto resolves to CG here
     ],
 )
 def test_bad_inputs_raise_naming_the_parameter(data, change, exc, name):
     xtr, y, xte = data
-    args = dict(x_train=xtr, y_train=y, x_test=xte, noise_var=NOISE, **KW)
+    args = dict(x_train=xtr, y_train=y, x_test=xte, kernel=SPEC, noise_var=NOISE, key=jax.random.key(0))
     special = {"nan": lambda a: np.where(np.arange(a.size).reshape(a.shape) == 7, np.nan, a),
                "cols": lambda a: a[:, :-1], "rows": lambda a: a[:-1]}
     for key, value in change.items():
         args[key] = special[value](args[key]) if isinstance(value, str) and value in special else value
     with pytest.raises(exc, match=name):
-        exact_gp_predict(args.pop("x_train"), args.pop("y_train"), args.pop("x_test"), **args)
+        exact_gp_predict(args.pop("x_train"), args.pop("y_train"), args.pop("x_test"), args.pop("kernel"),
+                         args.pop("noise_var"), **args)
+
+
+@pytest.mark.parametrize(
+    "build, exc, name",
+    [
+        (lambda: CG(tol=0.0), InputError, "tol"),
+        (lambda: CG(tol=1.5), InputError, "tol"),
+        (lambda: CG(tol="small"), InputTypeError, "tol"),
+        (lambda: CG(max_iter=2.5), InputTypeError, "max_iter"),
+        (lambda: CG(max_iter=0), InputError, "max_iter"),
+        (lambda: CG(precond_rank=0), InputError, "precond_rank"),
+        (lambda: CG(storage="float16"), InputError, "storage"),
+        (lambda: CG(refine=1), InputTypeError, "refine"),
+        (lambda: CG(block_size=4), InputError, "block_size"),
+        (lambda: CG(devices=["cpu"]), InputTypeError, "devices"),
+        (lambda: CG(devices=[]), InputTypeError, "devices"),
+        (lambda: CG(memory_limit_gb=0), InputError, "memory_limit_gb"),
+        (lambda: Auto(dense_max_n=-1), InputError, "dense_max_n"),
+        (lambda: Auto(memory_limit_gb=-2.0), InputError, "memory_limit_gb"),
+        (lambda: Auto(cg="cg"), InputTypeError, "cg"),
+        (lambda: KernelSpec("rbf"), InputError, "kernel"),
+        (lambda: KernelSpec("nngp", depth=0), InputError, "depth"),
+        (lambda: KernelSpec("nngp", activation="gelu"), InputError, "activation"),
+        (lambda: KernelSpec("nngp", w_var=0.0), InputError, "w_var"),
+        (lambda: KernelSpec("nngp", b_var=-1.0), InputError, "b_var"),
+        (lambda: solver_from_dict({"name": "cg", "tolerance": 1e-3}), InputTypeError, "tolerance"),
+    ],
+)
+def test_solver_and_kernel_records_are_checked_when_built(build, exc, name):
+    with pytest.raises(exc, match=name):
+        build()
+
+
+def test_solver_records_defaults_frozen_and_normalised():
+    cg = CG()
+    # the defaults exact_gp_predict had before the solvers were records
+    assert (cg.tol, cg.max_iter, cg.precond_rank, cg.storage, cg.refine, cg.block_size, cg.devices,
+            cg.memory_limit_gb) == (1e-5, 1000, None, "auto", False, 512, None, None)
+    assert Auto() == Auto(dense_max_n=DENSE_MAX_N, memory_limit_gb=None, cg=CG()) and DENSE_MAX_N == 10_000
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cg.tol = 1e-3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SPEC.depth = 2
+    # validated values are stored normalised (Python numbers, tuples), so records are hashable and compare equal
+    odd = CG(max_iter=10.0, precond_rank=np.int64(5), tol=np.float32(0.5), devices=jax.devices())
+    assert type(odd.max_iter) is int and type(odd.precond_rank) is int and type(odd.tol) is float
+    assert odd.devices == tuple(jax.devices()) and hash(odd) == hash(CG(max_iter=10, precond_rank=5, tol=0.5,
+                                                                        devices=tuple(jax.devices())))
+    assert KernelSpec("nngp", depth=np.int64(3), w_var=2) == SPEC and hash(KernelSpec()) == hash(SPEC)
+    assert CG().rank_for(400) == 100 and CG().rank_for(40_000) == 3000 and CG(precond_rank=500).rank_for(60) == 60
+    assert (Cholesky().name, CG().name, Auto().name) == ("cholesky", "cg", "auto")
+
+
+def test_solver_names_become_records_in_one_helper():
+    assert as_solver("auto") == Auto() and as_solver("cholesky") == Cholesky() and as_solver("cg") == CG()
+    cg = CG(tol=1e-7)
+    assert as_solver(cg) is cg
+    with pytest.raises(InputError, match="solver must be one of auto, cholesky, cg"):
+        as_solver("lu")
+    with pytest.raises(InputTypeError, match="--solver"):
+        as_solver(None, name="--solver")
+
+
+def test_choose_solver_is_the_one_dense_or_cg_rule():
+    cg = CG(tol=1e-7)
+    auto = Auto(dense_max_n=100, cg=cg)
+    assert choose_solver(auto, 100, 10, 4, 1) == (Cholesky(), "n = 100 <= dense_max_n = 100")
+    chosen, reason = choose_solver(auto, 101, 10, 4, 1)
+    assert chosen is cg and reason == "n = 101 > dense_max_n = 100"  # Auto's own CG options
+    # below dense_max_n, a dense estimate (4 n^2 float64 + ...) above the budget also picks CG
+    chosen, reason = choose_solver(Auto(memory_limit_gb=1e-6), 100, 10, 4, 1)
+    assert chosen == CG() and reason.startswith("dense estimate") and "limit 0.0 GiB" in reason
+    assert choose_solver(Cholesky(), 10**6, 1, 1, 1) == (Cholesky(), "requested")
+    assert choose_solver(cg, 5, 1, 1, 1) == (cg, "requested")
+    assert choose_solver("auto", DENSE_MAX_N + 1, 1, 1, 1) == (CG(), f"n = {DENSE_MAX_N + 1} > dense_max_n = {DENSE_MAX_N}")
+    assert choose_solver("cholesky", 10, 1, 1, 1)[0] == Cholesky()
+
+
+def test_exact_gp_predict_takes_its_solver_from_choose_solver(data, monkeypatch):
+    from bayes_mogp.iterative_gp import predict
+
+    calls = []
+
+    def spy(solver, n, m, d, c):
+        calls.append((solver, n, m, d, c))
+        return choose_solver(solver, n, m, d, c)
+
+    monkeypatch.setattr(predict, "choose_solver", spy)
+    xtr, y, xte = data
+    exact_gp_predict(xtr[:50], y[:50], xte[:3], SPEC, NOISE, key=None, solver="auto", variance="none")
+    assert calls == [(Auto(), 50, 3, D, C)]
+
+
+def test_solver_dicts_round_trip():
+    for solver in (Cholesky(), CG(), CG(tol=1e-7, precond_rank=12, storage="recompute", refine=True, block_size=64,
+                                     devices=jax.devices(), memory_limit_gb=2.5),
+                   Auto(dense_max_n=7, memory_limit_gb=3.0, cg=CG(max_iter=9))):
+        d = solver.to_dict()
+        assert json.loads(json.dumps(d)) == d and d["name"] == solver.name
+        assert solver_from_dict(d) == solver
+    assert solver_from_dict("cg") == CG() and solver_from_dict("cholesky") == Cholesky()  # bare names, as before
+    missing = dict(CG(devices=jax.devices()).to_dict(), devices=[10**6])  # a device this process does not have
+    assert solver_from_dict(missing) == CG()
+
+
+def test_cg_key_raw_or_typed_same_pivots_same_numbers(data):
+    """The key is explicit: jax.random.PRNGKey(0) (raw uint32) is the typed key(0)'s data, so the same pivots
+    and bit-identical results; another key changes the pivots, and the results only within the CG tolerance."""
+    xtr, y, xte = data
+    n = 120
+    cg = CG(tol=1e-10, precond_rank=20, block_size=32, storage="recompute")  # the exact operator: bound below
+    run = lambda key: exact_gp_predict(xtr[:n], y[:n], xte, SPEC, NOISE, key=key, solver=cg,  # noqa: E731
+                                       variance="nystrom")
+    typed, raw, other = run(jax.random.key(0)), run(jax.random.PRNGKey(0)), run(jax.random.key(1))
+    np.testing.assert_array_equal(typed.mean, raw.mean)
+    np.testing.assert_array_equal(typed.var, raw.var)
+    assert not np.array_equal(typed.var, other.var)  # rank 20 < n: the Nystrom variance depends on the pivots
+    # relative residual 1e-10 of A alpha = y with ||A^{-1}|| <= 1/sigma^2: |dmean| <= ||k_*|| 2 tol ||y|| / sigma^2
+    ks = np.asarray(nngp_kernel(xte, xtr[:n], **KW))
+    bound = np.linalg.norm(ks, axis=1)[:, None] * 2 * 1e-10 * np.linalg.norm(y[:n], axis=0) / NOISE
+    assert np.all(np.abs(typed.mean - other.mean) <= bound)
+
+
+def test_no_function_takes_more_than_twelve_parameters():
+    root = Path(__file__).resolve().parents[1] / "bayes_mogp" / "iterative_gp"
+    too_many = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+                count = len(names) + (a.vararg is not None) + (a.kwarg is not None) - (names[:1] in (["self"], ["cls"]))
+                if count > 12:
+                    too_many.append(f"{path.name}:{node.name} ({count})")
+    assert not too_many
 
 
 @pytest.mark.parametrize("kind, n, storage, rtol", [("nngp", 130, "float32", 2e-7), ("ntk", 120, "recompute", 1e-8)])

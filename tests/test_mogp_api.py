@@ -51,7 +51,7 @@ def test_regression_posterior_predicts_new_inputs_in_user_units(reg_post, teache
 def test_save_load_same_predictions_and_inference_data(reg_post, teacher, tmp_path):
     run = reg_post.save(tmp_path / "run")
     back = bayes_mogp.load(run)
-    assert isinstance(back, mogp.MoGPPosterior) and back.settings["num_jumps"] == 3
+    assert isinstance(back, mogp.MoGPPosterior) and back.settings.num_jumps == 3
     x_new = np.random.default_rng(5).normal(size=(6, 4))  # inputs the fit never saw
     a, b = reg_post.predict(x_new), back.predict(x_new)
     np.testing.assert_allclose(a.loc, b.loc, rtol=1e-10)
@@ -130,8 +130,8 @@ def test_nngp_iterative_solver_gives_the_dense_posterior_mean(clusters):
     is then the exact one (to rounding; at r < n it is an approximation, measured by the benchmark)."""
     data = from_arrays(clusters.x[:60], clusters.labels[:60], clusters.x[60:], clusters.labels[60:])
     dense = nngp.fit(None, data, depth=2, noise=1e-2, solver="cholesky")
-    cg = nngp.fit(None, data, depth=2, noise=1e-2, solver="cg")
-    assert cg.settings["solver"] == "cg" and dense.settings["solver"] == "cholesky"
+    cg = nngp.fit(jax.random.key(0), data, depth=2, noise=1e-2, solver="cg")
+    assert cg.settings.solver.name == "cg" and dense.settings.solver.name == "cholesky"
     m_dense, v_dense, _ = dense.predict_latent(data.x_test)
     m_cg, v_cg, info = cg.predict_latent(data.x_test)
     np.testing.assert_allclose(m_cg, m_dense, atol=1e-3)

@@ -91,29 +91,28 @@ def run(args) -> dict:
     data = _common.dataset_from_args(args, n_train=args.n_train, n_test=args.n_test)
     if data.y_test is None:
         raise _common.UsageError(f"{data.name}: the baseline needs test targets (y_test or labels_test)")
-    from ..iterative_gp.predict import DENSE_MAX_N
+    from ..iterative_gp import choose_solver
 
-    solver = args.solver
-    if solver == "auto":
-        solver = "cg" if data.n_train > DENSE_MAX_N else "cholesky"
+    chosen, reason = choose_solver(args.solver, data.n_train, data.n_test, data.input_dim, data.num_outputs)
+    solver = chosen.name
     kernels = [k.strip() for k in (args.kernels or ("nngp" if solver == "cg" else "nngp,ntk")).split(",") if k.strip()]
     for k in kernels:
         check_choice("--kernels", k, nngp.KERNELS)
     if not kernels:
         raise _common.UsageError("--kernels must name at least one of nngp, ntk")
     if solver == "cg" and args.reg == "ml":
-        raise _common.UsageError(f"--reg ml needs the dense solver (n-train <= {DENSE_MAX_N}); give a number, "
-                                 f"e.g. --reg 1e-3")
+        raise _common.UsageError(f"--reg ml needs the dense solver, but the CG solver runs ({reason}); give a "
+                                 f"number, e.g. --reg 1e-3")
     cost = nngp.estimate_cost(data.n_train, data.n_test, data.input_dim, depth, solver=solver)
     cost["seconds"] *= len(kernels)
     _common.check_budget("baseline", cost, max_minutes=args.max_minutes)
     key = jax.random.key(args.seed)
-    settings = dict(depth=depth, activation=args.activation, w_var=w_var, b_var=args.b_var, noise=args.reg,
-                    solver=solver)
+    settings = nngp.NNGPSettings(depth=depth, activation=args.activation, w_var=w_var, b_var=args.b_var,
+                                 noise=args.reg, solver=chosen)
     results, posts = {}, {}
     for kernel in kernels:
         t0 = time.perf_counter()
-        post = posts[kernel] = nngp.fit(key, data, kernel=kernel, **settings)
+        post = posts[kernel] = nngp.fit(key, data, settings=settings, kernel=kernel)
         bar = _common.StageProgress(disable=args.no_progress, prefix=f"{kernel} ")
         try:
             pred = post.predict(data.x_test, progress=bar)
@@ -131,7 +130,7 @@ def run(args) -> dict:
         posts[kernels[0]].save(args.out)
     result = {
         "dataset": data.name, "task": data.task, "n_train": data.n_train, "n_test": data.n_test, "results": results,
-        "settings": {"depth": depth, "activation": args.activation, "w_var": w_var, "b_var": post.settings["b_var"],
+        "settings": {"depth": depth, "activation": args.activation, "w_var": w_var, "b_var": post.settings.b_var,
                      "reg": args.reg, "relative_noise": post.relative_noise, "solver": solver, "seed": args.seed,
                      "source": args.source, "amplitude": post.amplitude,
                      "targets": "one-hot - 1/C" if data.task == "classification" else "standardised y",

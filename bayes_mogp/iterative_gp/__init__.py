@@ -4,7 +4,17 @@ The dense solver (:func:`bayes_mogp.gp.gp_posterior`) holds :math:`K` (n, n) in 
 factorises it: 0.8 GB and seconds at n = 10^4, 28.8 GB at n = 60 000.  This package solves the same
 problem, :math:`A\alpha = Y` with :math:`A = K + \sigma^2 I` and C right-hand sides (one per output),
 without ever holding :math:`K` in float64, and predicts :math:`\mu_* = K(X_*, X)\,\alpha`.
-:func:`exact_gp_predict` picks the dense solver below a size threshold and this one above it.
+:func:`exact_gp_predict` picks the dense solver below a size threshold and this one above it::
+
+    res = exact_gp_predict(x_train, y_train, x_test, KernelSpec("nngp", depth=3), noise_var,
+                           key=jax.random.key(0), solver=Auto(cg=CG(tol=1e-5)))
+
+The solvers are frozen, validated records (:mod:`.solvers`): :class:`Cholesky`, :class:`CG` (its options)
+and :class:`Auto` (Cholesky up to ``dense_max_n`` points and within the memory budget, else its ``cg``);
+:func:`choose_solver` is the one rule that picks one.  Modules, one concept each: :mod:`.predict` (the
+entry point), :mod:`.solvers`, :mod:`.memory_model` (:func:`memory_estimate`, the budget), :mod:`.dense`
+(the Cholesky path), :mod:`.iterative` (the CG path), :mod:`.variance` (Nystrom and exact variances),
+:mod:`.operator` (the sharded kernel operator), :mod:`.preconditioner`, :mod:`.pcg`.
 
 **Preconditioned conjugate gradients** (:mod:`.pcg`).  Each output column runs its own CG recursion,
 all columns sharing one product with :math:`A` per iteration (batched CG, Gardner et al. 2018).  A
@@ -88,14 +98,21 @@ entry evaluations* (arXiv:2207.06503, 2022); E. Epperly, J. Tropp, R. Webber, *E
 kernel matrix approximation by accelerated randomly pivoted Cholesky* (arXiv:2410.03969, 2024).
 """
 
+from .memory_model import memory_estimate
 from .operator import KernelOperator, KernelSpec, TileLayout, build_operator, make_mesh, store_tiles
 from .pcg import PCGResult, pcg
 from .preconditioner import PivotedCholesky, WoodburyPreconditioner, pivoted_cholesky, woodbury_preconditioner
-from .predict import SOLVERS, VARIANCES, ExactGPResult, Progress, exact_gp_predict, memory_estimate
+from .predict import ExactGPResult, Progress, exact_gp_predict
+from .solvers import CG, DENSE_MAX_N, SOLVERS, Auto, Cholesky, as_solver, choose_solver
+from .variance import VARIANCES
 
 __all__ = [
     "SOLVERS",
     "VARIANCES",
+    "DENSE_MAX_N",
+    "Auto",
+    "CG",
+    "Cholesky",
     "ExactGPResult",
     "KernelOperator",
     "KernelSpec",
@@ -104,7 +121,9 @@ __all__ = [
     "Progress",
     "TileLayout",
     "WoodburyPreconditioner",
+    "as_solver",
     "build_operator",
+    "choose_solver",
     "exact_gp_predict",
     "make_mesh",
     "memory_estimate",

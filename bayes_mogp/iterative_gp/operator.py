@@ -35,7 +35,6 @@ import dataclasses
 import functools
 import math
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +56,8 @@ __all__ = [
     "build_operator",
     "store_tiles",
     "query_chain",
+    "kernel_diagonal",
+    "pad_rows",
     "kernel_columns",
     "train_columns",
     "cross_matmul",
@@ -70,14 +71,34 @@ AXIS = "rows"
 KERNELS = ("nngp", "ntk")
 
 
-class KernelSpec(NamedTuple):
-    """A fully-connected network's kernel (hashable: a static argument of the jitted functions)."""
+@dataclasses.dataclass(frozen=True)
+class KernelSpec:
+    """The kernel of a fully-connected network: ``kind`` ``"nngp"`` or ``"ntk"`` of a ``depth``-hidden-layer
+    network (>= 1) with ``activation`` (:data:`bayes_mogp.kernels.ACTIVATIONS`), weight variance ``w_var`` > 0
+    and bias variance ``b_var`` >= 0, as :func:`bayes_mogp.kernels.nngp_kernel`.  Checked when built; frozen
+    and hashable (a static argument of the jitted functions)."""
 
-    kind: str  # "nngp" or "ntk"
-    depth: int
-    activation: str
-    w_var: float
-    b_var: float
+    kind: str = "nngp"
+    depth: int = 3
+    activation: str = "relu"
+    w_var: float = 2.0
+    b_var: float = 0.0
+
+    def __post_init__(self):
+        from ..kernels.closed_form import ACTIVATIONS
+        from ..validation import check_choice, check_int, check_nonnegative, check_positive
+
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen: validated copies)
+        check_choice("kernel", self.kind, KERNELS)
+        set_("depth", check_int("depth", self.depth, minimum=1))
+        check_choice("activation", self.activation, ACTIVATIONS)
+        set_("w_var", check_positive("w_var", self.w_var))
+        set_("b_var", check_nonnegative("b_var", self.b_var))
+
+    @property
+    def kernel_kwargs(self) -> dict:
+        """``depth``, ``activation``, ``w_var``, ``b_var`` as keyword arguments of :func:`bayes_mogp.kernels.nngp_kernel`."""
+        return dict(depth=self.depth, activation=self.activation, w_var=self.w_var, b_var=self.b_var)
 
 
 def kernel_tile(spec: KernelSpec, x1, x2, d1, d2):
@@ -142,7 +163,7 @@ def global_array(a: np.ndarray, mesh: Mesh, spec) -> jax.Array:
     return jax.make_array_from_callback(a.shape, NamedSharding(mesh, spec), lambda idx: a[idx])
 
 
-def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
     """Pad with copies of the first row (valid inputs, so no NaN in masked tiles)."""
     extra = rows - a.shape[0]
     if extra <= 0:
@@ -154,6 +175,16 @@ def query_chain(spec: KernelSpec, x: np.ndarray) -> np.ndarray:
     """Per-point variances :math:`K^l(x, x)`, l = 1..depth+1, of query points: (depth + 1, s), float64."""
     return np.asarray(_diag_chain(jnp.asarray(x, jnp.float64), spec.depth, spec.activation, spec.w_var,
                                   spec.b_var))
+
+
+def kernel_diagonal(spec: KernelSpec, x: np.ndarray) -> np.ndarray:
+    """Kernel diagonal :math:`k(x_i, x_i)` (s,) of ``spec`` at the rows of ``x``."""
+    if spec.kind == "nngp":  # the last variance of the (jitted) chain: no eager ops to compile
+        return query_chain(spec, x)[-1]
+    from ..kernels import kernel_diagonals
+
+    nngp_d, ntk_d = kernel_diagonals(x, **spec.kernel_kwargs)
+    return np.asarray(nngp_d if spec.kind == "nngp" else ntk_d)
 
 
 @jax.tree_util.register_dataclass
@@ -270,7 +301,7 @@ def build_operator(x: np.ndarray, spec: KernelSpec, noise_var: float, *, mesh: M
     n, d = x.shape
     lay = make_layout(n, mesh.devices.size, block_size)
     nb, b = lay.num_blocks, lay.block
-    xp = _pad_rows(np.asarray(x, np.float64), lay.padded)
+    xp = pad_rows(np.asarray(x, np.float64), lay.padded)
     chain = query_chain(spec, xp)  # (depth + 1, N)
     mask = (np.arange(lay.padded) < n).astype(np.float64).reshape(nb, b)
     op = KernelOperator(tiles=None, xb=global_array(xp.reshape(nb, b, d), mesh, P()),
