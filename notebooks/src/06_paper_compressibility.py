@@ -17,8 +17,9 @@
 #    count of distinct images among the 30 most-activating images of the 30 largest-variance nodes.
 #
 # Each fit is a run folder under `$BAYES_MOGP_RUNS` (default `runs/paper`), reused when it is already
-# there; `benchmarks/bench_paper_compressibility.py` writes the same folders, so after the benchmark this
-# notebook only evaluates. From scratch each fit takes about 10 minutes on 2 CPU cores. Quick mode
+# there (`bnn.fit_or_resume`); `benchmarks/bench_paper_compressibility.py` writes the same folders, so after the
+# benchmark this notebook only evaluates. From scratch each fit takes 5 to 10 minutes on 2 CPU cores (the
+# seconds per epoch printed below depend on what else the machine was running). Quick mode
 # (`BAYES_MOGP_QUICK=1`) fits 2000 images for 3 epochs at width 200: it runs every step, and its numbers mean
 # nothing.
 
@@ -30,7 +31,6 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-import bayes_mogp
 from bayes_mogp import bnn
 
 QUICK = os.environ.get("BAYES_MOGP_QUICK") == "1"
@@ -41,11 +41,10 @@ FRACTIONS = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99]
 
 
 def fit_or_load(prior):
+    """The run folder's posterior: read back when finished, resumed when interrupted, else fitted."""
     run = RUNS / f"{'quick_' if QUICK else ''}sghmc_{prior}_{WIDTH}"
-    if (run / "manifest.json").exists():
-        return bayes_mogp.load(run)
     over = dict(n_train=2000, num_epochs=3, thin=1, checkpoint_every=1) if QUICK else {}
-    return bnn.fit(jax.random.key(0), f"paper_fashion_{prior}", widths=[WIDTH, WIDTH], out=run, **over)
+    return bnn.fit_or_resume(jax.random.key(0), f"paper_fashion_{prior}", run, widths=[WIDTH, WIDTH], **over)
 
 
 posts = {prior: fit_or_load(prior) for prior in PRIORS}
@@ -83,9 +82,25 @@ ax.grid(alpha=0.3)
 plt.show()
 
 # %% [markdown]
-# With all nodes the three priors predict about equally well. The difference is in how the function is
-# spread over the nodes: the MoGP-regime priors keep their accuracy far into the pruning range, the iid
-# prior loses it.
+# With all nodes the three priors are within about 3 points of each other (iid lowest). The difference is in
+# how the function is spread over the nodes. With 80% of the nodes removed the horseshoe network loses less
+# than a point and the iid network more than half its accuracy; at 90% the iid network is near chance and
+# the horseshoe keeps most of it. GBFRY lies in between: it matches the horseshoe up to 50% but loses about
+# 5 points at 80%, where the paper reports both MoGP-regime priors at about 0.88. That is a miss of our GBFRY
+# runs at this width (one run, not the paper's 5 trials), not of the horseshoe.
+#
+# The next cell checks these claims at full size. The test set has 10,000 images, so an accuracy near 0.5
+# has a standard error of 0.005; every margin asserted below is at least 4 of them.
+
+# %%
+acc = {prior: dict(zip(FRACTIONS, sc["pruning"]["accuracy"])) for prior, sc in scores.items()}
+if not QUICK:
+    assert acc["horseshoe"][0.8] >= acc["horseshoe"][0.0] - 0.01, acc["horseshoe"]
+    assert acc["iid"][0.8] <= acc["iid"][0.0] - 0.3, acc["iid"]
+    assert acc["iid"][0.9] <= acc["horseshoe"][0.9] - 0.05, (acc["iid"], acc["horseshoe"])
+    assert acc["gbfry"][0.8] >= acc["iid"][0.8] + 0.2, (acc["gbfry"], acc["iid"])
+    print("checked: horseshoe within 1 point at 80% pruned; iid 30+ points down at 80%, 5+ below the horseshoe "
+          "at 90%; GBFRY 20+ points above iid at 80%")
 
 # %% [markdown]
 # ## 2. The learned variances
@@ -116,6 +131,13 @@ plt.show()
 # %%
 for prior, sc in scores.items():
     print(f"{prior:10s} distinct images among the top 30 of the top 30 nodes: {sc['distinct_top_images']:.0f}")
+
+# %% [markdown]
+# Here this measure does not separate the priors: the three counts are within a few images of each other,
+# about 725 of 900, where the paper reports about 353 (iid), 547 (horseshoe) and 532 (GBFRY). The count depends
+# on choices the paper's description leaves open (pre- or post-activation, averaged over draws or per draw,
+# which test images), so we do not reproduce its ordering with the measure described above. The images below
+# show that the top nodes of every prior respond to one clothing class each.
 
 # %% [markdown]
 # The six most-activating test images of each of the four largest-variance nodes, per prior.
