@@ -1,6 +1,9 @@
 """bayes_mogp/mogp/settings.py: the frozen, validated settings record of a MoGP fit."""
 
 import dataclasses
+import types
+
+import numpy as np
 
 import pytest
 
@@ -45,3 +48,36 @@ def test_unknown_names_are_refused_with_the_allowed_ones():
 def test_integers_given_as_integral_floats_are_stored_as_int():
     s = MoGPSettings(num_jumps=4.0, depth=2)
     assert type(s.num_jumps) is int and s.num_jumps == 4
+
+
+def test_a_settings_record_given_where_y_goes_is_refused_by_name():
+    import jax
+
+    from bayes_mogp import mogp
+    from bayes_mogp.errors import InputTypeError
+
+    x = np.zeros((4, 2))
+    with pytest.raises(InputTypeError, match="settings="):
+        mogp.fit(jax.random.key(0), x, MoGPSettings())
+
+
+def test_compare_hands_its_settings_record_to_fit(monkeypatch):
+    """``compare(key, data, settings)`` must reach ``fit`` as ``settings=`` (not as ``y``): stop at the call."""
+    import jax
+
+    from bayes_mogp.mogp import comparison
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(key, data, y=None, *, settings=None, **kw):
+        seen.update(y=y, settings=settings, overrides=kw)
+        raise Stop
+
+    monkeypatch.setattr(comparison, "fit", fake_fit)
+    record = MoGPSettings().replace(num_jumps=5)
+    with pytest.raises(Stop):
+        comparison.compare(jax.random.key(0), types.SimpleNamespace(x_test=np.zeros((1, 2)), y_test=np.zeros(1)), record)
+    assert seen["y"] is None and seen["settings"] is record

@@ -60,7 +60,7 @@ def compare(key, data, settings: MoGPSettings | None = None, *, log=None, progre
     if data.x_test is None or data.y_test is None:
         raise InputError(f"{data.name}: the comparison needs a test part with targets (x_test and y_test/labels_test)")
     t0 = time.perf_counter()
-    post = fit(key, data, settings, log=log, progress=progress, **overrides)
+    post = fit(key, data, settings=settings, log=log, progress=progress, **overrides)
     comps = post.predict_components(data.x_test)
     import arviz as az
 

@@ -55,7 +55,7 @@ def _limit(prior, hyper):
 
 
 @float64
-def fit(key, data, y=None, settings: MoGPSettings | None = None, *, log=None, progress: bool = False,
+def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, progress: bool = False,
         **overrides) -> "MoGPPosterior":
     """Fit the MoGP posterior to ``data`` (a :class:`Dataset`, or arrays ``x``, ``y``).
 
@@ -64,6 +64,8 @@ def fit(key, data, y=None, settings: MoGPSettings | None = None, *, log=None, pr
     JAX PRNG key (same key, same posterior).  ``log``: a callable for progress lines; ``progress``: NumPyro's
     progress bar.  Runs in float64 (:func:`bayes_mogp.numerics.float64`) whatever the caller's JAX setting.
     """
+    if isinstance(y, MoGPSettings):
+        raise InputTypeError("y is a MoGPSettings: pass the record by name, fit(key, data, settings=...)")
     if settings is not None and not isinstance(settings, MoGPSettings):
         raise InputTypeError(f"settings must be a MoGPSettings (or None), got {type(settings).__name__}")
     s = (settings or MoGPSettings()).replace(**overrides)
