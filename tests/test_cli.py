@@ -34,7 +34,24 @@ def test_unknown_command_is_one_line_exit_2():
 
 
 def test_commands_listed():
-    assert set(_load_commands()) <= set(COMMANDS)
+    """The registry and the command modules on disk are the same set, each module has the command protocol,
+    and ``--help`` shows every command.  Fails if a command module is left out of ``COMMANDS`` or a listed
+    one is missing."""
+    import pathlib
+
+    import bayes_mogp.cli as cli_pkg
+    from bayes_mogp.cli.main import build_parser
+
+    folder = pathlib.Path(cli_pkg.__file__).parent
+    on_disk = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_") and p.stem != "main"}
+    assert set(COMMANDS) == on_disk
+    modules = _load_commands()
+    assert list(modules) == list(COMMANDS)
+    for name, module in modules.items():
+        assert callable(module.run) and callable(module.add_arguments) and module.HELP, name
+    help_text = build_parser().format_help()
+    for name in COMMANDS:
+        assert name in help_text, name
 
 
 def _raising_report(monkeypatch, exc):

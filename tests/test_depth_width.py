@@ -17,6 +17,7 @@ from scipy import special, stats
 
 from bayes_mogp import depth_width as dw
 from bayes_mogp.cli.main import main
+from bayes_mogp.errors import InputError
 
 KEY = jax.random.key(20260)
 
@@ -187,22 +188,24 @@ def test_jacobian_column_has_the_law_of_the_output():
 
 
 # ------------------------------------------------------------------------------------------ validation
+# Each case must be refused by our own check, named by its message: a case that only fails later (numpy's
+# broadcasting error when a ResNet's widths differ, say) does not count.
 @pytest.mark.parametrize(
-    "call",
+    "call,needle",
     [
-        lambda: dw.as_widths(0, 3),
-        lambda: dw.as_widths(widths=(10, 0, 10)),
-        lambda: dw.as_widths(depth=3, widths=(10, 10)),
-        lambda: dw.beta_resnet(10, 3, 1.5),
-        lambda: dw.simulate_network(KEY, (10, 20), 5, n_in=3, n_out=2, alpha=0.5),
-        lambda: dw.simulate_network(KEY, (10, 10), 5, n_in=3, n_out=2, alpha=-0.1),
-        lambda: dw.simulate_network(KEY, (10, 10), 5, n_in=3, n_out=2, x=[np.nan, 1, 1]),
-        lambda: dw.simulate_network(KEY, (10, 10), 5, n_in=3, n_out=2, resnet="other"),
-        lambda: dw.sample_g_exact(KEY, (10, 10), 0),
+        (lambda: dw.as_widths(0, 3), "width must be an integer >= 1"),
+        (lambda: dw.as_widths(widths=(10, 0, 10)), r"widths\[1\] must be an integer >= 1"),
+        (lambda: dw.as_widths(depth=3, widths=(10, 10)), "depth \\+ 1 = 4 widths"),
+        (lambda: dw.beta_resnet(10, 3, 1.5), r"alpha must be in \[0.0, 1.0\]"),
+        (lambda: dw.simulate_network(KEY, (10, 20), 5, n_in=3, n_out=2, alpha=0.5), "equal hidden widths"),
+        (lambda: dw.simulate_network(KEY, (10, 10), 5, n_in=3, n_out=2, alpha=-0.1), r"alpha must be in \[0.0"),
+        (lambda: dw.simulate_network(KEY, (10, 10), 5, n_in=3, n_out=2, x=[np.nan, 1, 1]), "x must be a finite"),
+        (lambda: dw.simulate_network(KEY, (10, 10), 5, n_in=3, n_out=2, resnet="other"), "resnet must be one of"),
+        (lambda: dw.sample_g_exact(KEY, (10, 10), 0), "num_samples must be an integer >= 1"),
     ],
 )
-def test_bad_input_raises_value_error(call):
-    with pytest.raises(ValueError):
+def test_bad_input_raises_input_error_naming_the_parameter(call, needle):
+    with pytest.raises(InputError, match=needle):
         call()
 
 
@@ -233,22 +236,24 @@ def test_cli_resnet_and_plot(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "argv",
+    "argv,needle",
     [
-        ["--width", "0"],
-        ["--widths", "10,0,10"],
-        ["--resnet-alpha", "1.5", "--method", "network"],
-        ["--resnet-alpha", "-0.5", "--method", "network"],
-        ["--samples", "1"],
-        ["--resnet-alpha", "0.5"],  # exact sampler has no ResNet form
-        ["--widths", "10,20", "--depth", "3"],
+        (["--width", "0"], "width must be an integer >= 1, got 0"),
+        (["--widths", "10,0,10"], "widths[1] must be an integer >= 1, got 0"),
+        (["--resnet-alpha", "1.5", "--method", "network"], "resnet-alpha must be in [0.0, 1.0], got 1.5"),
+        (["--resnet-alpha", "-0.5", "--method", "network"], "resnet-alpha must be in [0.0, 1.0], got -0.5"),
+        (["--samples", "1"], "samples must be an integer >= 2, got 1"),
+        (["--resnet-alpha", "0.5"], "no exact product form"),  # the exact sampler has no ResNet form
+        (["--widths", "10,20", "--depth", "3"], "depth + 1 = 4 widths"),
+        (["--widths", "10,20,10", "--resnet-alpha", "0.5", "--method", "network"], "needs equal widths"),
     ],
 )
-def test_cli_bad_arguments_one_line_exit_2(argv, capsys):
+def test_cli_bad_arguments_one_line_exit_2(argv, needle, capsys):
     rc = main(["loggauss", *argv])
     err = capsys.readouterr().err
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert needle in err, err
 
 
 @pytest.mark.parametrize(

@@ -16,20 +16,15 @@ import sys
 from ..errors import InputError
 from ._common import OneLineArgumentParser, add_common_arguments, emit
 
-# Order shown in --help.  A module missing from an installation is skipped.
+# Order shown in --help.  Every module ``bayes_mogp/cli/<name>.py`` other than ``main`` and the private
+# ``_*`` helpers is a command and must be listed here (tests/test_cli.py holds the two sets equal).
 COMMANDS = ("table1", "baseline", "mogp", "fit", "predict", "report", "loggauss")
 
 
 def _load_commands():
-    modules = {}
-    for name in COMMANDS:
-        try:
-            modules[name] = importlib.import_module(f"bayes_mogp.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"bayes_mogp.cli.{name}":
-                continue
-            raise
-    return modules
+    """Import every listed command module.  A listed module that does not import is a broken installation,
+    so its error propagates rather than the command silently vanishing from ``--help``."""
+    return {name: importlib.import_module(f"bayes_mogp.cli.{name}") for name in COMMANDS}
 
 
 def build_parser():

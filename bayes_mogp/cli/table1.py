@@ -27,7 +27,7 @@ def run(args) -> dict:
 
     import jax
 
-    from ..table1 import estimate_cost, run_table1
+    from ..table1 import MODELS, estimate_cost, run_table1
     from ..validation import check_in_interval, check_int
     from ._common import UsageError, log, progress
 
@@ -42,7 +42,7 @@ def run(args) -> dict:
     if not args.max_minutes > 0:
         raise UsageError(f"--max-minutes must be > 0, got {args.max_minutes}")
     est = estimate_cost(cfg["widths"], cfg["num_networks"])
-    what = (f"{est['nodes']:.3g} nodes (5 models x {cfg['num_networks']} networks x widths {cfg['widths']}), about "
+    what = (f"{est['nodes']:.3g} nodes ({len(MODELS)} models x {cfg['num_networks']} networks x widths {cfg['widths']}), about "
             f"{est['seconds'] / 60:.3g} min and {est['bytes'] / 2**30:.3g} GiB")
     if est["seconds"] > 60 * args.max_minutes:
         raise UsageError(f"{what}: over --max-minutes {args.max_minutes:g}; reduce --widths or --num-networks, "

@@ -42,9 +42,12 @@ class NumericLevyMeasure(LevyMeasure):
 
         if a >= b:
             return 0.0
-        if math.isinf(b) and a > 0:  # split at a finite point for accuracy
-            mid = max(2 * a, 1.0)
-            return quad(f, a, mid, limit=200)[0] + quad(f, mid, b, limit=200)[0]
+        if a > 0:
+            # Below mid on the log scale, x = e^u: a Levy density blows up at 0 (like 1/x or x^(-1-alpha)), and
+            # tails at x near 1e-300 (inverse_tail's bracket) are smooth in u but not in x.
+            mid = min(max(2 * a, 1.0), b)
+            low = quad(lambda u: f(math.exp(u)) * math.exp(u), math.log(a), math.log(mid), limit=200)[0]
+            return low + (quad(f, mid, b, limit=200)[0] if b > mid else 0.0)
         return quad(f, a, b, limit=200)[0]
 
     def density(self, x):
