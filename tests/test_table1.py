@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from bayes_mogp.table1 import EXPECTED_CELLS, format_table, run_table1
+from bayes_mogp.table1 import EXPECTED_CELLS, format_table
 
 
 @pytest.fixture(scope="module")
