@@ -226,3 +226,13 @@ def test_invalid_width_name_and_unknown_hyper():
         get_prior("nope", 10)
     with pytest.raises(TypeError, match="unknown hyperparameter"):
         get_prior("beta", 10, sigma=0.3)
+
+
+def test_horseshoe_slab_by_value():
+    # c_s^2 = 2 s^2 / p = 1 at s = 2, p = 8: slab(lam) = lam / (1 + lam), so slab(c_s^2) = c_s^2 / 2 (a clip at
+    # c_s^2 would give c_s^2) and slab(lam) -> c_s^2 from below as lam grows
+    prior = get_prior("horseshoe", 8, slab_scale=2.0)
+    lam = np.array([0.0, 0.5, 1.0, 3.0, 1e6])
+    np.testing.assert_allclose(np.asarray(prior.slab(jnp.asarray(lam))), lam / (1.0 + lam), rtol=1e-12)
+    plain = get_prior("horseshoe", 8)
+    np.testing.assert_array_equal(np.asarray(plain.slab(jnp.asarray(lam))), lam)
