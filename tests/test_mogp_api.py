@@ -43,7 +43,10 @@ def test_regression_posterior_predicts_new_inputs_in_user_units(reg_post, teache
     # ordered jumps, learned direction close to the teacher's
     jumps = reg_post.samples["jumps"]
     assert jumps.shape == (2, 15, 3) and np.all(np.diff(jumps, axis=-1) <= 0)
-    assert reg_post.teacher_cosines(teacher.weights)[0] > 0.9  # some feature finds it (0.98 measured)
+    # Some feature finds the teacher's direction.  Over teacher seeds 0-7 (key = seed, these settings) the
+    # best cosine was 0.9936 on average, sd 0.0036, smallest 0.987: mean - 4 sd = 0.979, so the bar is 0.975.
+    # A model that learns nothing (3 uniformly random directions in R^4) clears it with probability 0.014.
+    assert reg_post.teacher_cosines(teacher.weights)[0] > 0.975
     d = reg_post.feature_directions()
     assert d["directions"].shape == (3, 4) and np.all(d["concentration"] <= 1 + 1e-12)
 
