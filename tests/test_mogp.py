@@ -80,11 +80,13 @@ def test_eigen_base_refuses_nan():
 
 
 @pytest.mark.slow  # slow pass: a law check over many networks
-def test_finite_networks_converge_in_law_to_the_random_kernel_sampler():
+@pytest.mark.parametrize("depth", [1, 2])
+def test_finite_networks_converge_in_law_to_the_random_kernel_sampler(depth):
     """KS on K(x, x), K(x, x') and one output: width 2000 matches the limit sampler, width 5 does not.
 
     1000 draws each: the KS test has power ~1 against the width-5 law (p < 1e-20 at 2000 draws) and
     level 1e-3 under the null; horseshoe (model (d)) because its tail makes the GP-vs-MoGP gap largest.
+    Depth 2: the limit chain (fresh jumps on the first layer's random kernel) against two finite layers.
     """
     from scipy.stats import ks_2samp
 
@@ -94,11 +96,12 @@ def test_finite_networks_converge_in_law_to_the_random_kernel_sampler():
     x = np.array([[1.0, 0.5, -0.3], [0.2, -1.0, 0.8]])
     lim = get_prior("horseshoe", 10).limit
     keys = jax.random.split(jax.random.PRNGKey(0), 1000)
-    rk = jax.vmap(lambda k: sample_random_kernel(k, x, lim, num_jumps=100).kernel)(keys)
+    rk = jax.vmap(lambda k: sample_random_kernel(k, x, lim, num_jumps=100, depth=depth).kernel)(keys)
     zk = jax.vmap(lambda k, K: sample_outputs(k, K, 2))(keys, rk)
     for width, close in [(5, False), (2000, True)]:
         prior = get_prior("horseshoe", width)
-        fk = jax.vmap(lambda k: finite_width_kernel(k, x, prior))(jax.random.split(jax.random.PRNGKey(1), 1000))
+        fk = jax.vmap(lambda k: finite_width_kernel(k, x, prior, depth=depth))(
+            jax.random.split(jax.random.PRNGKey(1), 1000))
         zf = jax.vmap(lambda k, K: sample_outputs(k, K, 2))(keys, fk)
         pvals = [ks_2samp(rk[:, 0, 0], fk[:, 0, 0]).pvalue, ks_2samp(rk[:, 0, 1], fk[:, 0, 1]).pvalue,
                  ks_2samp(zk[:, 0, 0], zf[:, 0, 0]).pvalue]

@@ -17,8 +17,9 @@ Deep networks: the kernels form a Markov chain, :math:`\Sigma^{(l+1)} = K` compu
 :math:`\Sigma^{(l)}` with fresh jumps and features at each layer (``depth`` hidden layers).
 
 :func:`finite_width_kernel` is the same kernel of a finite network of width p under eq. (1)
-(:math:`\sum_{j\le p}\lambda_j\phi(h_j)\phi(h_j)^T`, :math:`\lambda_j` from the width-p prior), the object
-that converges in law to :func:`sample_random_kernel` (tested in ``tests/test_mogp.py``).
+(:math:`\sum_{j\le p}\lambda_j\phi(h_j)\phi(h_j)^T`, :math:`\lambda_j` from the width-p prior, at any
+depth), the object that converges in law to :func:`sample_random_kernel` (tested in ``tests/test_mogp.py`` at
+depths 1 and 2).
 """
 
 from __future__ import annotations
@@ -96,14 +97,31 @@ def sample_outputs(key, kernel, num_outputs: int):
     return jax.random.normal(key, (num_outputs, kernel.shape[0]), dtype=kernel.dtype) @ _psd_factor(kernel).T
 
 
-def finite_width_kernel(key, x, prior, *, activation: str = "relu", sigma_v2: float = 1.0):
-    """The kernel of one finite network of width ``prior.width`` (one hidden layer, eq. (1))."""
+def finite_width_kernel(key, x, prior, *, depth: int = 1, activation: str = "relu", sigma_v2: float = 1.0):
+    """The kernel of one finite network of width ``prior.width`` per hidden layer (eq. (1)), after ``depth``
+    hidden layers: :math:`K^{(l)} = \sigma_v^2 \sum_{j\le p}\lambda^{(l)}_j\phi(h^{(l)}_j)\phi(h^{(l)}_j)^T`
+    with fresh :math:`\lambda^{(l)}` from the width-p prior at each layer.
+
+    The first layer's pre-activations are :math:`x V / \sqrt{d}` with ``V`` standard normal.  A deeper
+    layer's are :math:`\phi(h^{(l)})\,\mathrm{diag}(\sqrt{\lambda^{(l)}})\,\sigma_v V^{(l)}`: their p columns
+    are iid :math:`N(0, K^{(l)})` given the layer below, so they are drawn as such, ``(n, p)`` normals through
+    a factor of the n x n kernel rather than the ``(p, p)`` weight matrix (the same law, p / n times
+    cheaper)."""
     x = jnp.asarray(check_finite_array("x", x, ndim=2), dtype=jnp.result_type(float))
+    depth = check_int("depth", depth, 1)
     act, _ = _phi(activation)
-    kl, kv = jax.random.split(key)
-    lam = prior.sample(kl, (prior.width,))
     from ..networks import input_layer
 
-    V = jax.random.normal(kv, (x.shape[1], prior.width), dtype=x.dtype)
-    f = act(input_layer(x, V, 0.0, scale=1.0 / np.sqrt(x.shape[1])))  # (n, p): the hidden layer of eq. (1)
-    return sigma_v2 * (f * lam) @ f.T
+    p = prior.width
+    kernel = None
+    for layer, key_l in enumerate(jax.random.split(key, depth)):
+        kl, kv = jax.random.split(key_l)
+        lam = prior.sample(kl, (p,))
+        if layer == 0:
+            V = jax.random.normal(kv, (x.shape[1], p), dtype=x.dtype)
+            h = input_layer(x, V, 0.0, scale=1.0 / np.sqrt(x.shape[1]))  # (n, p): the hidden layer of eq. (1)
+        else:
+            h = _psd_factor(kernel) @ jax.random.normal(kv, (x.shape[0], p), dtype=x.dtype)  # columns N(0, K)
+        f = act(h)
+        kernel = sigma_v2 * (f * lam) @ f.T
+    return kernel
