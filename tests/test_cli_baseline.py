@@ -81,3 +81,84 @@ def test_a_bug_keeps_its_traceback_and_is_not_reported_as_a_user_error(monkeypat
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" in err and "incompatible shapes" in err
     assert err.strip().splitlines()[-1].endswith("please report it with the command line and the traceback above")
+
+
+@pytest.fixture(scope="module")
+def own_npz(tmp_path_factory):
+    """Three overlapping Gaussian classes in R^5 (80 training, 40 test points), as a user's ``.npz``."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    centres = rng.normal(scale=1.0, size=(3, 5))  # overlapping: confidences spread over 0.5-1
+    labels = rng.integers(0, 3, 120)
+    x = centres[labels] + rng.normal(size=(120, 5))
+    path = tmp_path_factory.mktemp("own") / "own.npz"
+    np.savez(path, x_train=x[:80], labels_train=labels[:80], x_test=x[80:], labels_test=labels[80:])
+    return path, x[80:], labels[80:]
+
+
+def test_baseline_on_own_data_equals_an_independent_gp_and_metrics(own_npz, tmp_path, cli):
+    """Values, not keys: ``baseline --data-npz ... --out RUN`` against the GP mean written here from
+    neural-tangents' kernel and a plain solve, and against accuracy / NLL / ECE recomputed from the
+    predicted probabilities.  The run folder's results.json is the printed JSON."""
+    import math
+
+    import numpy as np
+
+    import bayes_mogp
+    from bayes_mogp.kernels.nt_backend import import_neural_tangents  # neural-tangents without TensorFlow
+
+    stax = import_neural_tangents().stax
+
+    path, x_test, labels_test = own_npz
+    run = tmp_path / "run"
+    code, out, err = cli("baseline", "--data-npz", str(path), "--depth", "2", "--kernels", "nngp", "--out", str(run),
+                         "--json", "--no-progress")
+    assert code == 0, err
+    res = json.loads(out)
+    assert json.loads((run / "results.json").read_text()) == res
+    r = res["results"]["nngp"]
+    post = bayes_mogp.load(run)
+    # the targets: one-hot minus 1/C of the labels
+    labels_train = np.load(path)["labels_train"]
+    np.testing.assert_array_equal(post.y_train, np.eye(3)[labels_train] - 1 / 3)
+    # the mean: k(x*, X) (K + noise I)^-1 Y with neural-tangents' depth-2 ReLU NNGP kernel
+    s = res["settings"]
+    w_std, b_std = math.sqrt(s["w_var"]), math.sqrt(s["b_var"])
+    _, _, kernel_fn = stax.serial(stax.Dense(512, W_std=w_std, b_std=b_std), stax.Relu(),
+                                  stax.Dense(512, W_std=w_std, b_std=b_std), stax.Relu(),
+                                  stax.Dense(1, W_std=w_std, b_std=b_std))
+    xtr, xte = np.asarray(post.x_train), np.asarray(post.input_transform(x_test))
+    k = np.asarray(kernel_fn(xtr, xtr, "nngp"), dtype=np.float64)
+    ks = np.asarray(kernel_fn(xte, xtr, "nngp"), dtype=np.float64)
+    noise = s["relative_noise"] * np.mean(np.diag(k))
+    mean = ks @ np.linalg.solve(k + noise * np.eye(len(k)), post.y_train)
+    pred = post.predict(x_test)
+    np.testing.assert_allclose(pred.mean, mean, rtol=1e-6, atol=1e-8)
+    # the metrics, from the probabilities: argmax accuracy, categorical NLL, 15-bin ECE
+    p = pred.probs
+    assert np.allclose(p.sum(1), 1.0) and r["n"] == 40
+    assert r["accuracy"] == pytest.approx(np.mean(mean.argmax(1) == labels_test), abs=1e-12)
+    assert r["nll"] == pytest.approx(-np.mean(np.log(p[np.arange(40), labels_test])), rel=1e-9)
+    conf, hit = p.max(1), (p.argmax(1) == labels_test)
+    bins = np.minimum((conf * 15).astype(int), 14)
+    ece = sum(np.mean(bins == b) * abs(hit[bins == b].mean() - conf[bins == b].mean()) for b in np.unique(bins))
+    assert r["ece"] == pytest.approx(ece, abs=1e-12)
+    # three classes that overlap (0.875 measured): the GP is far above chance (1/3), its NLL below the uniform log 3
+    assert r["accuracy"] >= 0.7 and r["nll"] < math.log(3)
+
+
+def test_baseline_cg_run_matches_the_dense_one(own_npz, tmp_path, cli):
+    """``--solver cg`` on the same data: the same classes and metrics as the dense solve, to the CG
+    tolerance, and its report (iterations, converged) in the JSON."""
+    path, x_test, _ = own_npz
+    runs = {}
+    for solver in ("cholesky", "cg"):
+        code, out, err = cli("baseline", "--data-npz", str(path), "--depth", "2", "--kernels", "nngp", "--solver",
+                             solver, "--json", "--no-progress")
+        assert code == 0, err
+        runs[solver] = json.loads(out)["results"]["nngp"]
+    dense, cg = runs["cholesky"], runs["cg"]
+    assert cg["solver"] == "cg" and cg["converged"] is True and cg["iterations"] >= 1
+    assert cg["accuracy"] == dense["accuracy"]
+    assert cg["nll"] == pytest.approx(dense["nll"], rel=1e-3) and cg["ece"] == pytest.approx(dense["ece"], abs=1e-2)

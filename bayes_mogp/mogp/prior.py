@@ -98,7 +98,7 @@ def sample_outputs(key, kernel, num_outputs: int):
 
 
 def finite_width_kernel(key, x, prior, *, depth: int = 1, activation: str = "relu", sigma_v2: float = 1.0):
-    """The kernel of one finite network of width ``prior.width`` per hidden layer (eq. (1)), after ``depth``
+    r"""The kernel of one finite network of width ``prior.width`` per hidden layer (eq. (1)), after ``depth``
     hidden layers: :math:`K^{(l)} = \sigma_v^2 \sum_{j\le p}\lambda^{(l)}_j\phi(h^{(l)}_j)\phi(h^{(l)}_j)^T`
     with fresh :math:`\lambda^{(l)}` from the width-p prior at each layer.
 
