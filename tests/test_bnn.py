@@ -272,11 +272,32 @@ def test_cli_report_and_predict_on_the_run(cli_run, capsys):
         assert key in summary, key
     page = (run / "report.html").read_text()
     assert "<img" in page and "src='http" not in page
+    # report's R-hat and divergences by value: ArviZ on the run's own InferenceData
+    import arviz as az
+
+    import bayes_mogp
+    from bayes_mogp.report import identifiable_names
+
+    post = bayes_mogp.load(run)
+    idata = post.to_inference_data()
+    names = [v for v in identifiable_names(idata) if v in idata.posterior]
+    rhat = az.rhat(idata, var_names=names)
+    assert summary["r_hat_max"] == pytest.approx(max(float(rhat[v].max()) for v in names), rel=1e-9)
+    assert summary["divergences"] == int(idata.sample_stats["diverging"].sum())
     assert main(["predict", str(run), "--data-npz", str(root / "data.npz"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"n", "rmse", "nll", "coverage_90", "predictions"} <= set(out)
+    # predict's scores by value: the Python API on the same run, and RMSE / coverage from the saved predictions
+    with np.load(root / "data.npz") as d:
+        xt, yt = d["x_test"], d["y_test"].reshape(-1, 1)
+    api = post.score(xt, yt)
+    for k in ("rmse", "nll", "coverage_90"):
+        assert out[k] == pytest.approx(api[k], rel=1e-9), k
     with np.load(out["predictions"], allow_pickle=False) as z:
         assert z["mean"].shape == (20, 1) and z["lower_90"].shape == (20, 1)
+        assert out["rmse"] == pytest.approx(float(np.sqrt(np.mean((z["mean"] - yt) ** 2))), rel=1e-9)
+        inside = (z["lower_90"] <= yt) & (yt <= z["upper_90"])
+        assert out["coverage_90"] == pytest.approx(float(inside.mean()), abs=1e-12)
 
 
 def _one_line_exit_2(argv, capsys, match):
