@@ -18,7 +18,7 @@ jax.config.update("jax_enable_x64", True)
 from bayes_mogp.priors import PRIOR_NAMES, get_prior
 from bayes_mogp.table1 import run_table1
 
-QUICK = bool(os.environ.get("BAYES_MOGP_QUICK"))
+QUICK = os.environ.get("BAYES_MOGP_QUICK") == "1"
 key = jax.random.PRNGKey(0)
 
 # %% [markdown]

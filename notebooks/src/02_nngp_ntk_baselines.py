@@ -30,7 +30,7 @@ from bayes_mogp import nngp
 from bayes_mogp.data import DEBIAN_FASHION_DIR, from_builtin, train_test_split
 from bayes_mogp.kernels import activation_expectation, nngp_kernel, ntk_kernel
 
-QUICK = bool(os.environ.get("BAYES_MOGP_QUICK"))
+QUICK = os.environ.get("BAYES_MOGP_QUICK") == "1"
 DATASETS = ["mnist"] + (["fashion"] if DEBIAN_FASHION_DIR.is_dir() else [])
 N_TRAIN = [100, 300] if QUICK else [250, 500, 1000, 2000, 4000]
 DEPTHS = [1, 3] if QUICK else [1, 2, 3, 5, 8]

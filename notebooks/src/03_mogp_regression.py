@@ -40,7 +40,7 @@ from bayes_mogp.mogp.prior import sample_outputs, sample_random_kernel
 from bayes_mogp.priors import get_prior
 from bayes_mogp.specs import load_spec
 
-QUICK = bool(os.environ.get("BAYES_MOGP_QUICK"))
+QUICK = os.environ.get("BAYES_MOGP_QUICK") == "1"
 TEACHER = dict(d=10, n_train=150, units=2) if QUICK else dict(d=50, n_train=500, units=3)
 FIT_QUICK = dict(map_steps=200, num_warmup=30, num_samples=20, max_tree_depth=5) if QUICK else {}
 N_TRAIN, N_TEST = (100, 200) if QUICK else (1000, 1000)

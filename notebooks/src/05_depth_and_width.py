@@ -27,7 +27,7 @@ from scipy import stats
 jax.config.update("jax_enable_x64", True)
 from bayes_mogp import depth_width as dw
 
-QUICK = bool(os.environ.get("BAYES_MOGP_QUICK"))
+QUICK = os.environ.get("BAYES_MOGP_QUICK") == "1"
 S_EXACT = 2**15
 S_NET = 2**9 if QUICK else 2**12
 key = jax.random.key(0)
