@@ -70,7 +70,8 @@ def main(argv=None):
               f"divergences {out[name]['divergences']}", file=sys.stderr if args.json else sys.stdout)
     out["ratio_ess_per_second"] = out["ours"]["ess_per_second"] / out["centred"]["ess_per_second"]
     if args.json:
-        print(json.dumps(out))
+        from bayes_mogp.io import to_jsonable
+        print(json.dumps(to_jsonable(out), allow_nan=False))  # strict JSON: NaN/Inf -> null
     else:
         print(f"ratio (ours / centred) of min ESS per second: {out['ratio_ess_per_second']:.2f}")
 

@@ -92,7 +92,8 @@ def main(argv=None) -> dict:
     out = {"settings": {"n_train": n, "pca": pca, "width": width, "num_warmup": warm, "num_samples": draws},
            "variants": rows}
     if args.json:
-        print(json.dumps(out))
+        from bayes_mogp.io import to_jsonable
+        print(json.dumps(to_jsonable(out), allow_nan=False))  # strict JSON: NaN/Inf -> null
     else:
         for k, r in rows.items():
             print(f"{k:24s} {r['steps_ratio_to_iid']:6.2f}x the leapfrog steps and {r['ratio_to_iid']:6.2f}x the "

@@ -89,7 +89,8 @@ def main(argv=None) -> dict:
         "under_10_minutes": {"value": fit_seconds, "met": fit_seconds < 600},
     }
     if args.json:
-        print(json.dumps(result))
+        from bayes_mogp.io import to_jsonable
+        print(json.dumps(to_jsonable(result), allow_nan=False))  # strict JSON: NaN/Inf -> null
     else:
         print(f"diabetes: {data.n_train} train / {data.n_test} test, {data.input_dim} features, target sd "
               f"{result['data']['target_sd']:.1f}")

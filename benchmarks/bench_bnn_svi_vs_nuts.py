@@ -48,7 +48,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--save-dir", default=None, help="save each BNN fit to DIR/<method>")
     ap.add_argument("--load-dir", default=None, help="read each BNN fit from DIR/<method> instead of fitting")
     ap.add_argument("--quick", action="store_true",
-                    help="100 images, 2 chains x (20 + 20), 200 SVI steps: a smoke test, not the benchmark")
+                    help="100 images, 2 chains x (10 + 10) at tree depth 4, 50 SVI steps: a smoke test of every path "
+                         "(CI's slow pass), not the benchmark")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -70,7 +71,7 @@ def main(argv=None) -> dict:
     unknown = sorted(set(methods) - {"nuts", "svi-normal", "svi-low-rank", "nngp"})
     if unknown:
         ap.error(f"--methods: unknown {unknown}")
-    steps = 200 if args.quick else args.svi_steps
+    steps = 50 if args.quick else args.svi_steps
     fingerprint = data.describe()["fingerprint"]
     for name in [m for m in methods if m != "nngp"]:
         saved = args.nuts_run if name == "nuts" and args.nuts_run else (
@@ -80,7 +81,7 @@ def main(argv=None) -> dict:
             if post.data_info.get("fingerprint") != fingerprint:
                 raise SystemExit(f"{saved} was fitted on other data than this spec's {data.n_train} images")
         elif name == "nuts":
-            over = {"num_warmup": 20, "num_samples": 20, "num_chains": 2} if args.quick else {}
+            over = {"num_warmup": 10, "num_samples": 10, "num_chains": 2, "max_tree_depth": 4} if args.quick else {}
             post = bnn.fit(key, spec, data, log=log, **over)
         else:
             post = bnn.fit(key, spec, data, method="svi", guide="normal" if name == "svi-normal" else "low_rank",
@@ -113,7 +114,8 @@ def main(argv=None) -> dict:
     if "nuts" in rows and "nngp" in rows:
         out["nuts_meets_nngp_accuracy"] = rows["nuts"]["accuracy"] >= rows["nngp"]["accuracy"]
     if args.json:
-        print(json.dumps(out))
+        from bayes_mogp.io import to_jsonable
+        print(json.dumps(to_jsonable(out), allow_nan=False))  # strict JSON: NaN/Inf -> null
     else:
         print(f"{args.spec}: {data.n_train} train / {data.n_test} test images")
         print(f"{'method':14s} {'accuracy':>9s} {'NLL':>8s} {'ECE':>7s} {'seconds':>9s}")

@@ -159,7 +159,8 @@ def main(argv=None) -> dict:
         "rows": rows,
     }
     if args.json:
-        print(json.dumps(result))
+        from bayes_mogp.io import to_jsonable
+        print(json.dumps(to_jsonable(result), allow_nan=False))  # strict JSON: NaN/Inf -> null
     else:
         print(f"{'n':>6} {'what':10} {'ours s':>9} {'nt s':>9} {'ratio':>7}")
         for r in rows:

@@ -72,7 +72,8 @@ def main():
            "rank": a.rank, "median_s_woodbury": tw, "median_s_direct_cholesky": td, "ratio": td / tw,
            "one_time_eigendecomposition_s": t_eig, "loglik_rel_diff": float(abs(vw - vd) / abs(vd))}
     if a.json:
-        print(json.dumps(out))
+        from bayes_mogp.io import to_jsonable
+        print(json.dumps(to_jsonable(out), allow_nan=False))  # strict JSON: NaN/Inf -> null
     else:
         print(f"n={n} C={a.classes} J={a.num_jumps} r={a.rank} on {out['device']}")
         print(f"  Woodbury value+grad   median {tw * 1e3:8.3f} ms")

@@ -184,7 +184,8 @@ def main(argv=None) -> dict:
         for width in widths:
             results["speed"].append(speed(width, args.quick))
     if args.json:
-        print(json.dumps(results, default=str))
+        from bayes_mogp.io import to_jsonable
+        print(json.dumps(to_jsonable(results), allow_nan=False))  # strict JSON: NaN/Inf -> null
         return results
     if results["fits"]:
         head = "method prior      p     full    50%    80%    90%    95%    98%    99%  distinct"

@@ -90,3 +90,22 @@ def test_report_run_on_an_exact_gp_run_says_it_has_no_sampling_diagnostics(tmp_p
     assert summary["kind"] == "nngp" and summary["draws"] == "none" and summary["r_hat_max"] is None
     assert "no posterior draws" in summary["note"]
     assert (tmp_path / "gp" / "report.html").exists() and (tmp_path / "gp" / "summary.json").exists()
+
+
+def test_rank_normalized_rhat_equals_arviz_on_every_scalar():
+    # chains that disagree, ties, odd draw counts, 4-d draws, and the undefined cases (one chain, a NaN, a constant)
+    import arviz as az
+
+    from bayes_mogp.report import rank_normalized_rhat
+
+    rng = np.random.default_rng(0)
+    for shape in [(4, 100, 7), (2, 21, 5), (3, 10, 3, 2), (2, 4, 3)]:
+        x = rng.standard_normal(shape) + (0.5 * np.arange(shape[0])).reshape((-1,) + (1,) * (len(shape) - 1))
+        x[:, :, 1] = np.round(x[:, :, 1])
+        ref = np.asarray(az.rhat(az.convert_to_dataset({"v": x}))["v"])
+        np.testing.assert_allclose(rank_normalized_rhat(x), ref, rtol=1e-12)
+    x = rng.standard_normal((2, 10, 3))
+    x[:, :, 0], x[0, 3, 1] = 1.0, np.nan
+    out = rank_normalized_rhat(x)
+    assert np.isnan(out[0]) and np.isnan(out[1]) and np.isfinite(out[2])
+    assert np.all(np.isnan(rank_normalized_rhat(rng.standard_normal((1, 50, 2)))))
