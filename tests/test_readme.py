@@ -35,7 +35,9 @@ def test_quick_start_runs_as_written(tmp_path):
 
 
 def shipped_text_files():
-    return [README, ROOT / "pyproject.toml", *sorted((ROOT / "docs").glob("*.md"))]
+    return [README, ROOT / "pyproject.toml", *sorted((ROOT / "docs").glob("*.md")),
+            *sorted((ROOT / "notebooks").glob("*.ipynb")), *sorted((ROOT / "notebooks" / "src").glob("*.py")),
+            *sorted((ROOT / "bayes_mogp").rglob("*.py")), *sorted((ROOT / "models").glob("*.toml"))]
 
 
 @pytest.mark.parametrize("needle", ["seed 00", "DESIGN.md", "shared/"])

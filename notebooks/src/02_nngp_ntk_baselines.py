@@ -41,7 +41,7 @@ print("quick mode:", QUICK, "| data sets:", DATASETS)
 # ## 1. The activation map and the kernels
 #
 # For ReLU, $\mathbb{E}[\phi(u)\phi(v)]$ depends on the input correlation $\rho$ only through the
-# arc-cosine kernel (seed 000, eq. 4); iterating it layer after layer pushes every correlation towards 1,
+# arc-cosine kernel (Lee et al. 2023, eq. 4); iterating it layer after layer pushes every correlation towards 1,
 # which is why very deep NNGPs lose the ability to tell inputs apart.
 
 # %%

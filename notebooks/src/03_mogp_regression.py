@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 03 - MoGP: a posterior over random kernels that learns features
 #
-# In the MoGP regime (seed 000, section 3) the infinite-width network is a GP with a *random* kernel: a GP
+# In the MoGP regime (Lee et al. 2023, section 3) the infinite-width network is a GP with a *random* kernel: a GP
 # part `(a + R) K_phi` plus a sparse network of the largest jumps `Phi_J diag(lam_J) Phi_J^T`, each jump with
 # its own feature `phi(h_j(x))`. The posterior over that kernel is a posterior over a few features with a
 # calibrated GP behind them: feature learning, which the GP limit (NNGP) cannot do.
