@@ -48,8 +48,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--save-dir", default=None, help="save each BNN fit to DIR/<method>")
     ap.add_argument("--load-dir", default=None, help="read each BNN fit from DIR/<method> instead of fitting")
     ap.add_argument("--quick", action="store_true",
-                    help="100 images, 2 chains x (10 + 10) at tree depth 4, 50 SVI steps: a smoke test of every path "
-                         "(CI's slow pass), not the benchmark")
+                    help="100 images, hidden widths 16, 2 chains x (10 + 10) at tree depth 4, 50 SVI steps: a smoke "
+                         "test of every path (CI's slow pass), not the benchmark")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -62,6 +62,8 @@ def main(argv=None) -> dict:
 
     log = (lambda m: print(m, file=sys.stderr, flush=True))
     spec = read_spec(args.spec)
+    if args.quick:  # a smoke test of every path: the spec's data and prior, hidden widths 16-16
+        spec = {**spec, "model": {**spec["model"], "widths": [16] * len(spec["model"]["widths"])}}
     n_train = 100 if args.quick else None
     data = dataset_from_spec(spec, seed=args.seed, n_train=n_train)
     x, labels = data.x_test, data.y_test
