@@ -39,7 +39,7 @@ def _min_ess(config, res, X, y):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="100 images, 10 units, 2 x (50 + 50), tree depth 6: a smoke test")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--global-scale", default=None, help="override the spec's global_scale")
     ap.add_argument("--slab-scale", type=float, default=None, help="override the spec's slab_scale (0: none)")
@@ -61,8 +61,9 @@ def main(argv=None):
     out = {"n_train": n, "width": width, "num_warmup": warm, "num_samples": draws, "num_chains": chains,
            "global_scale": global_scale, "slab_scale": slab}
     for name, model in (("ours", bnn_model), ("centred", centred_horseshoe_model)):
+        depth = {"max_tree_depth": 6} if args.quick else {}  # quick: a smoke test, trees capped at 63 steps
         res = run_nuts(jax.random.PRNGKey(0), config, X, y, NutsSettings(num_warmup=warm, num_samples=draws,
-                                                                          num_chains=chains), model=model)
+                                                                          num_chains=chains, **depth), model=model)
         ess = _min_ess(config, res, X, y)
         out[name] = {"min_ess": ess, "seconds": res.seconds, "ess_per_second": ess / res.seconds,
                      "divergences": int(res.stats["diverging"].sum())}

@@ -35,7 +35,7 @@ import jax
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="100 images, PCA 10, 8 units, 50 + 20 iterations")
+    ap.add_argument("--quick", action="store_true", help="100 images, PCA 10, 8 units, 50 + 20 iterations, tree depth 6: a smoke test")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variants", default=None, help="comma-separated subset of the variant names")
@@ -67,7 +67,8 @@ def main(argv=None) -> dict:
         config = BNNConfig(d_in=pca, d_out=10, widths=(width,), prior=name.split("/")[0], **kw)
         t0 = time.perf_counter()
         res = run_nuts(jax.random.PRNGKey(args.seed), config, xtr, split.labels_train,
-                       NutsSettings(num_warmup=warm, num_samples=draws, num_chains=1))
+                       NutsSettings(num_warmup=warm, num_samples=draws, num_chains=1,
+                                    **({"max_tree_depth": 6} if args.quick else {})))  # quick: trees <= 63 steps
         sec = time.perf_counter() - t0
         rows[name] = {"mean_leapfrog_steps": float(np.mean(res.stats["num_steps"])),
                       "step_size": float(np.mean(res.stats["adapt_state.step_size"])),

@@ -103,7 +103,7 @@ def run(args) -> dict:
     if solver == "cg" and args.reg == "ml":
         raise _common.UsageError(f"--reg ml needs the dense solver, but the CG solver runs ({reason}); give a "
                                  f"number, e.g. --reg 1e-3")
-    cost = nngp.estimate_cost(data.n_train, data.n_test, data.input_dim, depth, solver=solver)
+    cost = nngp.estimate_cost(data.n_train, data.n_test, data.input_dim, depth, solver=solver, noise=args.reg)
     cost["seconds"] *= len(kernels)
     _common.check_budget("baseline", cost, max_minutes=args.max_minutes)
     key = jax.random.key(args.seed)
