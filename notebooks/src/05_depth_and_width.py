@@ -52,7 +52,9 @@ ax = dw.plot_log_norm_densities(exact_lo, width=n, n_in=n_in, n_out=n_out, label
 for a, d in zip(ax, depths):
     a.hist(net_lo[d], bins=40, density=True, histtype="step", color="k", label=f"networks ({net_lo[d].size})")
     a.legend(fontsize=7)
-    print(f"d={d:3d}: two-sample KS exact vs networks p = {stats.ks_2samp(exact_lo[d], net_lo[d]).pvalue:.3f}")
+    p_ks = stats.ks_2samp(exact_lo[d], net_lo[d]).pvalue
+    print(f"d={d:3d}: two-sample KS exact vs networks p = {p_ks:.3f}")
+    assert p_ks > 1e-4, (d, p_ks)  # the exact sampler and the networks agree in law (at the 4-SE level)
 plt.tight_layout()
 plt.show()
 
@@ -70,8 +72,10 @@ for n_ in (25, 50, 100):
     for d in ds:
         w = dw.as_widths(n_, d)
         g = dw.sample_g_exact(jax.random.fold_in(key, 1000 * n_ + d), w, 2**13)
-        var_mc.append(np.var(g, ddof=1))
+        s = dw.summarize_g(g, dw.beta_mlp(w))
+        var_mc.append(s.var)
         var_exact.append(dw.exact_moments(w)[1])
+        assert abs(s.var - var_exact[-1]) < 4 * s.se_var + 1e-12, (n_, d)  # the sampler has the exact variance
         betas.append(dw.beta_mlp(w))
     ax[0].plot(ds / n_, var_mc, "o", label=f"exact sampler, n={n_}")
     ax[0].plot(ds / n_, var_exact, "-", color=ax[0].lines[-1].get_color(), lw=1)
@@ -98,6 +102,8 @@ for w in [(20, 200, 200, 200), (200, 200, 200, 20)]:
     notes_beta = 2 / w[0] + 5 * sum(1 / v for v in w[1:])
     print(f"widths {w}: Var G (networks) = {s.var:.3f} ± {s.se_var:.3f}; beta (derivation) = {dw.beta_mlp(w):.3f},"
           f" exact = {dw.exact_moments(w)[1]:.3f}, notes' ordering = {notes_beta:.3f}")
+    # the networks have the exact variance (4 SE) and are far from the notes' ordering (more than 10 SE)
+    assert abs(s.var - dw.exact_moments(w)[1]) < 4 * s.se_var and abs(s.var - notes_beta) > 10 * s.se_var, w
 
 # %% [markdown]
 # ## ResNets
@@ -151,6 +157,9 @@ for d in (1, 5, 10, 20, 50, 100, 200):
     rows.append((d, ks["log-Gaussian"], ks["infinite width"]))
     print(f"d={d:4d}  d/n={d / n:4.2f}  KS to log-Gaussian {ks['log-Gaussian']:.3f}   to infinite width {ks['infinite width']:.3f}")
 rows = np.array(rows)
+# The claims above: the GP is off by more than 0.3 once d/n >= 0.2; the log-Gaussian stays within 0.03 (under
+# the null the KS statistic of 2^13 draws exceeds 0.022 with probability 1e-4; the rest is its O(d/n^2) error).
+assert np.all(rows[rows[:, 0] / n >= 0.2, 2] > 0.3) and rows[-2, 2] > 0.7 and rows[:, 1].max() < 0.03, rows
 fig, ax = plt.subplots(figsize=(5, 3.4))
 ax.semilogx(rows[:, 0] / n, rows[:, 1], "ro-", label="log-Gaussian")
 ax.semilogx(rows[:, 0] / n, rows[:, 2], "bs--", label="infinite width (GP)")
@@ -163,4 +172,6 @@ x = np.eye(10)[0]
 w = dw.as_widths(30, 10)
 net = dw.simulate_network(jax.random.fold_in(key, 99), w, S_NET, n_in=10, n_out=10, x=x, jacobian_column=3)
 lo = dw.sample_output_log_norm_exact(key, w, 2**14, n_in=10, n_out=10, x_norm_sq=1.0)[1]
-print(f"Jacobian column vs output law (n=30, d=10, |x|=1): two-sample KS p = {stats.ks_2samp(net.log_jac_sq, lo).pvalue:.3f}")
+p_jac = stats.ks_2samp(net.log_jac_sq, lo).pvalue
+print(f"Jacobian column vs output law (n=30, d=10, |x|=1): two-sample KS p = {p_jac:.3f}")
+assert p_jac > 1e-4
