@@ -67,6 +67,12 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def json_line(obj: Any, *, default=None) -> str:
+    """``obj`` as one line of strict JSON (:func:`to_jsonable` first: NaN/Inf become null, and a value that
+    would still not be JSON raises); ``default`` as in :func:`json.dumps`."""
+    return json.dumps(to_jsonable(obj), allow_nan=False, default=default)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
 

@@ -114,9 +114,8 @@ def diagnostics(idata, var_names=None) -> dict:
         out["per_quantity"] = per
         raw = [v for v in idata.posterior.data_vars if v.startswith(("V", "W"))]
         if raw:
-            per_raw = [rank_normalized_rhat(np.asarray(idata.posterior[v].values)) for v in raw]
-            out["raw_weights_r_hat_max"] = float(max(np.nanmax(r) if np.isfinite(r).any() else np.nan
-                                                     for r in per_raw))
+            rs = np.concatenate([np.ravel(rank_normalized_rhat(idata.posterior[v].values)) for v in raw])
+            out["raw_weights_r_hat_max"] = float(np.nanmax(rs)) if np.isfinite(rs).any() else float("nan")
         stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
         out["divergences"] = int(stats["diverging"].sum()) if "diverging" in stats else 0
         if "energy" in stats:
@@ -155,7 +154,7 @@ def rank_normalized_rhat(draws) -> np.ndarray:
 
     def split(x):
         half = n // 2
-        return np.concatenate([x[:, :half], x[:, n - half:]], axis=0)  # (2 chains, half, k)
+        return np.concatenate([x[:, :half], x[:, n - half:]], axis=0)  # (2 x chains, half, k)
 
     def z_scale(x):
         c, m, k = x.shape

@@ -12,7 +12,6 @@ log-likelihood); seconds include warmup.  Prints both, their divergence counts a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import jax
@@ -60,8 +59,8 @@ def main(argv=None):
                        slab_scale=slab)
     out = {"n_train": n, "width": width, "num_warmup": warm, "num_samples": draws, "num_chains": chains,
            "global_scale": global_scale, "slab_scale": slab}
+    depth = {"max_tree_depth": 6} if args.quick else {}  # quick: a smoke test, trees capped at 63 steps
     for name, model in (("ours", bnn_model), ("centred", centred_horseshoe_model)):
-        depth = {"max_tree_depth": 6} if args.quick else {}  # quick: a smoke test, trees capped at 63 steps
         res = run_nuts(jax.random.PRNGKey(0), config, X, y, NutsSettings(num_warmup=warm, num_samples=draws,
                                                                           num_chains=chains, **depth), model=model)
         ess = _min_ess(config, res, X, y)
@@ -71,8 +70,8 @@ def main(argv=None):
               f"divergences {out[name]['divergences']}", file=sys.stderr if args.json else sys.stdout)
     out["ratio_ess_per_second"] = out["ours"]["ess_per_second"] / out["centred"]["ess_per_second"]
     if args.json:
-        from bayes_mogp.io import to_jsonable
-        print(json.dumps(to_jsonable(out), allow_nan=False))  # strict JSON: NaN/Inf -> null
+        from bayes_mogp.io import json_line
+        print(json_line(out))  # strict JSON: NaN/Inf -> null
     else:
         print(f"ratio (ours / centred) of min ESS per second: {out['ratio_ess_per_second']:.2f}")
 

@@ -25,7 +25,6 @@ counts there) and the ratios of steps and of seconds per iteration to ``iid``.  
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -93,8 +92,8 @@ def main(argv=None) -> dict:
     out = {"settings": {"n_train": n, "pca": pca, "width": width, "num_warmup": warm, "num_samples": draws},
            "variants": rows}
     if args.json:
-        from bayes_mogp.io import to_jsonable
-        print(json.dumps(to_jsonable(out), allow_nan=False))  # strict JSON: NaN/Inf -> null
+        from bayes_mogp.io import json_line
+        print(json_line(out))  # strict JSON: NaN/Inf -> null
     else:
         for k, r in rows.items():
             print(f"{k:24s} {r['steps_ratio_to_iid']:6.2f}x the leapfrog steps and {r['ratio_to_iid']:6.2f}x the "

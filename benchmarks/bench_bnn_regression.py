@@ -21,7 +21,6 @@ log-likelihood, 50 test predictions), 0 divergences, wall time under 10 minutes.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -89,8 +88,8 @@ def main(argv=None) -> dict:
         "under_10_minutes": {"value": fit_seconds, "met": fit_seconds < 600},
     }
     if args.json:
-        from bayes_mogp.io import to_jsonable
-        print(json.dumps(to_jsonable(result), allow_nan=False))  # strict JSON: NaN/Inf -> null
+        from bayes_mogp.io import json_line
+        print(json_line(result))  # strict JSON: NaN/Inf -> null
     else:
         print(f"diabetes: {data.n_train} train / {data.n_test} test, {data.input_dim} features, target sd "
               f"{result['data']['target_sd']:.1f}")

@@ -27,7 +27,6 @@ separately, e.g. on different machines).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -116,8 +115,8 @@ def main(argv=None) -> dict:
     if "nuts" in rows and "nngp" in rows:
         out["nuts_meets_nngp_accuracy"] = rows["nuts"]["accuracy"] >= rows["nngp"]["accuracy"]
     if args.json:
-        from bayes_mogp.io import to_jsonable
-        print(json.dumps(to_jsonable(out), allow_nan=False))  # strict JSON: NaN/Inf -> null
+        from bayes_mogp.io import json_line
+        print(json_line(out))  # strict JSON: NaN/Inf -> null
     else:
         print(f"{args.spec}: {data.n_train} train / {data.n_test} test images")
         print(f"{'method':14s} {'accuracy':>9s} {'NLL':>8s} {'ECE':>7s} {'seconds':>9s}")

@@ -15,7 +15,6 @@ else runs on the machine; the ratio much less so.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -80,8 +79,8 @@ def main(argv=None) -> dict:
         "second_order": dict(zip(("mean_G", "var_G"), dw.second_order_moments(widths))),
     }
     if args.json:
-        from bayes_mogp.io import to_jsonable
-        print(json.dumps(to_jsonable(result), allow_nan=False))  # strict JSON: NaN/Inf -> null
+        from bayes_mogp.io import json_line
+        print(json_line(result))  # strict JSON: NaN/Inf -> null
     else:
         print(f"n = {n}, d = {d}, {s} samples")
         print(f"  exact sampler   median {t_exact:.4f} s over {args.repeats} runs")

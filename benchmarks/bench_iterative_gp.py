@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import os
 import sys
 import time
@@ -200,8 +199,8 @@ def main(argv=None) -> dict:
         "variance_check": variance_check,
     }
     if args.json:
-        from bayes_mogp.io import to_jsonable
-        print(json.dumps(to_jsonable(result), allow_nan=False))  # strict JSON: NaN/Inf -> null
+        from bayes_mogp.io import json_line
+        print(json_line(result))  # strict JSON: NaN/Inf -> null
     else:
         head = (f"{'n':>6} {'method':14} {'seconds':>8} {'cpu s':>7} {'peak GiB':>9} {'accuracy':>9} {'iters':>6}"
                 f" {'residual':>9} {'|dmean| vs nt':>14} {'ratio vs nt':>12}")

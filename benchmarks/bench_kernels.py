@@ -20,7 +20,6 @@ processes on the machine affects both alike.  The ratio is ours / neural-tangent
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -159,8 +158,8 @@ def main(argv=None) -> dict:
         "rows": rows,
     }
     if args.json:
-        from bayes_mogp.io import to_jsonable
-        print(json.dumps(to_jsonable(result), allow_nan=False))  # strict JSON: NaN/Inf -> null
+        from bayes_mogp.io import json_line
+        print(json_line(result))  # strict JSON: NaN/Inf -> null
     else:
         print(f"{'n':>6} {'what':10} {'ours s':>9} {'nt s':>9} {'ratio':>7}")
         for r in rows:

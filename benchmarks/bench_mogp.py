@@ -10,7 +10,6 @@ GP scale, noise, the J jumps and the r-dimensional latents of the J features (ro
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import jax
@@ -72,8 +71,8 @@ def main():
            "rank": a.rank, "median_s_woodbury": tw, "median_s_direct_cholesky": td, "ratio": td / tw,
            "one_time_eigendecomposition_s": t_eig, "loglik_rel_diff": float(abs(vw - vd) / abs(vd))}
     if a.json:
-        from bayes_mogp.io import to_jsonable
-        print(json.dumps(to_jsonable(out), allow_nan=False))  # strict JSON: NaN/Inf -> null
+        from bayes_mogp.io import json_line
+        print(json_line(out))  # strict JSON: NaN/Inf -> null
     else:
         print(f"n={n} C={a.classes} J={a.num_jumps} r={a.rank} on {out['device']}")
         print(f"  Woodbury value+grad   median {tw * 1e3:8.3f} ms")

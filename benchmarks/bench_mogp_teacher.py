@@ -99,8 +99,8 @@ def main():
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     if args.json:
-        from bayes_mogp.io import to_jsonable
-        print(json.dumps(to_jsonable({"device": jax.devices()[0].platform, "rows": rows}), allow_nan=False))  # strict JSON: NaN/Inf -> null
+        from bayes_mogp.io import json_line
+        print(json_line({"device": jax.devices()[0].platform, "rows": rows}))  # strict JSON: NaN/Inf -> null
         return
     print(f"{'case':18} {'RMSE y NNGP':>11} {'MoGP':>7} {'ratio':>6} {'RMSE f NNGP':>11} {'MoGP':>7} {'fresh':>7} "
           f"{'NLL NNGP':>9} {'MoGP':>7} {'cov90 NNGP':>10} {'MoGP':>6} {'cos':>14} {'R-hat':>6} {'s MoGP':>7}  targets")

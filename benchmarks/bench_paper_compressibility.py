@@ -28,7 +28,6 @@ benchmark.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -184,8 +183,8 @@ def main(argv=None) -> dict:
         for width in widths:
             results["speed"].append(speed(width, args.quick))
     if args.json:
-        from bayes_mogp.io import to_jsonable
-        print(json.dumps(to_jsonable(results), allow_nan=False))  # strict JSON: NaN/Inf -> null
+        from bayes_mogp.io import json_line
+        print(json_line(results, default=str))  # strict JSON: NaN/Inf -> null
         return results
     if results["fits"]:
         head = "method prior      p     full    50%    80%    90%    95%    98%    99%  distinct"
