@@ -51,6 +51,33 @@ def test_regression_posterior_predicts_new_inputs_in_user_units(reg_post, teache
     assert d["directions"].shape == (3, 4) and np.all(d["concentration"] <= 1 + 1e-12)
 
 
+def test_pruned_prediction_is_the_posterior_of_the_kept_jumps_alone(reg_post, teacher):
+    """``keep=k, gp_part=False`` (the k largest jumps' weights kept, the others set to 0 in one compiled program)
+    equals the prediction from draws that hold only those k jumps and features; ``keep`` is validated."""
+    import dataclasses
+
+    from bayes_mogp.errors import InputError
+
+    x = teacher.data.x_test
+    for k in (1, 2):
+        cut = {**reg_post.samples, "jumps": reg_post.samples["jumps"][..., :k],
+               "features": reg_post.samples["features"][:, :, :k]}
+        alone = dataclasses.replace(reg_post, samples=cut)
+        (m1, v1, n1), (m2, v2, n2) = (reg_post.predict_components(x, keep=k, gp_part=False),
+                                      alone.predict_components(x, gp_part=False))
+        np.testing.assert_allclose(m1, m2, rtol=1e-8, atol=1e-9 * np.abs(m2).max())
+        np.testing.assert_array_equal(n1, n2)
+        # without the GP part the latent variance is the difference of terms ~1/noise larger than itself, so
+        # the two summation orders agree to 1e-5 of its largest value, not to float64 rounding
+        np.testing.assert_allclose(v1, v2, rtol=0, atol=1e-5 * v2.max())
+    full = reg_post.predict_components(x)
+    for a, b in zip(full, reg_post.predict_components(x, keep=99)):  # keep above J keeps every jump
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(full[0], reg_post.predict_components(x, keep=1)[0])  # keeping fewer changes it
+    with pytest.raises(InputError, match="keep"):
+        reg_post.predict(x, keep=0)
+
+
 def test_save_load_same_predictions_and_inference_data(reg_post, teacher, tmp_path):
     run = reg_post.save(tmp_path / "run")
     back = bayes_mogp.load(run)

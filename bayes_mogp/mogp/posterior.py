@@ -150,12 +150,21 @@ class MoGPPosterior(Posterior):
 
     # -- prediction ------------------------------------------------------------------------------------
     @float64
-    def predict_components(self, x, *, keep: int | None = None, gp_part: bool = True):
-        """Per-draw mean (S, m, k), latent variance (S, m), noise (S,) at inputs ``x`` (user units), model units."""
-        xm = self.input_transform(self.check_inputs(x))
-        tests = test_inputs(self.problem, self.feature_map, self.x_train, xm)
+    def predict_components(self, x, *, keep: int | None = None, gp_part: bool = True, tests=None):
+        """Per-draw mean (S, m, k), latent variance (S, m), noise (S,) at inputs ``x`` (user units), model units.
+        ``tests``: :meth:`test_inputs` of ``x``, if already computed (it does not depend on the draws)."""
+        if keep is not None:
+            keep = check_int("keep", keep, minimum=1)
+        tests = self.test_inputs(x) if tests is None else tests
         return predict_draws(self.problem, tests, self.limit, self.flat_samples(), drift=self.settings.drift,
                              keep=keep, gp_part=gp_part)
+
+    @float64
+    def test_inputs(self, x):
+        """The base kernel between the training inputs and ``x`` (user units), rotated, and the feature basis at
+        ``x``: the part of a prediction that every draw and every ``keep`` share."""
+        xm = self.input_transform(self.check_inputs(x))
+        return test_inputs(self.problem, self.feature_map, self.x_train, xm)
 
     def predict(self, x, *, keep: int | None = None, gp_part: bool = True) -> Prediction:
         """Predictive distribution at ``x`` (m, d) in the user's units (module docstring of :mod:`.predictive`).
@@ -180,12 +189,16 @@ class MoGPPosterior(Posterior):
         ``components``: the output of :meth:`predict_components` at ``x``, if already computed."""
         from ..metrics import score
 
-        out = score(self.prediction_from_components(*(components or self.predict_components(x))), targets)
+        tests = self.test_inputs(x)
+        out = score(self.prediction_from_components(*(components or self.predict_components(x, tests=tests))),
+                    targets)
         if "features" in self.samples:
             j = self.samples["features"].shape[2]
             metric = "accuracy" if self.task == "classification" else "rmse"
-            out[f"pruned_{metric}"] = {str(k): score(self.predict(x, keep=k, gp_part=False), targets)[metric]
-                                       for k in sorted({1, max(1, j // 2), j})}
+            pruned = {k: self.predict_components(x, keep=k, gp_part=False, tests=tests)
+                      for k in sorted({1, max(1, j // 2), j})}
+            out[f"pruned_{metric}"] = {str(k): score(self.prediction_from_components(*c), targets)[metric]
+                                       for k, c in pruned.items()}
         return out
 
     # -- what the posterior learned ----------------------------------------------------------------------

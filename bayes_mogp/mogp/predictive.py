@@ -47,16 +47,17 @@ def test_inputs(problem: MoGPProblem, feature_map: FeatureMap, x_train, x_new) -
 
 def predict_draws(problem: MoGPProblem, tests: TestInputs, limit, samples: dict, *, drift: str = "free",
                   batch: int = 16, gp_part: bool = True, keep: int | None = None):
-    """Per-draw predictive mean (S, m, k), latent variance (S, m) and noise variance (S,) for flat ``samples``."""
+    """Per-draw predictive mean (S, m, k), latent variance (S, m) and noise variance (S,) for flat ``samples``.
+
+    ``keep=k`` keeps the k largest jumps: the others get weight 0, which removes them exactly (their rows of
+    the Woodbury factor are the identity's), so every k runs the same compiled program."""
     phi_fn = FEATURE_ACTIVATIONS[problem.activation]
 
-    def one(s):
+    def one(s, k):
         scale, noise, lam, phi = _kernel_parts(problem, limit, s, drift)
         if "features" in s:
-            u = s["features"] if keep is None else s["features"][:keep]
-            lam = lam if keep is None else lam[:keep]
-            phi = phi if keep is None else phi[:, :keep]
-            phi_te = phi_fn(tests.basis @ u.T)
+            lam = jnp.where(jnp.arange(lam.shape[0]) < k, lam, 0.0)
+            phi_te = phi_fn(tests.basis @ s["features"].T)
         else:
             phi_te = jnp.zeros((tests.basis.shape[0], 0))
         scale = scale if gp_part else 0.0
@@ -65,8 +66,10 @@ def predict_draws(problem: MoGPProblem, tests: TestInputs, limit, samples: dict,
 
     flat = {k: jnp.asarray(samples[k]) for k in DRAW_KEYS if k in samples}
     total = next(iter(flat.values())).shape[0]
-    f = jax.jit(jax.vmap(one))
-    outs = [f({k: v[i:i + batch] for k, v in flat.items()}) for i in range(0, total, batch)]
+    num_jumps = flat["features"].shape[1] if "features" in flat else 0
+    k = jnp.asarray(num_jumps if keep is None else min(int(keep), num_jumps))
+    f = jax.jit(jax.vmap(one, in_axes=(0, None)))
+    outs = [f({name: v[i:i + batch] for name, v in flat.items()}, k) for i in range(0, total, batch)]
     return tuple(np.asarray(jnp.concatenate([o[i] for o in outs])) for i in range(3))
 
 
