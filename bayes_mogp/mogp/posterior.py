@@ -34,7 +34,7 @@ from ..prediction import Prediction
 from ..validation import check_int
 from .features import FeatureMap, build_feature_map
 from .model import build_problem, fit_map, model_kwargs, run_nuts
-from .predictive import class_probabilities, loo_draws, predict_draws, test_inputs
+from .predictive import class_probabilities, draw_predictor, loo_draws, predict_draws, test_inputs
 from .settings import MoGPSettings
 from ..errors import InputError, InputTypeError
 
@@ -157,7 +157,14 @@ class MoGPPosterior(Posterior):
             keep = check_int("keep", keep, minimum=1)
         tests = self.test_inputs(x) if tests is None else tests
         return predict_draws(self.problem, tests, self.limit, self.flat_samples(), drift=self.settings.drift,
-                             keep=keep, gp_part=gp_part)
+                             keep=keep, gp_part=gp_part, predictor=self._predictor)
+
+    @cached_property
+    def _predictor(self):
+        """The compiled per-draw prediction, kept with the posterior: later calls with inputs of the same shape
+        (any ``keep``, ``gp_part``) reuse it."""
+        with jax.enable_x64(True):
+            return draw_predictor(self.problem, self.limit, drift=self.settings.drift)
 
     @float64
     def test_inputs(self, x):

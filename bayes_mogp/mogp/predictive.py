@@ -25,7 +25,7 @@ from . import likelihood as lk
 from .features import FEATURE_ACTIVATIONS, FeatureMap
 from .model import MoGPProblem
 
-__all__ = ["TestInputs", "test_inputs", "predict_draws", "loo_draws", "class_probabilities", "DRAW_KEYS"]
+__all__ = ["TestInputs", "test_inputs", "draw_predictor", "predict_draws", "loo_draws", "class_probabilities", "DRAW_KEYS"]
 
 #: posterior variables the predictive needs
 DRAW_KEYS = ("sigma_v2", "noise", "noise_total", "drift", "jumps", "features")
@@ -45,15 +45,15 @@ def test_inputs(problem: MoGPProblem, feature_map: FeatureMap, x_train, x_new) -
     return TestInputs(pbase, jnp.asarray(feature_map.basis(x_new)))
 
 
-def predict_draws(problem: MoGPProblem, tests: TestInputs, limit, samples: dict, *, drift: str = "free",
-                  batch: int = 16, gp_part: bool = True, keep: int | None = None):
-    """Per-draw predictive mean (S, m, k), latent variance (S, m) and noise variance (S,) for flat ``samples``.
-
-    ``keep=k`` keeps the k largest jumps: the others get weight 0, which removes them exactly (their rows of
-    the Woodbury factor are the identity's), so every k runs the same compiled program."""
+def draw_predictor(problem: MoGPProblem, limit, *, drift: str = "free"):
+    """The compiled per-draw prediction of a training problem: ``f(tests, draws, k, gp_part)`` for a batch of
+    flat draws gives their means, latent variances and noises.  One program per shape of the new inputs, reused
+    for every batch, every ``keep`` (``k``: the k largest jumps keep their weight, the others get 0, which removes
+    them exactly: their rows of the Woodbury factor are the identity's) and every call (keep the returned
+    function, as :class:`~bayes_mogp.mogp.MoGPPosterior` does)."""
     phi_fn = FEATURE_ACTIVATIONS[problem.activation]
 
-    def one(s, k):
+    def one(tests, s, k, gp_part):
         scale, noise, lam, phi = _kernel_parts(problem, limit, s, drift)
         if "features" in s:
             lam = jnp.where(jnp.arange(lam.shape[0]) < k, lam, 0.0)
@@ -64,12 +64,21 @@ def predict_draws(problem: MoGPProblem, tests: TestInputs, limit, samples: dict,
         mean, var = lk.predict(problem.base, tests.pbase, scale, noise, lam, phi, phi_te)
         return mean, var, noise
 
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, None, None)), static_argnums=3)
+
+
+def predict_draws(problem: MoGPProblem, tests: TestInputs, limit, samples: dict, *, drift: str = "free",
+                  batch: int = 16, gp_part: bool = True, keep: int | None = None, predictor=None):
+    """Per-draw predictive mean (S, m, k), latent variance (S, m) and noise variance (S,) for flat ``samples``;
+    ``keep=k``: the k largest jumps only; ``predictor``: a :func:`draw_predictor` of the same problem (else one is
+    compiled for this call)."""
+    f = predictor or draw_predictor(problem, limit, drift=drift)
     flat = {k: jnp.asarray(samples[k]) for k in DRAW_KEYS if k in samples}
     total = next(iter(flat.values())).shape[0]
     num_jumps = flat["features"].shape[1] if "features" in flat else 0
     k = jnp.asarray(num_jumps if keep is None else min(int(keep), num_jumps))
-    f = jax.jit(jax.vmap(one, in_axes=(0, None)))
-    outs = [f({name: v[i:i + batch] for name, v in flat.items()}, k) for i in range(0, total, batch)]
+    outs = [f(tests, {name: v[i:i + batch] for name, v in flat.items()}, k, bool(gp_part))
+            for i in range(0, total, batch)]
     return tuple(np.asarray(jnp.concatenate([o[i] for o in outs])) for i in range(3))
 
 
