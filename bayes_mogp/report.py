@@ -16,6 +16,8 @@ r"""Diagnostics and the self-contained HTML report of any run: MCMC, variational
     divergences do not apply and are ``null``; the ELBO loss curve is plotted instead;
   - no draws (an exact GP posterior): the summary says so and holds the scores only.
 
+* :func:`diagnostic_rule`: which check applies to the run's draws, named in the summary (``diagnostic_rule``,
+  ``r_hat_threshold``, ``r_hat_ok``) and the report, where every R-hat above the threshold is shown in red.
 * :func:`report_run`: all of it for a run folder of any kind (:func:`bayes_mogp.load`), scored on the
   run's own test part where the posterior carries one (``test_data``).
 """
@@ -33,8 +35,14 @@ import numpy as np
 from .io import atomic_path, atomic_write_json, atomic_write_text
 from .errors import InputError
 
-__all__ = ["to_inference_data", "identifiable_names", "diagnostics", "draws_kind", "rank_normalized_rhat",
-           "write_report", "report_run"]
+__all__ = ["to_inference_data", "identifiable_names", "diagnostics", "draws_kind", "diagnostic_rule",
+           "rank_normalized_rhat", "write_report", "report_run", "R_HAT_THRESHOLD"]
+
+#: the R-hat above which a run's chains are said not to agree (Vehtari et al. 2021)
+R_HAT_THRESHOLD = 1.01
+
+#: minibatch samplers: no accept/reject step, so no divergences or energy
+_SG_METHODS = ("sghmc", "sgld", "csgld")
 
 _NOT_IDENT_SUFFIX = ("_z", "_g", "_c")
 
@@ -85,6 +93,24 @@ def draws_kind(idata) -> str:
     if "sample_stats" not in idata.groups():
         return "independent"
     return "mcmc"
+
+
+def diagnostic_rule(kind: str, method: str | None = None, num_chains: int = 1) -> str:
+    """The check that applies to draws of ``kind`` (:func:`draws_kind`) made by ``method`` in ``num_chains`` chains,
+    in words; the report and ``summary.json`` carry it as ``diagnostic_rule``."""
+    if kind == "none":
+        return "none: a point estimate or an exact posterior, no draws to diagnose"
+    if kind == "independent":
+        return "none: independent draws from a fitted variational guide (R-hat, ESS and divergences do not apply)"
+    if num_chains > 1:
+        rule = (f"rank-normalised split R-hat across the {num_chains} chains (Vehtari et al. 2021) on the "
+                f"identifiable quantities, below {R_HAT_THRESHOLD}")
+    else:
+        rule = (f"rank-normalised split R-hat within the one chain (its two halves) on the identifiable quantities, "
+                f"below {R_HAT_THRESHOLD}; it cannot see modes the chain never visited: run 4 or more chains")
+    if method in _SG_METHODS:
+        return rule + "; minibatch SG-MCMC has no accept step, so no divergences, and its step-size bias is unseen"
+    return rule + ", and no divergences"
 
 
 def diagnostics(idata, var_names=None) -> dict:
@@ -292,6 +318,11 @@ def write_report(idata, out_dir, *, var_names=None, extra: dict | None = None, t
                            "one draw (a point estimate such as MAP) or no posterior draws (an exact posterior): no sampling "
                            "diagnostics")
     summary["draws"] = kind
+    chains = int(idata.posterior.sizes.get("chain", 1)) if kind != "none" else 0
+    summary["diagnostic_rule"] = diagnostic_rule(kind, extra.get("method"), chains)
+    if kind == "mcmc":
+        summary["r_hat_threshold"] = R_HAT_THRESHOLD
+        summary["r_hat_ok"] = bool(diag["r_hat_max"] < R_HAT_THRESHOLD)
     for key in ("accuracy", "nll"):
         if key in extra:
             summary[key] = extra.pop(key)
@@ -304,13 +335,15 @@ def write_report(idata, out_dir, *, var_names=None, extra: dict | None = None, t
     parts = [f"<h1>{html.escape(title)}</h1>", "<h2>Summary</h2><table border=1 cellpadding=3>"]
     for k, v in summary.items():
         if not isinstance(v, (dict, list)):
-            parts.append(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>")
+            cell = _red(html.escape(str(v))) if k == "r_hat_max" and _above(v) else html.escape(str(v))
+            parts.append(f"<tr><td>{html.escape(str(k))}</td><td>{cell}</td></tr>")
     parts.append("</table>")
     if diag:
         parts.append("<h2>Per quantity</h2><table border=1 cellpadding=3><tr><th>quantity</th>"
                      "<th>R-hat max</th><th>ESS bulk min</th><th>ESS tail min</th></tr>")
         for name, d in diag["per_quantity"].items():
-            parts.append(f"<tr><td>{html.escape(name)}</td><td>{d['r_hat_max']:.4f}</td>"
+            r_hat = f"{d['r_hat_max']:.4f}"
+            parts.append(f"<tr><td>{html.escape(name)}</td><td>{_red(r_hat) if _above(d['r_hat_max']) else r_hat}</td>"
                          f"<td>{d['ess_bulk_min']:.1f}</td><td>{d['ess_tail_min']:.1f}</td></tr>")
         parts.append("</table>")
         if "raw_weights_r_hat_max" in diag:
@@ -332,6 +365,15 @@ def write_report(idata, out_dir, *, var_names=None, extra: dict | None = None, t
     atomic_write_text(out_dir / "report.html", page)
     atomic_write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def _above(r_hat) -> bool:
+    """An R-hat that fails the rule (NaN fails too: too few draws to tell)."""
+    return r_hat is not None and not (float(r_hat) < R_HAT_THRESHOLD)
+
+
+def _red(text: str) -> str:
+    return f"<span style='color:#c00;font-weight:bold'>{text}</span>"
 
 
 def report_run(run_dir) -> dict:

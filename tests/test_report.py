@@ -109,3 +109,29 @@ def test_rank_normalized_rhat_equals_arviz_on_every_scalar():
     out = rank_normalized_rhat(x)
     assert np.isnan(out[0]) and np.isnan(out[1]) and np.isfinite(out[2])
     assert np.all(np.isnan(rank_normalized_rhat(rng.standard_normal((1, 50, 2)))))
+
+
+def test_report_names_its_rule_and_shows_failing_r_hat_in_red(tmp_path):
+    """The summary and page name the check that applies; an R-hat above 1.01 is red in the page and marked in the
+    terminal text; a passing one is not."""
+    from bayes_mogp.cli.report import format_text
+    from bayes_mogp.report import diagnostic_rule
+
+    good = write_report(_draws(draws=2000), tmp_path / "good", extra={"method": "nuts"})
+    bad = write_report(_draws(shift=3.0), tmp_path / "bad", extra={"method": "nuts"})
+    # 8000 iid draws: R-hat - 1 is O(1e-3) per quantity; chain means 3 sd apart give R-hat > 1.5 (test above)
+    assert good["r_hat_max"] < 1.01 and good["r_hat_ok"] is True and bad["r_hat_ok"] is False
+    for s in (good, bad):
+        assert s["r_hat_threshold"] == 1.01 and "across the 4 chains" in s["diagnostic_rule"]
+        assert s == json.loads((tmp_path / ("good" if s is good else "bad") / "summary.json").read_text())
+    red = "<span style='color:#c00"
+    assert red not in (tmp_path / "good" / "report.html").read_text()
+    page = (tmp_path / "bad" / "report.html").read_text()
+    assert f"{red};font-weight:bold'>{bad['r_hat_max']}</span>" in page  # the summary's R-hat cell
+    assert page.count(red) >= 2  # and the worst quantity's row
+    assert "above 1.01" in format_text(bad, color=False) and "\033[31m" in format_text(bad, color=True)
+    assert "above" not in format_text(good, color=True) and "\033[" not in format_text(good, color=True)
+    # the rule follows the draws and the method
+    assert "within the one chain" in diagnostic_rule("mcmc", "nuts", 1)
+    assert "no accept step" in diagnostic_rule("mcmc", "sghmc", 2) and "divergences" in diagnostic_rule("mcmc", "nuts", 4)
+    assert diagnostic_rule("independent", "svi").startswith("none") and diagnostic_rule("none").startswith("none")

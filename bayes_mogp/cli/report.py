@@ -22,9 +22,17 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.1f} s" if abs(seconds) >= 10 else f"{seconds:.3g} s"
 
 
-def format_text(result) -> str:
+def format_text(result, *, color: bool | None = None) -> str:
+    """The summary for a terminal; an R-hat above the rule's threshold is marked (and red where ``color``; None:
+    when stdout is a terminal)."""
+    import sys
+
+    from ..report import R_HAT_THRESHOLD, _above
+
+    color = sys.stdout.isatty() if color is None else color
     keys = [k for k in ("kind", "method", "r_hat_max", "ess_bulk_min", "divergences", "accuracy", "nll", "ece",
-                        "rmse", "coverage_90", "seconds", "ess_per_second", "note") if result.get(k) is not None]
+                        "rmse", "coverage_90", "seconds", "ess_per_second", "diagnostic_rule", "note")
+            if result.get(k) is not None]
 
     def show(k):
         v = result[k]
@@ -32,6 +40,9 @@ def format_text(result) -> str:
             return format_seconds(v)
         if k == "ess_per_second":
             return f"{float(v):.3g}"
+        if k == "r_hat_max" and _above(v):
+            text = f"{float(v):.4f} (above {R_HAT_THRESHOLD}: the chains disagree)"
+            return f"\033[31m{text}\033[0m" if color else text
         return v
 
     return "\n".join(f"{k}: {show(k)}" for k in keys)
