@@ -18,7 +18,7 @@ from ._common import OneLineArgumentParser, add_common_arguments, emit
 
 # Order shown in --help.  Every module ``bayes_mogp/cli/<name>.py`` other than ``main`` and the private
 # ``_*`` helpers is a command and must be listed here (tests/test_cli.py holds the two sets equal).
-COMMANDS = ("table1", "baseline", "mogp", "fit", "predict", "report", "loggauss")
+COMMANDS = ("table1", "baseline", "mogp", "fit", "predict", "report", "loggauss", "lazy")
 
 
 def _load_commands():
