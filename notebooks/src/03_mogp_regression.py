@@ -56,13 +56,15 @@ print(f"quick={QUICK}: teacher {TEACHER}; image data {N_TRAIN} train / {N_TEST} 
 images = from_builtin("mnist", 100, 100, seed=0)
 x_img = images.inputs()
 x6 = x_img[np.argsort(images.y_train, kind="stable")[::17][:6]]
-fig, axes = plt.subplots(1, 4, figsize=(13, 3))
-axes[0].imshow(np.asarray(nngp_kernel(x6, depth=1)), cmap="viridis")
-axes[0].set_title("NNGP (iid), deterministic")
-for ax, (name, seed) in zip(axes[1:], [("horseshoe", 0), ("horseshoe", 1), ("beta", 0)]):
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), constrained_layout=True)
+panels = [("NNGP (iid)\ndeterministic", np.asarray(nngp_kernel(x6, depth=1)))]
+for name, seed in [("horseshoe", 0), ("horseshoe", 1), ("beta", 0)]:
     rk = sample_random_kernel(jax.random.PRNGKey(seed), x6, get_prior(name, 10).limit, num_jumps=50)
-    ax.imshow(np.asarray(rk.kernel), cmap="viridis")
-    ax.set_title(f"{name} draw {seed}: R share {float(rk.remainder_share[0]):.2f}")
+    panels.append((f"{name}, draw {seed}\nremainder share {float(rk.remainder_share[0]):.2f}", np.asarray(rk.kernel)))
+for ax, (title, kern) in zip(axes, panels):
+    im = ax.imshow(kern, cmap="viridis")
+    ax.set(title=title, xlabel="image", ylabel="image", xticks=range(6), yticks=range(6))
+    fig.colorbar(im, ax=ax, shrink=0.85, label="K(x, x')")
 plt.show()
 
 # %% [markdown]
@@ -82,12 +84,16 @@ for name in ("iid", "horseshoe", "beta"):
     z = np.asarray(z)[:, :, 0]
     rho = spearmanr(np.abs(z[:, 0]), np.abs(z[:, 1]))[0]
     print(f"{name:9s} Spearman(|Z1|, |Z2|) = {rho:+.3f}   ({draws} prior draws)")
+    # the claim, at 4 standard errors of a Spearman correlation near 0 (1.06 / sqrt(n - 1))
+    bound = 4 * 1.06 / np.sqrt(draws - 1)
+    assert (abs(rho) < bound) if lim.regime == "GP" else (rho > bound), (name, rho, bound)
 
 # %% [markdown]
 # ## 2. Feature learning: a teacher network
 # `y = sum_k a_k relu(w_k . x) + 0.1 noise`, `x ~ N(0, I_d)`: only a few directions of the input matter. The
-# MoGP (library defaults: depth 1, horseshoe, J = 8 features with a bias, MAP start then NUTS 2 x (150 + 100))
-# against the NNGP of the same architecture (noise and amplitude by marginal likelihood on the training data).
+# MoGP (library defaults: depth 1, horseshoe, J = 8 features with a bias, a MAP start of 1500 Adam steps, then
+# NUTS with 2 chains of 200 warmup and 100 draws) against the NNGP of the same architecture (noise and amplitude
+# by marginal likelihood on the training data).
 
 # %%
 teacher = teacher_network(0, **TEACHER)
@@ -103,6 +109,10 @@ for name, p, s in (("NNGP", gpred, gp.score(data.x_test, data.y_test)),
     print(f"{name:6}{s['rmse']:8.3f}{rf:8.3f}{s['nll']:8.3f}{s['coverage_90']:8.3f}")
 diag = post.diagnostics()
 print(f"R-hat max {diag['r_hat_max']:.3f}, bulk ESS min {diag['ess_bulk_min']:.0f}, divergences {diag['divergences']}")
+rmse_f = {name: np.sqrt(np.mean((p.mean[:, 0] - teacher.f_test) ** 2)) for name, p in (("NNGP", gpred), ("MoGP", pred))}
+if not QUICK:  # the claims of this section, at full size (quick mode: 150 points, 20 draws, no claim)
+    assert rmse_f["MoGP"] < 0.5 * rmse_f["NNGP"], rmse_f  # the MoGP recovers f, the NNGP does not
+    assert min(post.teacher_cosines(teacher.weights)) > 0.9  # every teacher direction found
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -145,8 +155,9 @@ print(f"fresh inputs from the reloaded run: RMSE of f {np.sqrt(np.mean((fresh.me
 # %% [markdown]
 # ## 3. MNIST and Fashion-MNIST: the catalogue specs against the NNGP
 # Depth-3 base kernel, the J = 8 largest jumps at the last hidden layer with Nystrom-extended features of
-# rank 32 (`models/mogp_<data>_<prior>.toml`). On MNIST the fixed kernel already fits (the NNGP has no
-# headroom): the MoGP should at least match it, and its Gaussian NLL beat it.
+# rank 8 (`models/mogp_<data>_horseshoe.toml`: 1500 MAP steps, then NUTS with 2 chains of 100 warmup and 100
+# draws, trees of depth at most 6). Accuracy, categorical NLL and ECE of the predictive class probabilities,
+# against the NNGP of the same depth.
 
 # %%
 results = {}
@@ -156,31 +167,69 @@ for ds in DATASETS:
     images = from_builtin(ds, N_TRAIN, N_TEST, seed=0)
     comp = compare(jax.random.key(0), images, **settings)
     results[ds] = comp
-    r = comp.result["results"]
+    r, d = comp.result["results"], comp.result["diagnostics"]
     print(f"{ds}: MoGP accuracy {r['mogp']['accuracy']:.3f} (NLL {r['mogp']['nll']:.3f}, ECE {r['mogp']['ece']:.3f}); "
           f"NNGP {r['nngp']['accuracy']:.3f} (NLL {r['nngp']['nll']:.3f}, ECE {r['nngp']['ece']:.3f}); "
-          f"R-hat {comp.result['diagnostics']['r_hat_max']:.2f}, per-chain accuracy "
-          f"{comp.result['diagnostics']['per_chain']['accuracy']}")
+          f"R-hat {d['r_hat_max']:.2f}, per-chain accuracy {d['per_chain']['accuracy']}")
+    if not QUICK:  # at full size: within a point of the NNGP (MNIST: the fixed kernel leaves no headroom)
+        assert r["mogp"]["accuracy"] > r["nngp"]["accuracy"] - 0.01, (ds, r)
 
 # %% [markdown]
-# ## 4. The learned features as images, and the pruned network
-# At depth 3 a feature is a Nystrom-extended function of the training images; regressed on the pixels it
-# gives the image below (its best linear reading). Pruning keeps only the k largest jumps and drops the GP
-# part: a finite network of k hidden nodes with its readout integrated out.
+# **What the R-hat says.** On both data sets the R-hat of the identifiable quantities is far above 1.01: the
+# two chains settle in different modes of the features (which directions the eight largest jumps carry), and
+# 100 draws per chain do not move between them. The predictive is nevertheless stable: each chain alone
+# predicts the test images as well as the other (the per-chain accuracies above agree to a few thousandths),
+# so the pooled draws are a usable mixture of two good modes, but they are not a converged posterior and the
+# package does not call them one.
+
+# %% [markdown]
+# ## 4. What the learned features respond to, and the pruned network
+# At depth 3 a feature is a function of the image through the NNGP's Nystrom basis, `h_j(x) = B(x) u_j`, and
+# the node's activation is `relu(h_j(x))`. Below, for each of the eight features (ordered by jump size, first
+# chain, activation averaged over its draws), the six training images that activate it most, with their
+# labels; the share of the most common label among its 30 top images says how class-specific it is
+# (chance: about 0.1).
 
 # %%
 comp = results["mnist"]
 mp, images = comp.mogp, from_builtin("mnist", N_TRAIN, N_TEST, seed=0)
-u = mp.flat_samples()["features"]  # (S, J, r)
-h = np.einsum("nr,sjr->jn", np.asarray(mp.feature_map.basis(mp.x_train)), u) / u.shape[0]
-w = np.linalg.lstsq(mp.x_train, h.T, rcond=None)[0].T
+u = np.asarray(mp.samples["features"])[0]  # first chain: (draws, J, rank)
+basis = np.asarray(mp.feature_map.basis(mp.x_train))  # (n, rank)
+act = np.maximum(np.einsum("nr,sjr->sjn", basis, u), 0.0).mean(axis=0)  # (J, n) mean activation
+order = np.argsort(-act, axis=1)
 lam = comp.result["active_features"]["lambda_median"]
-fig, axes = plt.subplots(1, len(lam), figsize=(2 * len(lam), 2.2))
-for j, ax in enumerate(axes):
-    ax.imshow(w[j].reshape(28, 28), cmap="RdBu_r")
-    ax.set_title(f"lambda {lam[j]:.2g}")
-    ax.axis("off")
+num_feat, shown = act.shape[0], 6
+fig, axes = plt.subplots(num_feat, shown, figsize=(1.3 * shown + 2.6, 1.35 * num_feat), constrained_layout=True)
+purity = []
+for j in range(num_feat):
+    labels = images.y_train[order[j, :30]]
+    purity.append(np.bincount(labels, minlength=10).max() / 30)
+    for c in range(shown):
+        ax = axes[j, c]
+        ax.imshow(images.x_train[order[j, c]].reshape(28, 28), cmap="gray_r")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(str(images.y_train[order[j, c]]), fontsize=9, pad=2)
+    axes[j, 0].set_ylabel(f"j = {j + 1}\nlam {lam[j]:.2g}\npurity {purity[-1]:.2f}", rotation=0, ha="right",
+                          va="center", fontsize=9)
+fig.suptitle("top-activating training images of each feature (title: label)")
 plt.show()
+print("label purity of the 30 top images per feature:", np.round(purity, 2))
+
+# %% [markdown]
+# Pruning keeps only the k largest jumps and drops the GP part: a finite network of k hidden nodes with its
+# readout integrated out.
+
+# %%
+pruned, tests = [], mp.test_inputs(images.x_test)  # the test inputs' kernel, computed once for every k
 for k in range(1, len(lam) + 1):
-    p = mp.predict(images.x_test, keep=k, gp_part=False)
-    print(f"k = {k}: pruned accuracy {np.mean(p.predicted_class == images.y_test):.3f}")
+    p = mp.prediction_from_components(*mp.predict_components(images.x_test, keep=k, gp_part=False, tests=tests))
+    pruned.append(float(np.mean(p.predicted_class == images.y_test)))
+    print(f"k = {k}: pruned accuracy {pruned[-1]:.3f}")
+
+# %% [markdown]
+# **What the features and the pruned accuracies say.** The features are class detectors: most of each one's
+# top images share a label (in the full-size run the eight features detect 0, 1, 7, 6, 6, 7, 0 and 9, with
+# purities of 0.6 to 1.0). Eight detectors of five classes cannot tell ten classes apart, so the pruned network
+# starts at chance with one feature and stays far below the full MoGP with all eight; most of the fit lives in
+# the GP part (the remainder of the random kernel). The MoGP here is a GP with a handful of learned class
+# detectors on top, not a compressed eight-node network.
