@@ -61,7 +61,7 @@ def test_lazy_command_iid_networks_approach_their_linearisation_and_the_ntk(cli)
         assert len(v) == 2 and len(se) == 2
         assert v[0] - v[1] > 4 * np.hypot(*se), (key, v, se)
     assert res["slope"] < 0 and res["stderr"]["slope"] > 0 and len(res["ntk_init_spread"]) == 2
-    assert res["dead_networks"] == [0, 0] and "drift a = 2" in res["ntk_reference"]
+    assert res["dead_networks"] == [0, 0] and res["diverged_networks"] == [0, 0] and "drift a = 2" in res["ntk_reference"]
 
 
 @pytest.mark.parametrize("argv, message", [

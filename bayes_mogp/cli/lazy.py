@@ -87,4 +87,6 @@ def format_text(result: dict) -> str:
     lines.append(f"reference NTK: {result['ntk_reference']}")
     if any(result["dead_networks"]):
         lines.append(f"networks with no live node (left out): {result['dead_networks']}")
+    if any(result["diverged_networks"]):
+        lines.append(f"networks whose training diverged (left out): {result['diverged_networks']}")
     return "\n".join(lines)

@@ -172,7 +172,8 @@ def gradient_descent(f, params, x, y, step_size, steps: int):
 def measure_width(key, prior_name: str, width: int, settings: LazySettings, *, data=None, hyper=None) -> dict:
     """Every measurement of the module docstring for ``settings.num_inits`` networks of hidden width ``width``:
     arrays ``(num_inits,)`` under ``linearisation_distance``, ``ntk_change``, ``ntk_prediction_error`` (NaN where
-    there is no reference NTK) and ``ntk_init_trace`` (mean diagonal of the initial empirical NTK).
+    there is no reference NTK, the network is dead or its training diverged: ``dead``, ``diverged``) and
+    ``ntk_init_trace`` (mean diagonal of the initial empirical NTK).
 
     ``data``: ``(x_train, y_train, x_test)`` (default :func:`toy_problem` from ``key``'s first split)."""
     from ..kernels import import_neural_tangents
@@ -219,7 +220,10 @@ def measure_width(key, prior_name: str, width: int, settings: LazySettings, *, d
     # a network whose every hidden node has variance 0 (the Bernoulli prior draws that with probability about
     # e^-rate) computes 0 and has no gradient: it cannot train, and its measurements are NaN
     dead = ~(out["ntk_init_trace"] > 0)
-    out["dead"] = dead
+    # gradient descent at the initial NTK's stable step can still blow up where the NTK grows during training
+    # (the catapult of Lewkowycz et al. 2020; MoGP-regime priors, whose few large nodes move the NTK by O(1))
+    diverged = ~dead & ~(np.all(np.isfinite(fT.reshape(len(fT), -1)), axis=1) & np.isfinite(out["ntk_change"]))
+    out["dead"], out["diverged"] = dead, diverged
     if kernel_fn is None:
         out["ntk_prediction_error"] = np.full(settings.num_inits, np.nan)
     else:
@@ -229,7 +233,7 @@ def measure_width(key, prior_name: str, width: int, settings: LazySettings, *, d
                           for i, flow in enumerate(flows)])
         out["ntk_prediction_error"] = _rel(fT - f_inf, f_inf - f0)
     for k in ("linearisation_distance", "ntk_change", "ntk_prediction_error"):
-        out[k] = np.where(dead, np.nan, out[k])
+        out[k] = np.where(dead | diverged, np.nan, out[k])
     return out
 
 
@@ -257,7 +261,8 @@ def lazy_training(key, prior_name: str, widths, settings: LazySettings | None = 
     """:func:`measure_width` at every width (the same toy problem, independent initialisations): per width the
     mean of each measurement over the initialisations and its standard error (sd / sqrt(K)), the log-log slopes
     against width, and the NTK's spread at initialisation.  Networks with no live node (``dead_networks``, per
-    width) are left out of the means.  Keys as the ``lazy`` command prints them.  ``progress``: wraps the
+    width) and networks whose training diverged (``diverged_networks``) are left out of the means: both counts
+    are part of the answer.  Keys as the ``lazy`` command prints them.  ``progress``: wraps the
     iteration over widths (a progress bar)."""
     settings = settings or LazySettings()
     check_choice("prior", prior_name, PRIOR_NAMES)
@@ -269,14 +274,15 @@ def lazy_training(key, prior_name: str, widths, settings: LazySettings | None = 
     names = ("linearisation_distance", "ntk_change", "ntk_prediction_error")
     means = {k: [] for k in names}
     ses = {k: [] for k in names}
-    spread, spread_se, seconds, dead = [], [], [], []
+    spread, spread_se, seconds, dead, diverged = [], [], [], [], []
     for i, width in enumerate(progress(widths) if progress is not None else widths):
         t0 = time.perf_counter()
         m = measure_width(jax.random.fold_in(k_nets, i), prior_name, width, settings, data=data, hyper=hyper)
         seconds.append(time.perf_counter() - t0)
         dead.append(int(m["dead"].sum()))
+        diverged.append(int(m["diverged"].sum()))
         for k in names:
-            v = m[k][~m["dead"]]
+            v = m[k][~(m["dead"] | m["diverged"])]
             ok = v.size >= 2 and np.all(np.isfinite(v))
             means[k].append(float(np.mean(v)) if ok else float("nan"))
             ses[k].append(float(np.std(v, ddof=1) / math.sqrt(v.size)) if ok else float("nan"))
@@ -297,7 +303,7 @@ def lazy_training(key, prior_name: str, widths, settings: LazySettings | None = 
             "ntk_init_spread": spread, "ntk_reference": label,
             "stderr": {**ses, "slope": slope_se, "slope_ntk_change": slope_ntk_se,
                        "slope_ntk_prediction_error": slope_pred_se, "ntk_init_spread": spread_se},
-            "dead_networks": dead, "seconds_per_width": seconds, "settings": asdict(settings)}
+            "dead_networks": dead, "diverged_networks": diverged, "seconds_per_width": seconds, "settings": asdict(settings)}
 
 
 #: multiply-adds per second of the training loops on 2 CPU cores (small batched matrix products in float32,
