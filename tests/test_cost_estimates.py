@@ -80,3 +80,15 @@ def test_minibatch_estimate_is_within_5x_of_the_epochs():
     res = json.loads(out.stdout.strip().splitlines()[-1])
     later = res["epoch_seconds"][1:]
     _within_5x(res["estimate"] * len(later) / 3, sum(later))
+
+
+def test_lazy_estimate_is_within_5x():
+    """``bayes-mogp lazy``'s estimate (flops of the training loops and Jacobians, plus compilation) against a run
+    where the flops are a third of the estimate or more: depth 2, width 512, 4 initialisations x 100 steps."""
+    from bayes_mogp.dynamics import LazySettings, estimate_seconds, lazy_training
+
+    s = LazySettings(depth=2, num_inits=4, steps=100)
+    estimate = estimate_seconds([512], s)
+    t0 = time.perf_counter()
+    lazy_training(jax.random.key(0), "iid", [512], s)
+    _within_5x(estimate, time.perf_counter() - t0)

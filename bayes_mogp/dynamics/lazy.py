@@ -306,11 +306,11 @@ def lazy_training(key, prior_name: str, widths, settings: LazySettings | None = 
             "dead_networks": dead, "diverged_networks": diverged, "seconds_per_width": seconds, "settings": asdict(settings)}
 
 
-#: multiply-adds per second of the training loops on 2 CPU cores (small batched matrix products in float32,
-#: measured on the development machine and rounded down, so that the estimate errs long)
-FLOP_RATE = 2e9
-#: compilation per width (seconds, measured: 3-6 s on 2 cores)
-COMPILE_SECONDS = 8.0
+#: flops per second of the training loops and Jacobians on 2 CPU cores (measured: about 2.5e10 at depth 2, width
+#: 1024, float64; rounded down, so that the estimate errs long)
+FLOP_RATE = 1e10
+#: compilation per width (seconds, measured: 2-6 s on 2 cores)
+COMPILE_SECONDS = 5.0
 
 
 def estimate_bytes(widths, settings: LazySettings) -> float:
