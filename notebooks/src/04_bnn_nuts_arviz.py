@@ -44,7 +44,7 @@ spec = read_spec("bnn_horseshoe")
 if QUICK:
     spec["model"]["widths"] = [8]
     spec["data"]["pca"] = 10
-settings = dict(n_train=100, num_warmup=40, num_samples=40, num_chains=2) if QUICK else {}
+settings = dict(n_train=100, num_warmup=40, num_samples=40, num_chains=2, max_tree_depth=5) if QUICK else {}
 post = bnn.fit(KEY, spec, **settings)
 post.summary()
 
@@ -151,7 +151,7 @@ raw = load_diabetes()
 order = np.random.default_rng(0).permutation(len(raw.target))
 test, train = order[:88], order[88:]
 data = from_arrays(raw.data[train], raw.target[train], raw.data[test], raw.target[test], name="diabetes")
-fast = dict(num_warmup=60, num_samples=40, num_chains=2) if QUICK else {}
+fast = dict(num_warmup=60, num_samples=40, num_chains=2, max_tree_depth=5) if QUICK else {}
 reg = bnn.fit(KEY, "bnn_regression_horseshoe", data, **fast)
 scores = reg.score(data.x_test, data.y_test)
 ridge = RidgeCV(alphas=np.logspace(-3, 3, 50), cv=5).fit(data.inputs(), data.y_train[:, 0])

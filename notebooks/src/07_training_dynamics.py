@@ -14,7 +14,7 @@
 # 3. the two figures of the blog post *Infinitely Wide Neural Networks* (2022): the Gabor-ReLU NNGP at 4, 500 and infinitely many hidden
 #    units, and NNGP against NTK predictions on a 1-D task with 10 training points.
 #
-# `BAYES_MOGP_QUICK=1`: two small widths and few steps (the code path, not the numbers).
+# `BAYES_MOGP_QUICK=1`: two priors, two small widths and few steps (the code path, not the numbers).
 
 # %%
 %matplotlib inline
@@ -32,9 +32,9 @@ from bayes_mogp.kernels import import_neural_tangents
 
 nt = import_neural_tangents()
 QUICK = os.environ.get("BAYES_MOGP_QUICK") == "1"
-WIDTHS = [32, 256] if QUICK else [128, 256, 512, 1024, 2048]
-SETTINGS = LazySettings(num_inits=4, steps=30) if QUICK else LazySettings(num_inits=16, steps=200)
-PRIORS = ("iid", "inverse_gamma", "horseshoe", "beta")
+WIDTHS = [32, 128] if QUICK else [128, 256, 512, 1024, 2048]
+SETTINGS = LazySettings(num_inits=3, steps=20) if QUICK else LazySettings(num_inits=16, steps=200)
+PRIORS = ("iid", "horseshoe") if QUICK else ("iid", "inverse_gamma", "horseshoe", "beta")
 print(f"quick={QUICK}: widths {WIDTHS}, {SETTINGS.num_inits} initialisations x {SETTINGS.steps} steps")
 
 # %% [markdown]
