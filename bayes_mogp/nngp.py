@@ -357,13 +357,6 @@ class NNGPPosterior(Posterior):
             index=["elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "pareto_k", "scale",
                    "good_k"])
 
-    @property
-    def y_observed(self) -> np.ndarray:
-        """The training targets in the user's units (regression) or as class labels (classification)."""
-        if self.task == "classification":
-            return np.argmax(self.y_train, axis=-1)
-        return self.target_transform.inverse_mean(self.y_train)
-
     def to_inference_data(self):
         """ArviZ InferenceData: the fitted amplitude and noise as a single draw (``posterior``), the exact
         leave-one-out densities (``log_likelihood``, dense solver; so that ``arviz.loo`` is this GP's LOO) and

@@ -119,6 +119,14 @@ class Posterior:
         value = (self.timings or {}).get("seconds")
         return None if value is None else float(value)
 
+    @property
+    def y_observed(self) -> np.ndarray:
+        """The training targets ``y_train`` (models that keep them: NNGP/NTK, MoGP) in the user's units
+        (regression) or as class labels (classification): the InferenceData's ``observed_data``."""
+        if self.task == "classification":
+            return np.argmax(self.y_train, axis=-1)
+        return self.target_transform.inverse_mean(self.y_train)
+
     def to_user_log_density(self, log_density):
         """Log densities of standardised targets moved to the user's units: minus :math:`\\sum_k \\log s_k`
         of the target scaling (regression); unchanged for classification."""

@@ -308,13 +308,6 @@ class MoGPPosterior(Posterior):
         InferenceData's ``log_likelihood`` group), computed exactly (O(n^2 J) per draw), once."""
         return self._pointwise_loo
 
-    @property
-    def y_observed(self) -> np.ndarray:
-        """The training targets in the user's units (regression) or as class labels (classification)."""
-        if self.task == "classification":
-            return np.argmax(self.y_train, axis=-1)
-        return self.target_transform.inverse_mean(self.y_train)
-
     # -- ArviZ and run folders ------------------------------------------------------------------------------
     def to_inference_data(self):
         """ArviZ InferenceData: ``posterior`` (every sampled and deterministic site, ``(chain, draw, ...)``),
