@@ -190,8 +190,9 @@ def decide(m: dict) -> dict:
     return cells
 
 
-#: nodes per second behind :func:`estimate_cost` (a variance, a feature and two output weights per node),
-#: measured on 2 CPU cores with the gamma-based priors, the slowest (about 1 us per gamma draw)
+#: nodes per second behind :func:`estimate_cost` (a variance, a feature and two output weights per node), for
+#: the gamma-based priors, the slowest (about 1 us per gamma draw): measured 1.5e6 (beta) to 1.9e6 on 2 CPU
+#: cores, float64, as the marginal cost of more networks (iid: 3e7); the slow pass holds it within 5x
 NODES_PER_SECOND = 1e6
 #: seconds of compilation per model and width behind :func:`estimate_cost`
 COMPILE_SECONDS = 3.0

@@ -127,11 +127,25 @@ def _paper_compressibility(res):
         assert 30 <= f["distinct_top_images"] <= 900  # 30 nodes x 30 images
 
 
+def _ntk_law(res):
+    rows = {r["prior"]: r for r in res["rows"]}
+    assert set(rows) == {"iid", "horseshoe"}
+    iid, hs = rows["iid"], rows["horseshoe"]
+    # iid (He): the limit is the constant 2 E[phi^2 + phi'^2] = 2 on the sphere, and there is no KS test against it
+    assert iid["regime"] == "GP" and iid["ks_pvalue"] is None and iid["median_limit"] == pytest.approx(2.0, rel=1e-5)
+    # 50 networks of width 100: the median within 10% of the limit (the IQR over median is about 0.1 at this width)
+    assert abs(iid["median_finite"] - 2.0) < 0.2 and 0 < iid["iqr_over_median_finite"] < 0.3
+    # horseshoe: a random limit, matched in law by the finite networks (fixed seed, 1e-3 level), spread of order one
+    assert hs["regime"] == "MoGP" and hs["ks_pvalue"] > 1e-3 and hs["iqr_over_median_limit"] > 1.0
+    assert all(r["num_inits"] == res["num_inits"] == 50 for r in res["rows"])
+
+
 CHECKS = {
     "bench_kernels": _kernels, "bench_depth_width": _depth_width, "bench_mogp": _mogp,
     "bench_iterative_gp": _iterative_gp, "bench_bnn": _bnn, "bench_bnn_geometry": _bnn_geometry,
     "bench_bnn_regression": _bnn_regression, "bench_bnn_svi_vs_nuts": _bnn_svi_vs_nuts,
     "bench_mogp_teacher": _mogp_teacher, "bench_paper_compressibility": _paper_compressibility,
+    "bench_ntk_law": _ntk_law,
 }
 
 
