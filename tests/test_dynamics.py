@@ -62,6 +62,29 @@ def test_lazy_command_iid_networks_approach_their_linearisation_and_the_ntk(cli)
         assert v[0] - v[1] > 4 * np.hypot(*se), (key, v, se)
     assert res["slope"] < 0 and res["stderr"]["slope"] > 0 and len(res["ntk_init_spread"]) == 2
     assert res["dead_networks"] == [0, 0] and res["diverged_networks"] == [0, 0] and "drift a = 2" in res["ntk_reference"]
+    # the ensemble of 6 finite networks against the NTK ensemble's mean: the initial functions' average does not
+    # cancel (its share is of order 6^-1/2 at any width), so at 1024 it is further off than each network from its
+    # own flow
+    assert len(res["ntk_ensemble_mean_distance"]) == 2
+    assert res["ntk_ensemble_mean_distance"][1] > 2 * res["ntk_prediction_error"][1]
+
+
+def test_ensemble_mean_is_the_flow_from_zero_initial_outputs():
+    """bayes_mogp.gp.ntk_ensemble_predict at learning rate eta / n (its units) equals neural-tangents'
+    gradient_descent_mse at eta from zero initial outputs: the mean over initialisations, at the same time."""
+    from bayes_mogp.dynamics import reference_ntk
+    from bayes_mogp.dynamics.lazy import _ensemble_mean
+    from bayes_mogp.kernels import import_neural_tangents
+
+    nt = import_neural_tangents()
+    s = LazySettings()
+    x_train, y_train, x_test = toy_problem(jax.random.key(0), s.n_train, s.n_test, s.input_dim)
+    kernel_fn, _ = reference_ntk("iid", 100, s)
+    tt, st = kernel_fn(x_train, None, "ntk"), kernel_fn(x_test, x_train, "ntk")
+    flow = nt.predict.gradient_descent_mse(tt, y_train, learning_rate=0.7)
+    expected = np.asarray(flow(200.0, jnp.zeros_like(y_train), jnp.zeros((s.n_test, 1)), st)[1])
+    got = _ensemble_mean(tt, st, y_train, 200, 0.7 / s.n_train)
+    np.testing.assert_allclose(got, expected, atol=1e-6 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -74,12 +74,13 @@ def format_text(result: dict) -> str:
     lines = [f"lazy training, {result['prior']} prior ({result['regime']} regime), depth {result['settings']['depth']}, "
              f"{result['settings']['num_inits']} initialisations x {result['settings']['steps']} steps, "
              f"{result['seconds']:.1f} s",
-             f"{'width':>7} {'|f - f_lin|':>16} {'NTK change':>16} {'|f - f_NTK|':>16} {'NTK spread':>12}"]
+             f"{'width':>7} {'|f - f_lin|':>16} {'NTK change':>16} {'|f - f_NTK|':>16} {'NTK spread':>12} "
+             f"{'|mean f - ensemble|':>20}"]
     for i, w in enumerate(result["widths"]):
         lines.append(f"{w:>7} {result['linearisation_distance'][i]:>8.4f} +-{se['linearisation_distance'][i]:<6.4f}"
                      f"{result['ntk_change'][i]:>8.4f} +-{se['ntk_change'][i]:<6.4f}"
                      f"{result['ntk_prediction_error'][i]:>8.4f} +-{se['ntk_prediction_error'][i]:<6.4f}"
-                     f"{result['ntk_init_spread'][i]:>8.3f}")
+                     f"{result['ntk_init_spread'][i]:>8.3f}{result['ntk_ensemble_mean_distance'][i]:>17.4f}")
     lines.append(f"log-log slope against width: linearisation {result['slope']:.3f} +- {se['slope']:.3f}, "
                  f"NTK change {result['slope_ntk_change']:.3f} +- {se['slope_ntk_change']:.3f}, "
                  f"NTK prediction {result['slope_ntk_prediction_error']:.3f} +- "

@@ -29,6 +29,11 @@ For each initialisation, at the end of training:
   is the limit's where it is deterministic (GP regime: hidden-layer variance the drift :math:`a`); in the MoGP
   regime the limit NTK is random, and the reference is the NTK with the mean variance
   :math:`E[p\lambda]` where that is finite (``ntk_reference`` says which; null where it is infinite).
+* ``ntk_ensemble_mean_distance`` (one value per width, over the initialisations): the mean of the trained
+  networks against the NTK ensemble's mean at the same time (:func:`bayes_mogp.gp.ntk_ensemble_predict`, the
+  flow from zero initial outputs), :math:`\lVert \bar f_T - \mu_T\rVert / \lVert \mu_T\rVert`.  Beside
+  ``ntk_prediction_error`` it shows why the network's own initial outputs are the reference: with ``K``
+  initialisations the mean keeps the initial functions' average, of order :math:`K^{-1/2}` at any width.
 * ``ntk_init_spread``: the coefficient of variation across initialisations of the mean diagonal of
   :math:`\hat\Theta_0`; it vanishes with width when the NTK has a deterministic limit and stays of order one
   when it is random.
@@ -51,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
+from ..numerics import float64
 from ..networks import ACTIVATIONS, forward
 from ..priors import PRIOR_NAMES, get_prior
 from ..validation import check_choice, check_int, check_positive
@@ -232,9 +238,32 @@ def measure_width(key, prior_name: str, width: int, settings: LazySettings, *, d
         f_inf = np.stack([np.asarray(flow(float(steps), res["f0_train"][i], res["f0"][i], theta_st)[1], float)
                           for i, flow in enumerate(flows)])
         out["ntk_prediction_error"] = _rel(fT - f_inf, f_inf - f0)
+        # the NTK ensemble's mean (bayes_mogp.gp.ntk_ensemble_predict) at the same time: the flow from zero initial
+        # outputs, which is the mean over initialisations; nt's flow runs at learning_rate / n in its units
+        out["ntk_ensemble_mean"] = np.stack([
+            _ensemble_mean(theta_tt, theta_st, y_train, steps, float(h) / n) if np.isfinite(h)
+            else np.full(fT.shape[1:], np.nan) for h in np.asarray(res["step_size"])])  # a dead network: no step
+    out["f_T"] = fT
     for k in ("linearisation_distance", "ntk_change", "ntk_prediction_error"):
         out[k] = np.where(dead | diverged, np.nan, out[k])
     return out
+
+
+@float64
+def _ensemble_mean(theta_tt, theta_st, y_train, t, learning_rate) -> np.ndarray:
+    from ..gp import ntk_ensemble_predict
+
+    post = ntk_ensemble_predict(theta_tt, theta_st, y_train, t=float(t), learning_rate=learning_rate)
+    return np.asarray(post.mean, dtype=float)
+
+
+def _ensemble_distance(m: dict, live) -> float:
+    """``|mean_i f_T,i - mean_i mu_i| / |mean_i mu_i|`` over the live networks, ``mu_i`` the NTK ensemble's mean at
+    network i's step size: the ensemble of finite networks against the infinite one (NaN without a reference)."""
+    if "ntk_ensemble_mean" not in m or live.sum() < 2:
+        return float("nan")
+    mu = m["ntk_ensemble_mean"][live].mean(axis=0)
+    return float(np.linalg.norm(m["f_T"][live].mean(axis=0) - mu) / np.linalg.norm(mu))
 
 
 def _rel(diff, ref) -> np.ndarray:
@@ -274,7 +303,7 @@ def lazy_training(key, prior_name: str, widths, settings: LazySettings | None = 
     names = ("linearisation_distance", "ntk_change", "ntk_prediction_error")
     means = {k: [] for k in names}
     ses = {k: [] for k in names}
-    spread, spread_se, seconds, dead, diverged = [], [], [], [], []
+    spread, spread_se, seconds, dead, diverged, ensemble = [], [], [], [], [], []
     for i, width in enumerate(progress(widths) if progress is not None else widths):
         t0 = time.perf_counter()
         m = measure_width(jax.random.fold_in(k_nets, i), prior_name, width, settings, data=data, hyper=hyper)
@@ -286,6 +315,7 @@ def lazy_training(key, prior_name: str, widths, settings: LazySettings | None = 
             ok = v.size >= 2 and np.all(np.isfinite(v))
             means[k].append(float(np.mean(v)) if ok else float("nan"))
             ses[k].append(float(np.std(v, ddof=1) / math.sqrt(v.size)) if ok else float("nan"))
+        ensemble.append(_ensemble_distance(m, ~(m["dead"] | m["diverged"])))
         tr = m["ntk_init_trace"]
         cv = float(np.std(tr, ddof=1) / np.mean(tr))
         spread.append(cv)
@@ -300,7 +330,7 @@ def lazy_training(key, prior_name: str, widths, settings: LazySettings | None = 
     prior = get_prior(prior_name, widths[0], **dict(hyper or {}))
     return {"prior": prior_name, "regime": prior.limit.regime, "widths": widths, **means,
             "slope": slope, "slope_ntk_change": slope_ntk, "slope_ntk_prediction_error": slope_pred,
-            "ntk_init_spread": spread, "ntk_reference": label,
+            "ntk_init_spread": spread, "ntk_ensemble_mean_distance": ensemble, "ntk_reference": label,
             "stderr": {**ses, "slope": slope_se, "slope_ntk_change": slope_ntk_se,
                        "slope_ntk_prediction_error": slope_pred_se, "ntk_init_spread": spread_se},
             "dead_networks": dead, "diverged_networks": diverged, "seconds_per_width": seconds, "settings": asdict(settings)}
