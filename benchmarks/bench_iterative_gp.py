@@ -19,8 +19,11 @@ then, for each n of ``--sizes``, ``ours-cg`` alone with the Nystrom (DTC) varian
 ``--var-check`` test points whose exact variance rides along with the mean's solve.  At the smallest
 ``--nt-sizes`` n the Nystrom variance of every test point is also compared with the exact (dense) one.
 
+The limit: this machine's float64 dgemm and Cholesky rates (``machine_rates``, timed first) applied to the
+dense path's products and factorisation (``limit_seconds``); ``fraction_of_limit`` is that time over a path's.
+
 Columns: wall seconds of the whole call (kernels, solve, prediction; JAX compilation included, no
-warm-up at the measured shapes), CPU seconds of the process during it (user + system; on a machine
+warm-up at the measured shapes; the dense paths are then called a second time, compiled: ``seconds_warm``), CPU seconds of the process during it (user + system; on a machine
 shared with other jobs CPU seconds are the steadier measure), peak resident memory during the call
 (sampled every 20 ms), test accuracy, CG iterations and final relative residual, the largest absolute
 difference of the predictive means from neural-tangents' and the ratio ours / neural-tangents of
@@ -79,6 +82,38 @@ def _progress(label):
     return cb
 
 
+def machine_rates(size: int) -> dict:
+    """This machine's float64 matrix-product and Cholesky rates (flop/s), each the best of 3 compiled calls at
+    ``size``: the limit that the dense paths are held against."""
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(1), (size, size), jnp.float64)
+    spd = a @ a.T / size + jnp.eye(size)
+    out = {}
+    for name, fn, flops in (("dgemm", jax.jit(lambda x: x @ x), 2.0 * size**3),
+                            ("cholesky", jax.jit(jnp.linalg.cholesky), size**3 / 3.0)):
+        x = a if name == "dgemm" else spd
+        jax.block_until_ready(fn(x))
+        best = min(_timed(fn, x) for _ in range(3))
+        out[f"{name}_flops_per_second"] = flops / best
+    out["size"] = size
+    return out
+
+
+def _timed(fn, x) -> float:
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(x))
+    return time.perf_counter() - t0
+
+
+def limit_seconds(n: int, m: int, d: int, c: int, rates: dict) -> float:
+    """The dense path's floating-point work at this machine's rates: the first layer's products for the train and
+    test kernels (``2 (n^2 + m n) d``) and the predictions (``2 m n c``) at the dgemm rate, the factorisation
+    (``n^3 / 3``) at the Cholesky rate.  The kernels' elementwise layers are left out, so this is a lower bound."""
+    return (2.0 * (n * n + m * n) * d + 2.0 * m * n * c) / rates["dgemm_flops_per_second"] + \
+        n**3 / 3.0 / rates["cholesky_flops_per_second"]
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="n = 1000 side by side, 2000 alone, 1000 test images")
@@ -117,6 +152,8 @@ def main(argv=None) -> dict:
 
     def row_from(n, method, mean, s, meas, info=None, ref=None):
         row = {"n": n, "method": method, **meas, "accuracy": accuracy(mean, s)}
+        row["limit_seconds"] = limit_seconds(n, s.x_test.shape[0], s.x_train.shape[1], s.y_train.shape[1], rates)
+        row["fraction_of_limit"] = row["limit_seconds"] / row["seconds"]
         if info is not None:
             keep = ("solver", "storage", "iterations", "residual", "residual_exact", "converged", "precond_rank",
                     "precond_residual_trace", "memory_estimate_gb", "stage_seconds", "var_check", "layout",
@@ -126,6 +163,8 @@ def main(argv=None) -> dict:
             row["max_abs_mean_diff_vs_nt"] = float(np.max(np.abs(mean - ref["mean"])))
             row["argmax_agreement_vs_nt"] = float(np.mean(np.argmax(mean, 1) == np.argmax(ref["mean"], 1)))
             row["seconds_ratio_vs_nt"] = row["seconds"] / ref["seconds"]
+            if "seconds_warm" in row:
+                row["seconds_warm_ratio_vs_nt"] = row["seconds_warm"] / ref["seconds_warm"]
             row["cpu_ratio_vs_nt"] = row["cpu_seconds"] / ref["cpu_seconds"]
             row["peak_rss_ratio_vs_nt"] = row["peak_rss_gb"] / ref["peak_rss_gb"]
         return row
@@ -133,6 +172,9 @@ def main(argv=None) -> dict:
     # one-off JAX start-up (backends, linalg) outside every timing, on 20 points
     s0, noise0 = split(20 if not args.quick else 20)
     exact_gp_predict(s0.x_train, s0.y_train, s0.x_test[:5], spec, noise0, key=None, solver=Cholesky())
+    rates = machine_rates(min(max(args.nt_sizes or [1000]), 4000))
+    _log(f"this machine: dgemm {rates['dgemm_flops_per_second'] / 1e9:.0f} Gflop/s, Cholesky "
+         f"{rates['cholesky_flops_per_second'] / 1e9:.0f} Gflop/s (float64, n = {rates['size']})")
     rows = []
     variance_check = None
     for n in args.nt_sizes:
@@ -146,15 +188,20 @@ def main(argv=None) -> dict:
             return np.asarray(predict("nngp", k_test_train=ks))
 
         mean_nt, meas = _measure(nt_run)
+        meas["seconds_warm"] = _measure(nt_run)[1]["seconds"]  # again, compiled: the cost of one more call
         ref = {"mean": mean_nt, **meas}
         rows.append(row_from(n, "nt-dense", mean_nt, s, meas))
         _log(f"  nt-dense {meas['seconds']:.1f} s, peak {meas['peak_rss_gb']:.2f} GiB, acc {rows[-1]['accuracy']:.4f}")
         del mean_nt
         for method, solver in (("ours-cholesky", Cholesky()), ("ours-cg", cg)):
             _log(f"n = {n}: {method} ...")
-            res, meas = _measure(lambda: exact_gp_predict(
-                s.x_train, s.y_train, s.x_test, spec, noise, key=key, solver=solver, variance="none",
-                progress=_progress(method)))
+            def ours_run():
+                return exact_gp_predict(s.x_train, s.y_train, s.x_test, spec, noise, key=key, solver=solver,
+                                        variance="none", progress=_progress(method))
+
+            res, meas = _measure(ours_run)
+            if method == "ours-cholesky":
+                meas["seconds_warm"] = _measure(ours_run)[1]["seconds"]
             rows.append(row_from(n, method, res.mean, s, meas, res.info, ref))
             r = rows[-1]
             _log(f"  {method} {r['seconds']:.1f} s (ratio {r['seconds_ratio_vs_nt']:.2f}), peak {r['peak_rss_gb']:.2f} GiB,"
@@ -195,6 +242,7 @@ def main(argv=None) -> dict:
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),
         "devices": [str(d) for d in jax.devices()],
+        "machine_rates": rates,
         "rows": rows,
         "variance_check": variance_check,
     }
@@ -216,6 +264,13 @@ def main(argv=None) -> dict:
         if variance_check:
             print(f"Nystrom / exact variance at n = {variance_check['n']} (rank {variance_check['precond_rank']}): "
                   f"{variance_check['nystrom_over_exact_quantiles']}")
+        for r in rows:
+            if "seconds_warm_ratio_vs_nt" in r:
+                print(f"n = {r['n']}: a second call, compiled: ours {r['seconds_warm']:.2f} s, ratio vs nt "
+                      f"{r['seconds_warm_ratio_vs_nt']:.2f}")
+        for r in rows:
+            print(f"n = {r['n']} {r['method']}: {r['fraction_of_limit']:.2f} of the limit ({r['limit_seconds']:.2f} s "
+                  f"of products and factorisation at this machine's rates)")
         print(f"load average at the end: {os.getloadavg()}")
     return result
 

@@ -43,10 +43,20 @@ def test_regression_posterior_predicts_new_inputs_in_user_units(reg_post, teache
     # ordered jumps, learned direction close to the teacher's
     jumps = reg_post.samples["jumps"]
     assert jumps.shape == (2, 15, 3) and np.all(np.diff(jumps, axis=-1) <= 0)
-    # Some feature finds the teacher's direction.  Over teacher seeds 0-7 (key = seed, these settings) the
-    # best cosine was 0.9936 on average, sd 0.0036, smallest 0.987: mean - 4 sd = 0.979, so the bar is 0.975.
-    # A model that learns nothing (3 uniformly random directions in R^4) clears it with probability 0.014.
-    assert reg_post.teacher_cosines(teacher.weights)[0] > 0.975
+    # Some feature finds the teacher's direction, in at least one chain: the chains of these tiny runs can sit in
+    # different modes (seed 0: chain means 0.9988 and 0.8648), and where they do, which one a chain finds turns on
+    # the last bits of the arithmetic (one ulp of the kernel's angle moves the pooled mean from 0.992 to 0.976).
+    # Over teacher seeds 0-7 (key = seed, these settings) the better chain's mean cosine was 0.9956 on average,
+    # sd 0.0030, smallest 0.9891: mean - 4 sd = 0.984, so the bar is 0.98.  A model that learns nothing, stuck at
+    # 3 uniformly random directions in R^4, clears it in one of two chains with probability about 0.02.
+    t = np.atleast_2d(teacher.weights) * reg_post.input_transform.scale
+    t = t / np.linalg.norm(t, axis=1, keepdims=True)
+    w, _ = reg_post.feature_weights()
+    w = w / np.linalg.norm(w, axis=-1, keepdims=True)
+    per_chain = np.abs(np.einsum("sjd,kd->skj", w, t)).max(-1)[:, 0].reshape(TINY["num_chains"], -1).mean(1)
+    assert per_chain.max() > 0.98, per_chain
+    # the posterior's own summary pools both chains: the mean of the per-chain means
+    assert reg_post.teacher_cosines(teacher.weights)[0] == pytest.approx(per_chain.mean(), rel=1e-12)
     d = reg_post.feature_directions()
     assert d["directions"].shape == (3, 4) and np.all(d["concentration"] <= 1 + 1e-12)
 
