@@ -43,16 +43,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Mapping
 
 import jax
 import numpy as np
 
-from .data import Dataset, InputTransform, TargetTransform, as_dataset
+from .data import Dataset, InputTransform, as_dataset
 from .numerics import float64
-from .posterior import Posterior
+from .posterior import FitRecord, Posterior
 from .prediction import Prediction, gaussian_class_probabilities
 from .validation import check_choice, check_int, check_nonnegative, check_positive
 from .errors import InputError, InputTypeError
@@ -234,7 +234,7 @@ def fit(key, data, y=None, settings: NNGPSettings | None = None, **overrides) ->
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class NNGPPosterior(Posterior):
+class NNGPPosterior(FitRecord, Posterior):
     """A fitted exact GP (NNGP or NTK ensemble): the resolved :class:`NNGPSettings` (``b_var`` fixed, the
     solver a ``Cholesky()`` or ``CG(...)`` record), training inputs/targets in model units, noise, amplitude
     (NaN with CG: it comes from each prediction's solve, reported in ``Prediction.info``) and, with CG, the
@@ -246,12 +246,6 @@ class NNGPPosterior(Posterior):
     relative_noise: float
     noise_var: float
     amplitude: float
-    data_info: dict
-    input_transform: InputTransform
-    target_transform: TargetTransform | None
-    task: str
-    num_classes: int | None
-    timings: dict = field(default_factory=dict)
     key_data: np.ndarray | None = None  # CG: jax.random.key_data of the fit's key (uint32)
     key_impl: str | None = None  # CG: its PRNG implementation (jax.random.key_impl), e.g. "threefry2x32"
     kind = "nngp"

@@ -22,7 +22,9 @@ Nothing is mutated after construction: derived pieces (kernels, factorisations, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +58,20 @@ def stats_from_arviz(idata) -> dict:
         name = inv.get(k, k)
         out[name] = -np.asarray(v.values) if name == "potential_energy" else np.asarray(v.values)
     return out
+
+
+@dataclass(frozen=True, eq=False, repr=False, kw_only=True)
+class FitRecord:
+    """The record of the fitted data that the NNGP and MoGP posteriors share, as keyword-only dataclass fields
+    (a mixin before :class:`Posterior`): ``data_info``, the input and target transforms, ``task``,
+    ``num_classes`` and ``timings``."""
+
+    data_info: dict
+    input_transform: Any
+    target_transform: Any
+    task: str
+    num_classes: int | None
+    timings: dict = field(default_factory=dict)
 
 
 class Posterior:

@@ -21,15 +21,15 @@ by regression on one-hot targets minus 1/C, with class probabilities from the Ga
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import jax
 import numpy as np
 
-from ..data import InputTransform, TargetTransform, as_dataset
+from ..data import InputTransform, as_dataset
 from ..numerics import float64
-from ..posterior import Posterior, stats_from_arviz, stats_to_arviz
+from ..posterior import FitRecord, Posterior, stats_from_arviz, stats_to_arviz
 from ..prediction import Prediction
 from ..validation import check_int
 from .features import FeatureMap, build_feature_map
@@ -99,7 +99,7 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class MoGPPosterior(Posterior):
+class MoGPPosterior(FitRecord, Posterior):
     """Posterior draws of the random kernel and everything needed to predict new inputs.
 
     ``samples``/``stats``: ``(chain, draw, ...)`` arrays (NumPyro's statistic names); ``x_train``/``y_train``
@@ -112,12 +112,6 @@ class MoGPPosterior(Posterior):
     y_train: np.ndarray
     samples: dict
     stats: dict
-    data_info: dict
-    input_transform: InputTransform
-    target_transform: TargetTransform | None
-    task: str
-    num_classes: int | None
-    timings: dict = field(default_factory=dict)
     kind = "mogp"
     diagnostic_vars = _IDENT
 
