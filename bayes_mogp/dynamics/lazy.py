@@ -162,6 +162,13 @@ def _init(key, prior_name: str, width: int, settings: LazySettings, hyper: dict)
     return V, lam
 
 
+def stacked_inits(key, prior_name: str, width: int, settings: LazySettings, hyper: dict, num_inits: int):
+    """``num_inits`` networks of :func:`_init` from the splits of ``key``, stacked along a leading axis (the
+    pytree ``(V, lam)`` that ``lax.map`` runs over one network at a time)."""
+    inits = [_init(k, prior_name, width, settings, hyper) for k in jax.random.split(key, num_inits)]
+    return jax.tree.map(lambda *a: jnp.stack(a), *inits)
+
+
 def gradient_descent(f, params, x, y, step_size, steps: int):
     r"""``steps`` steps of full-batch gradient descent on :math:`\frac{1}{2n}\sum_i (f(\theta, x_i) - y_i)^2`
     (``lax.scan``, jittable); returns the trained parameters."""
@@ -217,8 +224,7 @@ def measure_width(key, prior_name: str, width: int, settings: LazySettings, *, d
                 "ntk_change": jnp.linalg.norm(thT - th0) / jnp.linalg.norm(th0),
                 "ntk_init_trace": jnp.mean(jnp.diagonal(th0)), "step_size": step_size}
 
-    inits = [_init(k, prior_name, width, settings, hyper) for k in jax.random.split(k_init, settings.num_inits)]
-    stacked = jax.tree.map(lambda *a: jnp.stack(a), *inits)
+    stacked = stacked_inits(k_init, prior_name, width, settings, hyper, settings.num_inits)
     res = jax.lax.map(jax.jit(one), stacked)  # one initialisation at a time: the memory of one network's Jacobian
     f0, fT, flin = (np.asarray(res[k], dtype=float) for k in ("f0", "fT", "flin"))
     out = {"linearisation_distance": _rel(fT - flin, flin - f0), "ntk_change": np.asarray(res["ntk_change"], float),

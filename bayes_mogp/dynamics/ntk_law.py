@@ -60,7 +60,7 @@ def initial_ntk_trace(key, prior_name: str, width: int, settings, *, num_inits: 
     ``empirical_ntk_fn`` on ``x`` (default: the training inputs of :func:`bayes_mogp.dynamics.toy_problem`
     from ``key``'s first split, as ``measure_width`` uses)."""
     from ..kernels import import_neural_tangents
-    from .lazy import _init, _network
+    from .lazy import _network, stacked_inits
 
     nt = import_neural_tangents()
     width = check_int("width", width, minimum=1)
@@ -75,8 +75,7 @@ def initial_ntk_trace(key, prior_name: str, width: int, settings, *, num_inits: 
         ntk = nt.empirical_ntk_fn(lambda V_, x_: apply(V_, lam, x_), trace_axes=(-1,), vmap_axes=0)
         return jnp.mean(jnp.diagonal(ntk(x, None, V)))
 
-    inits = [_init(k, prior_name, width, settings, hyper) for k in jax.random.split(k_init, num_inits)]
-    stacked = jax.tree.map(lambda *a: jnp.stack(a), *inits)
+    stacked = stacked_inits(k_init, prior_name, width, settings, hyper, num_inits)
     return np.asarray(jax.lax.map(jax.jit(one), stacked), dtype=float)
 
 
@@ -86,8 +85,7 @@ def limit_ntk_trace(key, prior_name: str, settings, *, num_draws: int, x=None, n
     of the mean value :math:`R E[g]` that stands in for the jumps beyond the ``num_jumps`` largest (the
     truncation error; it falls as ``num_jumps`` grows).  ``x`` as in :func:`initial_ntk_trace`; the width
     passed to the prior only names its family (the limit does not depend on it)."""
-    from ..kernels import activation_derivative_expectation, activation_expectation
-    from ..networks import ACTIVATIONS
+    from ..activations import get_activation
 
     if settings.depth != 1:
         raise InputError(f"limit_ntk_trace: settings.depth must be 1 (the depth-1 limit law), got {settings.depth}")
@@ -96,23 +94,22 @@ def limit_ntk_trace(key, prior_name: str, settings, *, num_draws: int, x=None, n
     k_data, k_draw = jax.random.split(key)
     x = _inputs(k_data, settings, x)
     limit = get_prior(prior_name, 1000, **dict(hyper or {})).limit
-    phi = ACTIVATIONS[settings.activation]
+    entry = get_activation(settings.activation, closed_form=True)
+    phi = entry.fn
     dphi = jax.vmap(jax.grad(phi))
     d = x.shape[1]
     s = jnp.sum(x * x, axis=1) / d  # the pre-activation variances |x_i|^2 / d
-    cov = jnp.diag(s)  # only the diagonal enters T: E[g] needs the variances alone
-    mean_g = jnp.mean(jnp.diagonal(activation_expectation(settings.activation, cov))
-                      + jnp.diagonal(activation_derivative_expectation(settings.activation, cov)) * s)
+    mean_g = jnp.mean(entry.diag(s) + entry.derivative_diag(s) * s)  # E[phi(z)^2] + E[phi'(z)^2] |x|^2/d
 
     def one(k):
         kj, kw, kv = jax.random.split(k, 3)
         lam = limit.sample_jumps(kj, num_jumps)
-        rest = limit.drift + limit.remainder_mean(lam[-1])
+        left_out_mean = limit.remainder_mean(lam[-1])
         z = jax.random.normal(kw, (num_jumps, d), x.dtype) @ x.T / jnp.sqrt(d)  # (J, n)
         v = jax.random.normal(kv, (num_jumps,), x.dtype)
         g = jnp.mean(phi(z) ** 2 + (v**2)[:, None] * dphi(z.ravel()).reshape(z.shape) ** 2 * s, axis=1)
-        total = rest * mean_g + jnp.sum(lam * g)
-        left_out = limit.remainder_mean(lam[-1]) * mean_g
+        total = (limit.drift + left_out_mean) * mean_g + jnp.sum(lam * g)
+        left_out = left_out_mean * mean_g
         return total, jnp.where(total > 0, left_out / jnp.where(total > 0, total, 1.0), 0.0)
 
     draws, shares = jax.lax.map(jax.jit(one), jax.random.split(k_draw, num_draws))
@@ -132,9 +129,7 @@ def compare_ntk_law(key, prior_name: str, width: int, settings, *, num_inits: in
     from scipy.stats import ks_2samp
 
     k_x, k_fin, k_lim = jax.random.split(key, 3)
-    from .lazy import toy_problem
-
-    x = toy_problem(k_x, settings.n_train, settings.n_test, settings.input_dim)[0]
+    x = _inputs(k_x, settings, None)
     finite = initial_ntk_trace(k_fin, prior_name, width, settings, num_inits=num_inits, x=x, hyper=hyper)
     limit, share = limit_ntk_trace(k_lim, prior_name, settings, num_draws=num_draws, x=x, num_jumps=num_jumps,
                                    hyper=hyper)
