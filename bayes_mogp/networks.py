@@ -96,11 +96,17 @@ def hidden_layer(h, lam, V, b, *, phi, scale=1.0, mask=None):
 
     ``h`` ``(..., p)`` pre-activations, ``lam`` ``(p,)`` per-node variances, ``V`` ``(p, k)``, ``b`` ``(k,)``
     (or a scalar) -> ``(..., k)``.  ``mask`` ``(p,)`` (0/1 or boolean) multiplies the variances: pruned
-    nodes have variance 0.  The scale goes on the weights, ``p k`` products, not on the activations.
+    nodes have variance 0.  The scale :math:`\sqrt{\lambda}` goes on whichever side has fewer entries: the
+    activations (``n p`` products, and as many in the gradient) when the ``n`` rows of ``h`` are fewer than the
+    ``k`` outputs, as for a minibatch of 100 into a layer of 500 nodes, else the weights (``p k``).
     """
     if mask is not None:
         lam = lam * mask
-    return phi(h) @ (jnp.sqrt(lam)[:, None] * scale * V) + b
+    a = phi(h)
+    s = jnp.sqrt(lam) * scale
+    if math.prod(jnp.shape(a)[:-1]) < jnp.shape(V)[-1]:
+        return (a * s) @ V + b
+    return a @ (s[:, None] * V) + b
 
 
 def forward(x, V, lam, b, *, phi, sigma_v=1.0, masks=None):

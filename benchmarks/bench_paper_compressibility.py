@@ -14,9 +14,10 @@ and the number of distinct images among the 30 most-activating of the first 5000
 largest-variance nodes of the last hidden layer.  The paper's figures (read from its authors' saved outputs;
 plots read by eye, about +-2 points) are printed next to ours.
 
-Speed (``--speed``): in this process, at each width, the median seconds of a jitted epoch of bare SGD on the same
-784-p-p-10 network (plain arrays, cross-entropy, one ``lax.scan`` over batches of 100) against our SGHMC epoch
-without noise, with Gaussian noise and with two-point noise; the ratios to bare SGD are printed.
+Speed (``--speed``): in this process, at each width, a jitted epoch of bare SGD on the same 784-p-p-10 network
+(plain arrays, cross-entropy, one ``lax.scan`` over batches of 100) against our SGHMC epoch without noise, with
+Gaussian noise (``bayes_mogp.rng``, and JAX's default generator as BlackJAX draws it) and with two-point noise;
+each SGHMC epoch is timed right after a bare one and the median of the paired ratios is printed.
 
     uv run python benchmarks/bench_paper_compressibility.py [--widths 500 1000] [--priors iid,horseshoe]
         [--methods sghmc,map] [--runs DIR] [--speed] [--quick] [--json]
@@ -54,15 +55,18 @@ PAPER = {
 PAPER_DISTINCT = {"iid": 353, "horseshoe": 547, "gbfry": 532}
 
 
-def fit_or_load(spec: str, width: int, depth: int, run: Path, *, quick: bool, seed: int):
+def fit_or_load(spec: str, width: int, depth: int, run: Path, *, quick: bool, seed: int, target: str = "paper"):
     """The run in ``run`` (:func:`bayes_mogp.bnn.fit_or_resume`: read back, resumed or fitted) and whether it was
-    already finished."""
+    already finished.  ``target``: ``"paper"`` (the spec: the prior without the Jacobian, as the paper's code) or
+    ``"posterior"`` (``jacobian=True``: the proper posterior)."""
     import jax
 
     from bayes_mogp import bnn
 
     reused = (run / "manifest.json").exists()
     over = dict(n_train=2000, num_epochs=3, thin=1, checkpoint_every=1) if quick else {}
+    if target == "posterior":
+        over["jacobian"] = True
     post = bnn.fit_or_resume(jax.random.key(seed), spec, run, progress=True, widths=[width] * depth, **over)
     return post, reused
 
@@ -80,8 +84,11 @@ def evaluate(post, quick: bool) -> dict:
             "eval_seconds": time.perf_counter() - t0}
 
 
-def speed(width: int, quick: bool, reps: int = 3) -> dict:
-    """Median epoch seconds: bare SGD, and our SGHMC without noise, with Gaussian and with two-point noise."""
+def speed(width: int, quick: bool, reps: int = 5) -> dict:
+    """Epoch seconds of bare SGD and of our SGHMC without noise, with Gaussian noise (ours, and JAX's default
+    generator as BlackJAX draws it) and with two-point noise.  Each variant is timed ``reps`` times, each time
+    right after a bare SGD epoch, and its ratio is the median of those paired ratios (the machine's speed
+    drifts between seconds, the pairs share it); the seconds are medians."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -116,27 +123,38 @@ def speed(width: int, quick: bool, reps: int = 3) -> dict:
 
         return jax.lax.scan(body, ps, perm)[0]
 
-    def timed(f):
+    def once(f):
+        t0 = time.perf_counter()
         jax.block_until_ready(f())
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            jax.block_until_ready(f())
-            ts.append(time.perf_counter() - t0)
-        return float(np.median(ts))
+        return time.perf_counter() - t0
 
-    out = {"width": width, "n": n, "bare_sgd": timed(lambda: sgd_epoch(jax.random.key(0), params, X, y))}
+    def bare():
+        return sgd_epoch(jax.random.key(0), params, X, y)
+
     config = BNNConfig(d_in=784, d_out=10, widths=(width, width), prior="horseshoe", prior_hyper={"scale": 0.5},
                        activation="relu", global_scale="fixed")
+    variants = {}
     for name, noise, noisy in (("sghmc_no_noise", "gaussian", False), ("sghmc_gaussian", "gaussian", True),
+                               ("sghmc_gaussian_threefry", "gaussian_threefry", True),
                                ("sghmc_rademacher", "rademacher", True)):
         runner = _Runner(config, X, y, MinibatchSettings(method="sghmc", num_epochs=2, noise=noise))
         state = runner.init_state(jax.random.key(1))
         step = runner.epoch_fn(noisy)
-        out[name] = timed(lambda: step(state)[0].position)
-        out[f"{name}_ratio"] = out[name] / out["bare_sgd"]
+        variants[name] = (lambda step=step, state=state: step(state)[0].position)
+    for f in (bare, *variants.values()):  # compile everything first
+        once(f)
+    times = {name: [] for name in ("bare_sgd", *variants)}
+    for _ in range(reps):
+        for name, f in variants.items():
+            times["bare_sgd"].append(once(bare))
+            times[name].append(once(f))
+    out = {"width": width, "n": n, "reps": reps, "bare_sgd": float(np.median(times["bare_sgd"]))}
+    for name in variants:
+        bare_paired = times["bare_sgd"][list(variants).index(name)::len(variants)]
+        out[name] = float(np.median(times[name]))
+        out[f"{name}_ratio"] = float(np.median(np.asarray(times[name]) / np.asarray(bare_paired)))
     # the paper's protocol: half the epochs without noise, half with
-    out["protocol_gaussian_ratio"] = 0.5 * (out["sghmc_no_noise"] + out["sghmc_gaussian"]) / out["bare_sgd"]
+    out["protocol_gaussian_ratio"] = 0.5 * (out["sghmc_no_noise_ratio"] + out["sghmc_gaussian_ratio"])
     out["minutes_per_100_epochs_gaussian"] = 50 * (out["sghmc_no_noise"] + out["sghmc_gaussian"]) * n / 60000 / 60
     return out
 
@@ -152,6 +170,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--methods", default="sghmc,map")
     ap.add_argument("--runs", default="runs/paper", help="folder of the run folders (reused when present)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--targets", default="paper",
+                    help="paper (the specs: each variance's prior taken as a density of its log, as the paper's "
+                         "code), posterior (with the Jacobian: the proper posterior), or both")
     ap.add_argument("--speed", action="store_true", help="also time SGHMC epochs against bare SGD")
     ap.add_argument("--no-fits", dest="fits", action="store_false", help="only the speed comparison")
     ap.add_argument("--quick", action="store_true")
@@ -159,26 +180,32 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     widths = [200] if args.quick else args.widths  # >= 172: the GBFRY layers skip their small-width branch
     results = {"fits": [], "speed": []}
-    for width in widths if args.fits else ():
-        for method in args.methods.split(","):
-            for prior in args.priors.split(","):
-                spec = f"paper_fashion_{prior}" if method == "sghmc" else f"paper_fashion_map_{prior}"
-                depth = 2 if method == "sghmc" else 4
-                run = Path(args.runs) / f"{'quick_' if args.quick else ''}{method}_{prior}_{width}"
-                post, reused = fit_or_load(spec, width, depth, run, quick=args.quick, seed=args.seed)
-                row = {"method": method, "prior": prior, "width": width, "run": str(run), "reused": reused,
-                       **evaluate(post, args.quick)}
-                if method == "map":
-                    alpha = None
-                else:
-                    alpha = [float(post.samples[k].mean()) for k in sorted(post.samples) if k.endswith("_alpha")]
-                row["alpha"] = alpha or None
-                row["paper"] = PAPER.get((method, prior, width)) or PAPER.get((method, prior, 2000))
-                row["paper_width"] = width if (method, prior, width) in PAPER else 2000
-                results["fits"].append(row)
-                print(f"{method} {prior} p={width}: accuracy {row['accuracy']:.4f}, 80% pruned "
-                      f"{row['pruned_accuracy'][0.8]:.4f}, distinct {row['distinct_top_images']:.0f}",
-                      file=sys.stderr)
+    targets = ["paper", "posterior"] if args.targets == "both" else args.targets.split(",")
+    for t in targets:
+        if t not in ("paper", "posterior"):
+            ap.error(f"--targets takes paper, posterior or both, got {t!r}")
+    jobs = [(width, method, prior, target) for width in (widths if args.fits else ())
+            for method in args.methods.split(",") for prior in args.priors.split(",") for target in targets
+            if not (prior == "iid" and target == "posterior" and "paper" in targets)]  # iid: no variance site
+    for width, method, prior, target in jobs:
+        spec = f"paper_fashion_{prior}" if method == "sghmc" else f"paper_fashion_map_{prior}"
+        depth = 2 if method == "sghmc" else 4
+        suffix = "_posterior" if target == "posterior" else ""
+        run = Path(args.runs) / f"{'quick_' if args.quick else ''}{method}_{prior}_{width}{suffix}"
+        post, reused = fit_or_load(spec, width, depth, run, quick=args.quick, seed=args.seed, target=target)
+        row = {"method": method, "prior": prior, "width": width, "target": target, "run": str(run),
+               "reused": reused, **evaluate(post, args.quick)}
+        if method == "map":
+            alpha = None
+        else:
+            alpha = [float(post.samples[k].mean()) for k in sorted(post.samples) if k.endswith("_alpha")]
+        row["alpha"] = alpha or None
+        row["paper"] = PAPER.get((method, prior, width)) or PAPER.get((method, prior, 2000))
+        row["paper_width"] = width if (method, prior, width) in PAPER else 2000
+        results["fits"].append(row)
+        print(f"{method} {prior} p={width}: accuracy {row['accuracy']:.4f}, 80% pruned "
+              f"{row['pruned_accuracy'][0.8]:.4f}, distinct {row['distinct_top_images']:.0f}",
+              file=sys.stderr)
     if args.speed:
         for width in widths:
             results["speed"].append(speed(width, args.quick))
@@ -187,23 +214,25 @@ def main(argv=None) -> dict:
         print(json_line(results, default=str))  # strict JSON: NaN/Inf -> null
         return results
     if results["fits"]:
-        head = "method prior      p     full    50%    80%    90%    95%    98%    99%  distinct"
+        head = "method prior     target       p     full    50%    80%    90%    95%    98%    99%  distinct"
         print(head)
         for r in results["fits"]:
             acc = [r["accuracy"]] + [r["pruned_accuracy"][f] for f in FRACTIONS[1:]]
-            print(f"{r['method']:6} {r['prior']:9} {r['width']:5} " + " ".join(_fmt(a) for a in acc)
+            print(f"{r['method']:6} {r['prior']:9} {r['target']:10} {r['width']:5} " + " ".join(_fmt(a) for a in acc)
                   + f"  {r['distinct_top_images']:7.0f}   ours ({r['draws']} draws, {r['fit_seconds'] or 0:.0f} s)")
             paper = r["paper"] or {}
             row = [paper.get("full")] + [paper.get(f) for f in FRACTIONS[1:]]
             dist = PAPER_DISTINCT.get(r["prior"]) if r["method"] == "sghmc" else None
-            print(f"{'':6} {'':9} {r['paper_width']:5} " + " ".join(_fmt(a) for a in row)
+            print(f"{'':6} {'':9} {'':10} {r['paper_width']:5} " + " ".join(_fmt(a) for a in row)
                   + f"  {dist if dist else '      -':>7}   paper")
     for s in results["speed"]:
         print(f"p = {s['width']}: bare SGD epoch {s['bare_sgd']:.2f} s; SGHMC epoch no noise {s['sghmc_no_noise']:.2f} s "
               f"({s['sghmc_no_noise_ratio']:.2f}x), Gaussian noise {s['sghmc_gaussian']:.2f} s "
-              f"({s['sghmc_gaussian_ratio']:.2f}x), two-point noise {s['sghmc_rademacher']:.2f} s "
+              f"({s['sghmc_gaussian_ratio']:.2f}x; JAX's generator {s['sghmc_gaussian_threefry']:.2f} s, "
+              f"{s['sghmc_gaussian_threefry_ratio']:.2f}x), two-point noise {s['sghmc_rademacher']:.2f} s "
               f"({s['sghmc_rademacher_ratio']:.2f}x); the paper's protocol (half the epochs noisy, Gaussian) "
-              f"{s['protocol_gaussian_ratio']:.2f}x, {s['minutes_per_100_epochs_gaussian']:.1f} min per 100 epochs")
+              f"{s['protocol_gaussian_ratio']:.2f}x, {s['minutes_per_100_epochs_gaussian']:.1f} min per 100 epochs "
+              f"(medians of {s['reps']} paired epochs)")
     return results
 
 

@@ -39,6 +39,20 @@ def test_classification_labels_one_hot_and_classes():
     np.testing.assert_allclose(t[0], [0.75, -0.25, -0.25, -0.25])
 
 
+def test_unit_input_transform_divides_pixels_by_255_and_round_trips():
+    from bayes_mogp.data import InputTransform
+
+    pixels = np.random.default_rng(1).integers(0, 256, size=(6, 784)).astype(np.float64)
+    d = from_arrays(pixels[:4], labels_train=np.array([0, 1, 0, 1]), x_test=pixels[4:], labels_test=np.array([1, 0]),
+                    input_transform="unit")
+    np.testing.assert_array_equal(d.inputs(), pixels[:4] / 255.0)
+    back = InputTransform.from_arrays(d.input_transform.to_arrays())
+    assert back.kind == "unit"
+    np.testing.assert_array_equal(back(pixels[4:]), pixels[4:] / 255.0)
+    with pytest.raises(ValueError, match="input transform must be one of"):
+        from_arrays(pixels[:4], labels_train=np.array([0, 1, 0, 1]), input_transform="pixels")
+
+
 def test_npz_round_trip_and_predict_inputs(tmp_path):
     xtr, ytr, xte, yte = _reg_arrays()
     p = tmp_path / "d.npz"

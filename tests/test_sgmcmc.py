@@ -14,22 +14,32 @@ from bayes_mogp.errors import InputError
 
 
 def test_updates_equal_blackjax_diffusions():
+    # with JAX's default generator (the noise BlackJAX draws) the updates are BlackJAX's to float rounding
     key = jax.random.key(3)
     pos = {"a": jnp.arange(5.0), "b": jnp.ones((2, 3))}
     mom = jax.tree.map(lambda x: 0.1 * x, pos)
     grad = jax.tree.map(lambda x: -x, pos)
-    ours = sghmc_update(key, pos, mom, grad, 0.01, 3.0, 1.0)
+    ours = sghmc_update(key, pos, mom, grad, 0.01, 3.0, 1.0, "gaussian_threefry")
     theirs = blackjax.sgmcmc.diffusions.sghmc(alpha=3.0, beta=0)(key, pos, mom, grad, 0.01, 1.0)
     for o, t in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
         np.testing.assert_allclose(o, t, rtol=1e-6, atol=1e-7)
-    ours = sgld_update(key, pos, grad, 0.01, 1.0)
+    ours = sgld_update(key, pos, grad, 0.01, 1.0, "gaussian_threefry")
     theirs = blackjax.sgmcmc.diffusions.overdamped_langevin()(key, pos, grad, 0.01, 1.0)
     for o, t in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
         np.testing.assert_allclose(o, t, rtol=1e-6, atol=1e-7)
+    # the default noise (bayes_mogp.rng) enters the same formula: BlackJAX's update with its noise swapped in
+    from bayes_mogp.rng import normal_like
+
+    xi = normal_like(key, pos)
+    ours = sghmc_update(key, pos, mom, grad, 0.01, 3.0, 1.0)
+    theirs = blackjax.sgmcmc.diffusions.sghmc(alpha=3.0, beta=0)(key, pos, mom, grad, 0.01, 0.0)
+    scale = np.sqrt(2 * 3.0 * 0.01)
+    for o, t, n in zip(jax.tree.leaves(ours[1]), jax.tree.leaves(theirs[1]), jax.tree.leaves(xi)):
+        np.testing.assert_allclose(o, t + scale * n, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.slow  # a long statistical check (~20 s)
-@pytest.mark.parametrize("noise", ["gaussian", "rademacher"])
+@pytest.mark.parametrize("noise", ["gaussian", "gaussian_threefry", "rademacher"])
 def test_sghmc_and_sgld_leave_a_gaussian_invariant(noise):
     # target N(0, s^2), exact gradients, 4000 chains x 3000 steps.  Var of the draws: SE = s^2 sqrt(2 / 4000)
     # = 2.2%; the Euler schemes' bias at these steps is below 1%; tolerance 4 SE = 9%.  A noise scale off by
@@ -103,6 +113,34 @@ def test_minibatch_estimate_averages_to_the_full_log_density(tiny):
     assert np.ptp(parts) > 1.0  # the batches do differ: the scale matters
 
 
+def test_without_the_jacobian_the_prior_is_tilted_by_one_over_lambda(tiny):
+    # jacobian=False (the code of Lee et al.): the log density minus prior_weight * sum_j log lam_j, every other
+    # term unchanged; below the floor (1e-30) the tilt is constant
+    from functools import partial
+
+    from numpyro.infer.util import constrain_fn, initialize_model
+
+    from bayes_mogp.bnn.models import bnn_model
+    from bayes_mogp.bnn.sgmcmc import LAMBDA_FLOOR
+
+    config, X, y = tiny
+    info = initialize_model(jax.random.key(1), partial(bnn_model, config), model_args=(X, y))
+    pos = info.param_info.z
+    lam = np.asarray(constrain_fn(partial(bnn_model, config), (X, y), {}, pos, return_deterministic=True)["lam0"])
+    for weight in (1.0, 0.2):
+        proper = float(jax.jit(log_density_fn(config, 60, 60, prior_weight=weight))(pos, X, y))
+        tilted = float(jax.jit(log_density_fn(config, 60, 60, prior_weight=weight, jacobian=False))(pos, X, y))
+        np.testing.assert_allclose(tilted, proper - weight * np.sum(np.log(lam)), rtol=1e-10)
+    # one node's variance pushed far below the floor: the tilt counts it at the floor
+    deep = {**pos, "u0_z": pos["u0_z"].at[0].set(-80.0)}
+    lam_deep = np.asarray(constrain_fn(partial(bnn_model, config), (X, y), {}, deep, return_deterministic=True)["lam0"])
+    assert lam_deep[0] < LAMBDA_FLOOR
+    proper = float(jax.jit(log_density_fn(config, 60, 60))(deep, X, y))
+    tilted = float(jax.jit(log_density_fn(config, 60, 60, jacobian=False))(deep, X, y))
+    expected = proper - np.sum(np.log(np.maximum(lam_deep, LAMBDA_FLOOR)))
+    np.testing.assert_allclose(tilted, expected, rtol=1e-10)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tiny):
     config, X, y = tiny
@@ -140,7 +178,7 @@ def test_map_improves_the_fit(tiny):
 def test_settings_refuse_bad_values(tiny):
     config, X, y = tiny
     for bad in (dict(num_epochs=0), dict(batch_size=0), dict(method="sgnht"), dict(noise="uniform"),
-                dict(friction=1.5), dict(thin=0)):
+                dict(friction=1.5), dict(thin=0), dict(jacobian="no")):
         with pytest.raises(InputError):
             MinibatchSettings(**bad)
     with pytest.raises(InputError, match="batch_size must be at most"):
@@ -155,6 +193,7 @@ def test_settings_refuse_bad_values(tiny):
     (["--epochs", "0"], "epochs must be"),
     (["--widths", "0", "10"], "width must be"),
     (["--method", "hmc"], "method must be one of"),
+    (["--input-transform", "pixels"], "input_transform must be one of"),
 ])
 def test_fit_cli_refuses_bad_input(cli, tmp_path, args, message):
     code, out, err = cli("fit", "paper_fashion_iid", "--quick", "--out", str(tmp_path / "r"), *args)

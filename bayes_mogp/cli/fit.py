@@ -30,8 +30,13 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=None, help="minibatch methods: passes over the data")
     parser.add_argument("--batch-size", type=int, default=None, help="minibatch methods: points per minibatch")
     parser.add_argument("--widths", type=int, nargs="+", default=None, help="hidden widths (default: the spec's)")
-    parser.add_argument("--noise", default=None, metavar="gaussian|rademacher",
+    parser.add_argument("--noise", default=None, metavar="gaussian|gaussian_threefry|rademacher",
                         help="SG-MCMC noise (default: the spec's, gaussian)")
+    parser.add_argument("--no-jacobian", dest="jacobian", action="store_const", const=False, default=None,
+                        help="minibatch methods: the prior of each node variance taken as a density of its log, as "
+                             "in the code of Lee et al. 2023 (default: the spec's, with the Jacobian)")
+    parser.add_argument("--input-transform", default=None, metavar="per_image|unit",
+                        help="built-in images: per-image standardisation or pixels / 255 (default: the spec's)")
     parser.add_argument("--max-minutes", type=float, default=120.0,
                         help="refuse a minibatch run estimated to take longer (default 120)")
     parser.add_argument("--num-samples", type=int, default=None,
@@ -63,6 +68,10 @@ def run(args) -> dict:
     for w in args.widths or ():
         check_int("width", w, minimum=1)
     own_data = args.data_npz or args.data_csv or args.target or args.test_csv
+    if args.input_transform is not None:
+        check_choice("input_transform", args.input_transform, ("per_image", "unit"))
+        if own_data:
+            raise UsageError("--input-transform applies to the built-in images; own data are standardised")
     if args.resume:
         if args.spec or own_data:
             raise UsageError("--resume continues the run in --out with its own spec and data; give only --out "
@@ -79,7 +88,8 @@ def run(args) -> dict:
     quick = args.quick or os.environ.get("BAYES_MOGP_QUICK") == "1"
     over = dict(method=args.method, num_samples=args.num_samples, num_warmup=args.num_warmup,
                 num_chains=args.num_chains, num_steps=args.num_steps, checkpoint_every=args.checkpoint_every,
-                dtype=args.dtype, num_epochs=args.epochs, batch_size=args.batch_size, noise=args.noise)
+                dtype=args.dtype, num_epochs=args.epochs, batch_size=args.batch_size, noise=args.noise,
+                jacobian=args.jacobian, input_transform=args.input_transform)
     log(f"fit: {args.spec}{' on ' + (args.data_npz or args.data_csv) if data is not None else ''} -> {args.out}")
     post = fit(jax.random.PRNGKey(args.seed), args.spec, data, out=args.out, log=progress, n_train=args.n_train,
                data_seed=args.seed, quick=quick, widths=args.widths, progress=args.progress,

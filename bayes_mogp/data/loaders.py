@@ -201,12 +201,14 @@ def load_csv_inputs(path, *, target: str | None = None, task: str = "regression"
 
 
 # ------------------------------------------------------------------------------------------ built-in
-def from_builtin(name: str, n_train: int, n_test: int, *, seed: int = 0, source=None) -> Dataset:
+def from_builtin(name: str, n_train: int, n_test: int, *, seed: int = 0, source=None,
+                 input_transform: str = "per_image") -> Dataset:
     """MNIST / Fashion-MNIST as a classification :class:`Dataset` on the split of
-    :func:`bayes_mogp.data.train_test_split` (raw pixels kept; the ``"per_image"`` transform applied by
-    the models, so a saved posterior predicts raw images)."""
+    :func:`bayes_mogp.data.train_test_split` (raw pixels kept; the input transform, ``"per_image"`` or
+    ``"unit"`` (pixels / 255), applied by the models, so a saved posterior predicts raw images)."""
     from .images import train_test_split
 
+    check_choice("input_transform", input_transform, ("per_image", "unit"))
     sp = train_test_split(name, n_train, n_test, seed=seed, source=source, raw=True)
     return from_arrays(sp.x_train, x_test=sp.x_test, labels_train=sp.labels_train, labels_test=sp.labels_test,
-                       name=name, input_transform="per_image", num_classes=10)
+                       name=name, input_transform=input_transform, num_classes=10)

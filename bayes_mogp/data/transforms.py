@@ -3,7 +3,9 @@ r"""The fitted maps between the user's units and the model's: :class:`InputTrans
 * **inputs**: :class:`InputTransform`, either ``"standardize"`` (each column minus its training mean,
   divided by its training standard deviation; constant columns are only centred) or ``"per_image"``
   (the preprocessing of Lee et al. 2018 for images: pixels to [0, 1], each image centred and scaled to
-  norm :math:`\sqrt d`, so that :math:`x\cdot x/d = 1`; nothing is fitted) or ``"none"``;
+  norm :math:`\sqrt d`, so that :math:`x\cdot x/d = 1`; nothing is fitted) or ``"unit"`` (8-bit pixels
+  divided by 255, into [0, 1], and nothing else: the preprocessing of the code of Lee et al. 2023) or
+  ``"none"``;
 * **targets**: regression targets ``y`` (n, k) are standardised per output,
   :math:`\tilde y = (y - \mu_y)/s_y`, and every prediction is mapped back
   (:meth:`TargetTransform.inverse_mean`, :meth:`TargetTransform.inverse_scale`).
@@ -19,7 +21,7 @@ from ..validation import check_choice
 
 __all__ = ["INPUT_TRANSFORMS", "InputTransform", "TargetTransform"]
 
-INPUT_TRANSFORMS = ("standardize", "per_image", "none")
+INPUT_TRANSFORMS = ("standardize", "per_image", "unit", "none")
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class InputTransform:
     """The map from the user's inputs to the model's, fitted on the training inputs.
 
     ``kind``: ``"standardize"`` (``(x - shift) / scale`` per column), ``"per_image"`` (Lee et al. 2018,
-    row by row, nothing fitted) or ``"none"``.  ``shift``, ``scale``: (d,) for ``"standardize"``.
+    row by row, nothing fitted), ``"unit"`` (``x / 255``) or ``"none"``.  ``shift``, ``scale``: (d,) for ``"standardize"``.
     """
 
     kind: str = "none"
@@ -52,6 +54,8 @@ class InputTransform:
             from .images import preprocess
 
             return preprocess(x)
+        if self.kind == "unit":
+            return x / 255.0
         return x
 
     def to_arrays(self, prefix: str = "input_") -> dict:

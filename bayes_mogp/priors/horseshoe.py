@@ -18,6 +18,13 @@ NUTS on :math:`\log U` of a half-Cauchy meets a funnel.  Two options shape only 
 * ``slab_scale`` :math:`s`: the regularised horseshoe of Piironen and Vehtari (2017),
   :math:`\tilde\lambda = c_s^2 \lambda / (c_s^2 + \lambda)` with :math:`c_s^2 = 2 s^2 / p` (the slab of a
   He-scaled node).
+* ``site``: ``"two_factor"`` (default, the form above) or ``"log"``: one site per node on
+  :math:`\log\lambda` (``"{name}_raw"``, the law :math:`\tau^2 U^2` on NumPyro's log transform), the
+  coordinates in which the code of Lee et al. (2023) learns its variances.  A step on both factors moves
+  :math:`\log\lambda` five times as far as the same step on :math:`\log\lambda` (:math:`\log\lambda =
+  2\log\tau + 2\log z - \log g`), which the minibatch samplers' fixed step sizes feel: with pixels in
+  [0, 1] the two-factor form diverges at the paper's step size where the log form does not.  With a fixed
+  global scale only.
 
 ``distribution``, ``sample`` and ``limit`` are those of model (d) (:math:`t = 1`, no slab).
 """
@@ -31,10 +38,11 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import PowerTransform
 
+from ..errors import InputError
 from ..validation import check_positive, hyperparameter
 from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float
 
-__all__ = ["HorseshoeLevy", "HorseshoePrior", "SCALE_PRIORS"]
+__all__ = ["HorseshoeLevy", "HorseshoePrior", "SCALE_PRIORS", "SITES"]
 
 
 class HorseshoeLevy(LevyMeasure):
@@ -61,6 +69,7 @@ class HorseshoeLevy(LevyMeasure):
 
 
 SCALE_PRIORS = ("fixed", "half_cauchy", "half_normal")
+SITES = ("two_factor", "log")
 
 
 def _half_cauchy_site(z_name: str, g_name: str, shape):
@@ -77,19 +86,24 @@ class HorseshoePrior(NodeVariancePrior):
     r""":math:`\lambda = (\pi c/p)^2 U^2`: ``distribution`` is ``HalfCauchy(pi c/p)`` under ``PowerTransform(2)``.
 
     Hyperparameters: ``scale`` :math:`c > 0`; ``scale_prior`` in ``("fixed", "half_cauchy",
-    "half_normal")`` and ``slab_scale`` (None or > 0) for :meth:`sample_site` (module docstring).
+    "half_normal")``, ``slab_scale`` (None or > 0) and ``site`` (``"two_factor"`` or ``"log"``) for
+    :meth:`sample_site` (module docstring).
     """
 
     name = "horseshoe"
-    _defaults = {"scale": 1.0, "scale_prior": "fixed", "slab_scale": None}
+    _defaults = {"scale": 1.0, "scale_prior": "fixed", "slab_scale": None, "site": "two_factor"}
 
     def _check(self, hyper):
         from ..validation import check_choice
 
         slab = hyper["slab_scale"]
-        return {"scale": hyperparameter("scale", hyper["scale"], check_positive),
-                "scale_prior": check_choice("scale_prior", hyper["scale_prior"], SCALE_PRIORS),
-                "slab_scale": None if slab is None else hyperparameter("slab_scale", slab, check_positive)}
+        out = {"scale": hyperparameter("scale", hyper["scale"], check_positive),
+               "scale_prior": check_choice("scale_prior", hyper["scale_prior"], SCALE_PRIORS),
+               "slab_scale": None if slab is None else hyperparameter("slab_scale", slab, check_positive),
+               "site": check_choice("site", hyper["site"], SITES)}
+        if out["site"] == "log" and out["scale_prior"] != "fixed":
+            raise InputError(f"site 'log' needs scale_prior 'fixed' (one site per node), got {out['scale_prior']!r}")
+        return out
 
     @property
     def global_scale(self):
@@ -97,11 +111,13 @@ class HorseshoePrior(NodeVariancePrior):
         return math.pi * self.hyper["scale"] / self.width
 
     def sample_site(self, name: str = "lam", *, site_names=None):
-        r"""Per-node variances ``(width,)`` in the two-factor form (module docstring).
+        r"""Per-node variances ``(width,)`` in the two-factor form, or on their log scale (module docstring).
 
         Sites (roles): ``tau_z`` (and ``tau_g`` for a half-Cauchy ``scale_prior``), the factors of
         :math:`t`; ``tau`` (deterministic) :math:`\tau = \pi c t / p`; ``u_z``, ``u_g`` ``(width,)``, the
         factors of :math:`U`; and ``name`` (deterministic) :math:`\lambda = \tau^2 U^2` (slab applied).
+        With ``site="log"``: ``raw`` ``(width,)``, :math:`\tau^2 U^2` itself (NumPyro moves its log), and
+        ``name``.
         """
         import numpyro
         import numpyro.distributions as dist
@@ -110,6 +126,9 @@ class HorseshoePrior(NodeVariancePrior):
 
         names = _site_namer(name, site_names)
         tau0, kind, p = self.global_scale, self.hyper["scale_prior"], self.width
+        if self.hyper["site"] == "log":
+            lam = numpyro.sample(names("raw"), self.distribution.expand([p]).to_event(1))
+            return numpyro.deterministic(name, self.slab(lam))
         if kind == "fixed":
             tau = jnp.asarray(tau0)
         elif kind == "half_normal":
