@@ -257,7 +257,19 @@ def test_horseshoe_log_site_has_the_two_factor_law():
     assert abs(np.median(log_site) / tau2 - 1) < 4 * np.pi / np.sqrt(log_site.size)
     tr = numpyro.handlers.trace(numpyro.handlers.seed(
         lambda: get_prior("horseshoe", 5, site="log").sample_site("lam"), 0)).get_trace()
-    assert set(tr) == {"lam_raw", "lam"}  # one site per node, on log lam (NumPyro's transform of a positive law)
+    assert set(tr) == {"lam_raw", "lam"}  # one site per node, on log lam
+    # its log-density is NumPyro's half-Cauchy under a square, plus the log Jacobian, written without forming lam:
+    # equal where both are finite, and a finite float32 gradient (1/2: the density falls as lam^(1/2) in log lam)
+    # far below lam = 1e-26, where the composed form's gradient is infinite
+    from bayes_mogp.priors.horseshoe import LogHorseshoeVariance
+
+    prior = get_prior("horseshoe", 500, scale=0.5)
+    u = jnp.linspace(-40.0, 5.0, 10)
+    np.testing.assert_allclose(np.asarray(LogHorseshoeVariance(prior.global_scale).log_prob(u)),
+                               np.asarray(prior.distribution.log_prob(jnp.exp(u)) + u), rtol=1e-12, atol=1e-12)
+    with jax.enable_x64(False):
+        grad = jax.grad(lambda v: LogHorseshoeVariance(jnp.float32(prior.global_scale)).log_prob(v))
+        assert [float(grad(jnp.float32(v))) for v in (-61.0, -80.0, -150.0)] == [0.5, 0.5, 0.5]
     with pytest.raises(ValueError, match="site 'log' needs scale_prior 'fixed'"):
         get_prior("horseshoe", 5, site="log", scale_prior="half_cauchy")
     with pytest.raises(ValueError, match="site must be one of"):

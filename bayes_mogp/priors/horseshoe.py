@@ -19,8 +19,10 @@ NUTS on :math:`\log U` of a half-Cauchy meets a funnel.  Two options shape only 
   :math:`\tilde\lambda = c_s^2 \lambda / (c_s^2 + \lambda)` with :math:`c_s^2 = 2 s^2 / p` (the slab of a
   He-scaled node).
 * ``site``: ``"two_factor"`` (default, the form above) or ``"log"``: one site per node on
-  :math:`\log\lambda` (``"{name}_raw"``, the law :math:`\tau^2 U^2` on NumPyro's log transform), the
-  coordinates in which the code of Lee et al. (2023) learns its variances.  A step on both factors moves
+  :math:`u = \log\lambda` (``"{name}_raw"``, :class:`LogHorseshoeVariance`, density
+  :math:`1/(2\pi\cosh((u - 2\log\tau)/2))`, written directly: NumPyro's half-Cauchy under a square and an
+  exponential has an infinite float32 gradient below :math:`\lambda \approx 10^{-26}`), the coordinates in
+  which the code of Lee et al. (2023) learns its variances.  A step on both factors moves
   :math:`\log\lambda` five times as far as the same step on :math:`\log\lambda` (:math:`\log\lambda =
   2\log\tau + 2\log z - \log g`), which the minibatch samplers' fixed step sizes feel: with pixels in
   [0, 1] the two-factor form diverges at the paper's step size where the log form does not.  With a fixed
@@ -36,13 +38,14 @@ import math
 import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
+from numpyro.distributions import constraints
 from numpyro.distributions.transforms import PowerTransform
 
 from ..errors import InputError
 from ..validation import check_positive, hyperparameter
 from ._base import InfiniteWidthLimit, LevyMeasure, NodeVariancePrior, _float
 
-__all__ = ["HorseshoeLevy", "HorseshoePrior", "SCALE_PRIORS", "SITES"]
+__all__ = ["HorseshoeLevy", "HorseshoePrior", "LogHorseshoeVariance", "SCALE_PRIORS", "SITES"]
 
 
 class HorseshoeLevy(LevyMeasure):
@@ -82,6 +85,30 @@ def _half_cauchy_site(z_name: str, g_name: str, shape):
     return z / jnp.sqrt(g)
 
 
+class LogHorseshoeVariance(dist.Distribution):
+    r"""The law of :math:`u = \log\lambda`, :math:`\lambda = \tau^2 U^2`, :math:`U \sim C^+(0, 1)`: with
+    :math:`v = \log U = (u - 2\log\tau)/2`, density :math:`1/(2\pi\cosh v)` on the real line (its
+    log-density's gradient is :math:`-\tanh(v)/2`, bounded wherever :math:`\lambda` is)."""
+
+    arg_constraints = {"tau": constraints.positive}
+    support = constraints.real
+    pytree_data_fields = ("tau",)
+
+    def __init__(self, tau, *, validate_args=None):
+        self.tau = tau
+        super().__init__(batch_shape=jnp.shape(tau), validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        shape = tuple(sample_shape) + self.batch_shape
+        dtype = jnp.result_type(float)
+        u = jax.random.uniform(key, shape, dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0)
+        return 2 * (jnp.log(self.tau) + jnp.log(jnp.tan(0.5 * math.pi * u)))  # |tan(pi u / 2)| is half-Cauchy
+
+    def log_prob(self, value):
+        v = jnp.abs(0.5 * (value - 2 * jnp.log(self.tau)))
+        return -math.log(math.pi) - v - jnp.log1p(jnp.exp(-2 * v))  # -log(2 pi cosh v), stably
+
+
 class HorseshoePrior(NodeVariancePrior):
     r""":math:`\lambda = (\pi c/p)^2 U^2`: ``distribution`` is ``HalfCauchy(pi c/p)`` under ``PowerTransform(2)``.
 
@@ -116,7 +143,7 @@ class HorseshoePrior(NodeVariancePrior):
         Sites (roles): ``tau_z`` (and ``tau_g`` for a half-Cauchy ``scale_prior``), the factors of
         :math:`t`; ``tau`` (deterministic) :math:`\tau = \pi c t / p`; ``u_z``, ``u_g`` ``(width,)``, the
         factors of :math:`U`; and ``name`` (deterministic) :math:`\lambda = \tau^2 U^2` (slab applied).
-        With ``site="log"``: ``raw`` ``(width,)``, :math:`\tau^2 U^2` itself (NumPyro moves its log), and
+        With ``site="log"``: ``raw`` ``(width,)``, :math:`\log\lambda` (:class:`LogHorseshoeVariance`), and
         ``name``.
         """
         import numpyro
@@ -127,8 +154,8 @@ class HorseshoePrior(NodeVariancePrior):
         names = _site_namer(name, site_names)
         tau0, kind, p = self.global_scale, self.hyper["scale_prior"], self.width
         if self.hyper["site"] == "log":
-            lam = numpyro.sample(names("raw"), self.distribution.expand([p]).to_event(1))
-            return numpyro.deterministic(name, self.slab(lam))
+            log_lam = numpyro.sample(names("raw"), LogHorseshoeVariance(tau0).expand([p]).to_event(1))
+            return numpyro.deterministic(name, self.slab(jnp.exp(log_lam)))
         if kind == "fixed":
             tau = jnp.asarray(tau0)
         elif kind == "half_normal":
