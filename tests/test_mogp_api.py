@@ -39,7 +39,10 @@ def test_regression_posterior_predicts_new_inputs_in_user_units(reg_post, teache
     assert s["rmse"] < 0.5 * data.y_test.std(), s
     # the mixture mean is the average of the per-draw GP means, mapped back to the user's units
     means, var, noise = reg_post.predict_components(data.x_test)
-    np.testing.assert_allclose(pred.mean[:, 0], data.target_transform.inverse_mean(means.mean(0))[:, 0], rtol=1e-12)
+    expected = data.target_transform.inverse_mean(means.mean(0))[:, 0]
+    # the same sums in another order: agreement to rounding relative to the largest mean (an entry near zero
+    # carries the absolute rounding of the others)
+    np.testing.assert_allclose(pred.mean[:, 0], expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
     # ordered jumps, learned direction close to the teacher's
     jumps = reg_post.samples["jumps"]
     assert jumps.shape == (2, 15, 3) and np.all(np.diff(jumps, axis=-1) <= 0)

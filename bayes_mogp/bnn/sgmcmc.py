@@ -61,8 +61,8 @@ rounding, with the same keys and ``noise="gaussian_threefry"``) but with cheaper
 
 * nothing is drawn where the temperature is 0 (BlackJAX draws it and multiplies by 0);
 * ``noise="gaussian"`` (the default) draws it with :func:`bayes_mogp.rng.normal_like` (Philox-2x32-10 and an
-  inverse-CDF transform: the standard normal law, about half the cost of JAX's default generator, which
-  ``"gaussian_threefry"`` uses as BlackJAX's :func:`blackjax.util.generate_gaussian_noise` does);
+  inverse-CDF transform: the standard normal law, 0.6x of the cost of JAX's default generator in an epoch at
+  width 1000), and ``"gaussian_threefry"`` with JAX's, as BlackJAX's :func:`blackjax.util.generate_gaussian_noise`;
 * ``noise="rademacher"``: two-point noise :math:`\pm 1` of the same mean and variance, the simplified weak
   Euler scheme (Kloeden and Platen 1992, section 14.1), which keeps the weak order of the Gaussian scheme at a
   fraction of the cost (one random bit per parameter).
@@ -127,12 +127,12 @@ class MinibatchSettings:
       burn_in: share of the epochs before draws are kept (SGHMC, SGLD).
       thin: keep one draw every ``thin`` epochs.
       num_cycles, exploration: cyclical SGLD: number of cycles, share of each cycle without noise.
-      noise: ``"gaussian"`` or ``"rademacher"`` (module docstring).
+      noise: ``"gaussian"``, ``"gaussian_threefry"`` or ``"rademacher"`` (module docstring).
       learning_rate, lr_decay: MAP: Adam's learning rate, and ``((epoch, rate), ...)`` changes.
       prior_weight: multiplies the log prior in MAP (the paper's penalised training: 0.2).
-      jacobian: the prior density of the unconstrained sites (True), or tilted by :math:`\prod_j 1/\lambda_j`
+      jacobian: the prior density of the unconstrained sites (True), or tilted by :math:`\\prod_j 1/\\lambda_j`
         as in the code of Lee et al. (False; module docstring).
-      num_chains: independent chains (vectorised), each with its own key.
+      num_chains: independent chains, each with its own key (module docstring).
       checkpoint_every: epochs between checkpoints (with a checkpoint path).
       init: ``"iid"`` (every node variance starts at :math:`1/p`, as a He-initialised network) or
         ``"median"`` (the prior median of every variance site).

@@ -14,12 +14,18 @@
 # 1. the pruning curves: test accuracy of the posterior predictive against the fraction of nodes removed;
 # 2. the variances the posterior learned: sorted sqrt(lam) per layer;
 # 3. what the largest-variance nodes respond to: the test images that activate them most, and the paper's
-#    count of distinct images among the 30 most-activating images of the 30 largest-variance nodes.
+#    count of distinct images among the 30 most-activating images of the 30 largest-variance nodes;
+# 4. what the paper's sampler targets: the specs follow the paper's code, which takes the prior density of
+#    each variance lam as a density of log lam (`jacobian = false`); the same fits with the Jacobian, the
+#    proper posterior, side by side.
+#
+# The specs also take the paper's inputs (pixels / 255, `input_transform = "unit"`) and move the
+# horseshoe's variances on their log scale (`site = "log"`), as its code does.
 #
 # Each fit is a run folder under `$BAYES_MOGP_RUNS` (default `runs/paper`), reused when it is already
 # there (`bnn.fit_or_resume`); `benchmarks/bench_paper_compressibility.py` writes the same folders, so after the
-# benchmark this notebook only evaluates. From scratch each fit takes 5 to 10 minutes on 2 CPU cores (the
-# seconds per epoch printed below depend on what else the machine was running). Quick mode
+# benchmark this notebook only evaluates. From scratch each fit takes about 3.5 minutes on 2 quiet CPU cores (2 s an
+# epoch); the fits below shared the machine with other runs, hence the 3.5 to 4.6 s per epoch printed. Quick mode
 # (`BAYES_MOGP_QUICK=1`) fits 2000 images for 3 epochs at width 200: it runs every step, and its numbers mean
 # nothing.
 
@@ -40,10 +46,14 @@ WIDTH = 200 if QUICK else 500
 FRACTIONS = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99]
 
 
-def fit_or_load(prior):
-    """The run folder's posterior: read back when finished, resumed when interrupted, else fitted."""
-    run = RUNS / f"{'quick_' if QUICK else ''}sghmc_{prior}_{WIDTH}"
+def fit_or_load(prior, target="paper"):
+    """The run folder's posterior: read back when finished, resumed when interrupted, else fitted.  ``target``:
+    the spec as it is (the paper's), or ``"posterior"`` (with the Jacobian)."""
+    suffix = "_posterior" if target == "posterior" else ""
+    run = RUNS / f"{'quick_' if QUICK else ''}sghmc_{prior}_{WIDTH}{suffix}"
     over = dict(n_train=2000, num_epochs=3, thin=1, checkpoint_every=1) if QUICK else {}
+    if target == "posterior":
+        over["jacobian"] = True
     return bnn.fit_or_resume(jax.random.key(0), f"paper_fashion_{prior}", run, widths=[WIDTH, WIDTH], **over)
 
 
@@ -82,25 +92,25 @@ ax.grid(alpha=0.3)
 plt.show()
 
 # %% [markdown]
-# With all nodes the three priors are within about 3 points of each other (iid lowest). The difference is in
-# how the function is spread over the nodes. With 80% of the nodes removed the horseshoe network loses less
-# than a point and the iid network more than half its accuracy; at 90% the iid network is near chance and
-# the horseshoe keeps most of it. GBFRY lies in between: it matches the horseshoe up to 50% but loses about
-# 5 points at 80%, where the paper reports both MoGP-regime priors at about 0.88. That is a miss of our GBFRY
-# runs at this width (one run, not the paper's 5 trials), not of the horseshoe.
+# With all nodes the MoGP-regime priors are about 4 points above iid (0.88 against 0.84, the paper's
+# figures). The difference that matters is how the function is spread over the nodes. With 80% of the nodes
+# removed the horseshoe and GBFRY networks lose between a few tenths of a point and a point and a half, and
+# the iid network more than half its accuracy; at 90% the iid network is near chance, GBFRY keeps 0.8 and
+# the horseshoe about 0.7.
 #
 # The next cell checks these claims at full size. The test set has 10,000 images, so an accuracy near 0.5
-# has a standard error of 0.005; every margin asserted below is at least 4 of them.
+# has a standard error of 0.005 (0.003 near 0.88); every margin asserted below is at least 4 of them.
 
 # %%
 acc = {prior: dict(zip(FRACTIONS, sc["pruning"]["accuracy"])) for prior, sc in scores.items()}
 if not QUICK:
-    assert acc["horseshoe"][0.8] >= acc["horseshoe"][0.0] - 0.01, acc["horseshoe"]
+    for prior in ("horseshoe", "gbfry"):
+        assert acc[prior][0.8] >= acc[prior][0.0] - 0.015, (prior, acc[prior])
+        assert acc[prior][0.0] >= acc["iid"][0.0] + 0.02, (prior, acc[prior], acc["iid"])
+        assert acc[prior][0.9] >= acc["iid"][0.9] + 0.3, (prior, acc[prior], acc["iid"])
     assert acc["iid"][0.8] <= acc["iid"][0.0] - 0.3, acc["iid"]
-    assert acc["iid"][0.9] <= acc["horseshoe"][0.9] - 0.05, (acc["iid"], acc["horseshoe"])
-    assert acc["gbfry"][0.8] >= acc["iid"][0.8] + 0.2, (acc["gbfry"], acc["iid"])
-    print("checked: horseshoe within 1 point at 80% pruned; iid 30+ points down at 80%, 5+ below the horseshoe "
-          "at 90%; GBFRY 20+ points above iid at 80%")
+    print("checked: horseshoe and GBFRY within 1.5 points of their full networks at 80% pruned and 2+ points "
+          "above iid in full; iid 30+ points down at 80%, 30+ below both at 90%")
 
 # %% [markdown]
 # ## 2. The learned variances
@@ -133,14 +143,22 @@ for prior, sc in scores.items():
     print(f"{prior:10s} distinct images among the top 30 of the top 30 nodes: {sc['distinct_top_images']:.0f}")
 
 # %% [markdown]
-# Here this measure does not separate the priors: the three counts are within a few images of each other,
-# about 725 of 900, where the paper reports about 353 (iid), 547 (horseshoe) and 532 (GBFRY). The count depends
-# on choices the paper's description leaves open (pre- or post-activation, averaged over draws or per draw,
-# which test images), so we do not reproduce its ordering with the measure described above. The images below
-# show that the top nodes of every prior respond to one clothing class each.
+# The order is the paper's: iid lowest, the MoGP-regime priors well above it (the paper: about 353 for iid,
+# 547 for the horseshoe and 532 for GBFRY). Our counts are higher than the paper's for every prior, and our
+# horseshoe is above our GBFRY where the paper has them about equal. The measure depends on the inputs: on
+# pixels / 255 every node's pre-activation carries the image's brightness, so the top images of different
+# nodes overlap; with each image standardised (the package's default for MNIST and Fashion-MNIST; these specs
+# used it before) the three priors gave 726 to 734 and did not separate.
+
+# %%
+if not QUICK:
+    distinct = {prior: sc["distinct_top_images"] for prior, sc in scores.items()}
+    assert distinct["iid"] + 100 <= min(distinct["horseshoe"], distinct["gbfry"]), distinct
+    print("checked: the iid network's top nodes share 100+ more of their top images than the MoGP-regime ones")
 
 # %% [markdown]
-# The six most-activating test images of each of the four largest-variance nodes, per prior.
+# What the top nodes respond to: the six most-activating test images of each of the four largest-variance
+# nodes, per prior.
 
 # %%
 from bayes_mogp.bnn.prediction import last_hidden_preactivations, node_scores
@@ -165,6 +183,47 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ## 4. What the sampler targets: the paper's prior, and the posterior
+#
+# The paper's code learns each variance on its log scale, u = log lam, and penalises it by the log density
+# of lam, without the Jacobian of the change of variables. That is the prior p(lam) / lam on lam: for the
+# horseshoe and GBFRY, whose densities fall more slowly than 1/lam near 0, an improper prior that pulls
+# unused nodes' variances towards 0. The specs do the same (`jacobian = false`). With the Jacobian
+# (`jacobian = true`, the package's default) SGHMC samples the proper posterior. Same data, schedule and key:
+
+# %%
+# (quick mode: the horseshoe only, to keep CI's pass short; the code path is the same)
+posts_posterior = {prior: fit_or_load(prior, "posterior") for prior in (["horseshoe"] if QUICK else ["horseshoe", "gbfry"])}
+scores_posterior = {prior: post.evaluate(x_test, y_test, fractions=FRACTIONS)
+                    for prior, post in posts_posterior.items()}
+print("fraction pruned          " + " ".join(f"{f:6.2f}" for f in FRACTIONS))
+fig, ax = plt.subplots(figsize=(7, 4.5))
+for prior, color in zip(posts_posterior, ("C1", "C2")):
+    for target, sc, style in (("paper's prior", scores[prior], "o-"), ("posterior", scores_posterior[prior], "s--")):
+        print(f"{prior:9s} {target:14s} " + " ".join(f"{a:6.3f}" for a in sc["pruning"]["accuracy"]))
+        ax.plot(100 * np.array(FRACTIONS), sc["pruning"]["accuracy"], style, color=color, label=f"{prior}, {target}")
+ax.set(xlabel="nodes removed per hidden layer (%)", ylabel="test accuracy", ylim=(0, 1),
+       title="SGHMC with the paper's prior (no Jacobian) and with the proper posterior")
+ax.legend()
+ax.grid(alpha=0.3)
+plt.show()
+
+# %% [markdown]
+# In full the two targets give the same accuracy within about half a point. Pruned, the paper's prior keeps
+# more: at 80% removed it loses at most about a point and a half where the posterior loses 3 (GBFRY) to 5
+# (horseshoe) points, and at 90% GBFRY keeps about 0.83 against 0.69. The paper's compressibility figures are
+# those of its prior p(lam) / lam; the posterior under the prior as stated is compressible too, less so.
+
+# %%
+acc_posterior = {prior: dict(zip(FRACTIONS, sc["pruning"]["accuracy"])) for prior, sc in scores_posterior.items()}
+if not QUICK:
+    for prior in posts_posterior:
+        assert abs(acc_posterior[prior][0.0] - acc[prior][0.0]) <= 0.01, (prior, acc_posterior[prior], acc[prior])
+        assert acc_posterior[prior][0.8] <= acc[prior][0.8] - 0.015, (prior, acc_posterior[prior], acc[prior])
+    print("checked: full accuracy within a point under both targets; at 80% pruned the posterior 1.5+ points "
+          "below the paper's prior, for both priors")
+
+# %% [markdown]
 # The same experiment with MAP training (four hidden layers, the prior as a penalty) and at other widths:
-# `uv run python benchmarks/bench_paper_compressibility.py --methods sghmc,map --priors iid,horseshoe,gbfry`
-# prints the full table next to the paper's figures.
+# `uv run python benchmarks/bench_paper_compressibility.py --methods sghmc,map --priors iid,horseshoe,gbfry
+# --targets both` prints the full table next to the paper's figures.
