@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["float64", "require_x64", "CholeskyResult", "cholesky_with_jitter"]
+__all__ = ["float64", "require_x64", "CholeskyResult", "cholesky_with_jitter", "lapack_cholesky_with_jitter"]
 
 
 def float64(fn):
@@ -88,13 +88,60 @@ def cholesky_with_jitter(
     chol, ok = _attempt(a, 0.0)
     if bool(ok):
         return CholeskyResult(chol, 0.0)
-    rel = initial_relative
-    while rel <= max_relative * (1 + 1e-12):
-        jitter = rel * scale
+    for jitter in _jitter_schedule(scale, initial_relative, max_relative, factor):
         chol, ok = _attempt(a, jitter)
         if bool(ok):
             return CholeskyResult(chol, float(jitter))
+    raise InputError(
+        f"matrix is not positive definite even with jitter {max_relative:g} x mean diagonal "
+        f"({max_relative * scale:g}); check the kernel or raise the noise variance"
+    )
+
+
+def _jitter_schedule(scale: float, initial_relative: float, max_relative: float, factor: float):
+    """The absolute jitters tried after a failed plain factorisation: ``initial_relative * scale``, times
+    ``factor`` each time, up to ``max_relative * scale``."""
+    rel = initial_relative
+    while rel <= max_relative * (1 + 1e-12):
+        yield rel * scale
         rel *= factor
+
+
+def lapack_cholesky_with_jitter(
+    a, *, shift: float = 0.0, initial_relative: float = 1e-10, max_relative: float = 1e-2, factor: float = 10.0
+) -> tuple[np.ndarray, float]:
+    r""":func:`cholesky_with_jitter` by LAPACK's ``dpotrf`` (SciPy), for the eager dense path.
+
+    Same schedule, as NumPy arrays: the lower factor of :math:`A + (s + j) I` with :math:`s` = ``shift`` (a
+    noise variance, added without another copy of ``a``) and the jitter :math:`j`, relative to the mean
+    diagonal of :math:`A + s I`, and :math:`j`.  ``a`` must be symmetric: as in LAPACK, one triangle is read
+    (the upper triangle of a C-ordered array, which LAPACK sees as the lower triangle of its transpose).
+    ``a`` is never written; one copy of it is made, factorised in place.
+
+    Why not JAX's: run eagerly, XLA compiles the factorisation (and the solves after it) for every new n,
+    about 0.5 s at n = 4000 on two cores, while ``dpotrf`` is the same LAPACK routine with nothing to
+    compile; and :func:`cholesky_with_jitter` symmetrises its input, two more passes over n x n numbers.
+    """
+    from scipy.linalg import lapack
+
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise InputError(f"a must be a square matrix, got shape {a.shape}")
+    diag = np.diagonal(a) + shift
+    scale = float(diag.mean())
+    if not np.isfinite(scale):
+        raise InputError("a contains NaN/Inf; cannot factorise")
+    scale = scale if scale > 0 else 1.0
+    idx = np.diag_indices(a.shape[0])
+    for jitter in (0.0, *_jitter_schedule(scale, initial_relative, max_relative, factor)):
+        work = np.array(a.T, order="F")  # a copy in LAPACK's order (a C-ordered a.T needs no transposition)
+        work[idx] = diag + jitter
+        chol, info = lapack.dpotrf(work, lower=1, clean=1, overwrite_a=1)
+        finite = bool(np.isfinite(np.diagonal(chol)).all())  # a NaN anywhere reaches the diagonal after it
+        if info == 0 and finite:
+            return chol, float(jitter)
+        if jitter == 0.0 and not np.isfinite(a).all():  # NaN/Inf, not indefiniteness: say so, once
+            raise InputError("a contains NaN/Inf; cannot factorise")
     raise InputError(
         f"matrix is not positive definite even with jitter {max_relative:g} x mean diagonal "
         f"({max_relative * scale:g}); check the kernel or raise the noise variance"
