@@ -37,6 +37,7 @@ import numpy as np
 from ..data import Dataset, TargetTransform, as_dataset
 from ..io import atomic_save_npz, atomic_write_json, read_json
 from ..nuts import raw_key
+from ..runs import compact_arrays
 from .inference import NutsSettings, resume_nuts, run_nuts, run_svi
 from .sgmcmc import MINIBATCH_METHODS, MinibatchSettings, check_size, resume_minibatch, run_minibatch
 from .inputs import InputMap
@@ -209,8 +210,6 @@ def _start_run(out: Path, spec: dict, ds: Dataset, input_map: InputMap) -> None:
         arrays.update(x_test=ds.x_test, y_test=ds.y_test)
     if ds.target_transform is not None:
         arrays.update(ds.target_transform.to_arrays())
-    from ..runs import compact_arrays
-
     atomic_save_npz(out / FIT_DATA, **compact_arrays(arrays))  # raw pixels as bytes: 47 MB, not 376, for 60,000 images
     atomic_write_json(out / FIT_CONFIG, {"spec": spec, "data": ds.describe()})
 
