@@ -8,7 +8,8 @@ on the same data: the MoGP with the library's defaults (:func:`bayes_mogp.mogp.f
 features with a bias, MAP then NUTS 2 x (150 + 100)) and the NNGP of the same architecture (depth 1, noise and
 amplitude by marginal likelihood on the training data).  Printed per case: test RMSE of y and of the noiseless f,
 their ratio NNGP / MoGP, test NLL, 90% coverage, the cosine between each teacher direction and the best learned
-feature (posterior mean of max |cos|), R-hat, and seconds.  The MoGP posterior is saved to a run folder, loaded
+feature (posterior mean of max |cos|), R-hat, and seconds; in the JSON also the sampler's cost (``sampler``:
+leapfrog steps per iteration, gradient evaluations per effective sample, seconds per gradient evaluation).  The MoGP posterior is saved to a run folder, loaded
 back and asked to predict 1000 *fresh* inputs from the teacher: the RMSE of f there is the "fresh" column.
 """
 
@@ -59,11 +60,22 @@ def run_case(spec: str, seed: int, settings: dict) -> dict:
         post.save(tmp)
         fresh = bayes_mogp.load(tmp).predict(x_new)
     diag = post.diagnostics()
+    st, ps = post.stats, post.settings
+    steps = int(np.sum(st["num_steps"]))
+    # the sampler's cost: leapfrog steps (one gradient evaluation each) of the kept draws, per effective sample of
+    # the least-mixed identifiable quantity, and the seconds per step over the whole fit with the warmup's steps
+    # taken at the sampling phase's mean (NumPyro does not keep the warmup's statistics)
+    per_iteration = steps / (post.num_chains * post.num_draws)
+    sampler = {"mean_leapfrog_steps": per_iteration, "max_tree_depth": ps.max_tree_depth,
+               "gradient_evaluations_sampling": steps, "ess_bulk_min": diag["ess_bulk_min"],
+               "gradient_evaluations_per_ess": steps / diag["ess_bulk_min"] if diag["ess_bulk_min"] > 0 else None,
+               "seconds_per_gradient_evaluation_est": t_mogp / (per_iteration * post.num_chains
+                                                                * (ps.num_warmup + post.num_draws))}
     return {"case": spec, "d": d, "n": n, "units": units, "activation": act,
             "mogp": {**s_mogp, "rmse_f": f_err["mogp"], "rmse_f_fresh": float(np.sqrt(np.mean((fresh.mean[:, 0] -
                                                                                                f_new) ** 2))),
                      "seconds": t_mogp, "r_hat_max": diag["r_hat_max"], "divergences": diag["divergences"],
-                     "teacher_cosine": post.teacher_cosines(t.weights).tolist()},
+                     "teacher_cosine": post.teacher_cosines(t.weights).tolist(), "sampler": sampler},
             "nngp": {**s_nngp, "rmse_f": f_err["nngp"], "seconds": t_nngp, "relative_noise": gp.relative_noise},
             "rmse_ratio_nngp_over_mogp": s_nngp["rmse"] / s_mogp["rmse"],
             "missed": _missed(s_mogp, s_nngp, t_mogp)}

@@ -111,11 +111,18 @@ def _bnn_regression(res):
 
 
 def _bnn_svi_vs_nuts(res):
-    assert set(res["rows"]) == {"nuts", "svi-normal", "svi-low-rank", "nngp"}
+    assert set(res["rows"]) == {"nuts", "mile", "svi-normal", "svi-low-rank", "nngp"}
     for name, r in res["rows"].items():
         assert 0.0 <= r["accuracy"] <= 1.0 and r["nll"] > 0 and 0.0 <= r["ece"] <= 1.0, name
     assert res["rows"]["nngp"]["accuracy"] > 0.5  # 100 MNIST images: the NNGP is far above chance
-    assert res["nuts_meets_nngp_accuracy"] == (res["rows"]["nuts"]["accuracy"] >= res["rows"]["nngp"]["accuracy"])
+    for name in ("nuts", "mile"):
+        assert res[f"{name}_meets_nngp_accuracy"] == (res["rows"][name]["accuracy"] >= res["rows"]["nngp"]["accuracy"])
+        d = res["details"][name]
+        per = d["gradient_evaluations_per_ess"]
+        assert per is None or per == pytest.approx(d["gradient_evaluations_total"] / d["test_lpd_ess_bulk"], rel=1e-9)
+    grads = res["details"]["mile"]["gradient_evaluations"]
+    assert grads["total"] == grads["map"] + grads["tune"] + grads["sample"] == \
+        res["details"]["mile"]["gradient_evaluations_total"]
 
 
 def _mogp_teacher(res):
@@ -124,6 +131,10 @@ def _mogp_teacher(res):
         for model in ("mogp", "nngp"):
             assert 0.0 <= row[model]["coverage_90"] <= 1.0 and row[model]["rmse"] > 0
         assert all(-1.0 <= c <= 1.0 for c in row["mogp"]["teacher_cosine"])
+        sm = row["mogp"]["sampler"]
+        assert 1 <= sm["mean_leapfrog_steps"] <= 2 ** sm["max_tree_depth"] - 1
+        assert sm["gradient_evaluations_per_ess"] == pytest.approx(sm["gradient_evaluations_sampling"]
+                                                                   / sm["ess_bulk_min"], rel=1e-9)
 
 
 def _paper_compressibility(res):

@@ -19,7 +19,8 @@ What :func:`fit` does, in order:
    (its ``d_in``/``d_out`` are taken from the data); the likelihood is the spec's or the data's
    (labels: categorical; real targets: Gaussian);
 4. inference in the spec's precision (float32 by default): NUTS (:func:`.inference.run_nuts`, chains
-   vectorised or across devices) or SVI (:func:`.inference.run_svi`);
+   vectorised or across devices), SVI (:func:`.inference.run_svi`), a minibatch method
+   (:func:`.sgmcmc.run_minibatch`) or MILE (:func:`.mile.run_mile`: a deep ensemble, then MCLMC per member);
 5. with ``out=RUN``: ``RUN/fit_config.json`` and ``RUN/fit_data.npz`` first (what :func:`resume`
    needs), ``RUN/checkpoint.npz`` after warmup and every ``checkpoint_every`` draws (NUTS), then the
    run folder of :meth:`BNNPosterior.save` (``arrays.npz``, ``posterior.nc``, ``manifest.json``).
@@ -39,6 +40,8 @@ from ..io import atomic_save_npz, atomic_write_json, read_json
 from ..nuts import raw_key
 from ..runs import compact_arrays
 from .inference import NutsSettings, resume_nuts, run_nuts, run_svi
+from .mile import MileSettings, resume_mile, run_mile
+from .mile import check_size as check_mile_size
 from .sgmcmc import MINIBATCH_METHODS, MinibatchSettings, check_size, resume_minibatch, run_minibatch
 from .inputs import InputMap
 from .models import BNNConfig
@@ -122,6 +125,8 @@ def fit(key, spec_or_config, data=None, y=None, *, out=None, log=None, quick: bo
         resolved["name"] = spec["name"]
     if inf["method"] in MINIBATCH_METHODS:
         check_size(config, X.shape[0], MinibatchSettings.from_dict(inf), max_minutes=max_minutes)
+    elif inf["method"] == "mile":
+        check_mile_size(config, X.shape[0], MileSettings.from_dict(inf), max_minutes=max_minutes)
     if out is not None:
         _start_run(Path(out), resolved, ds, input_map)
     prep = _Prepared(config, X, Y, ds.task, ds.num_classes, input_map, ds.target_transform, ds.x_train, ds.y_train,
@@ -164,6 +169,15 @@ def _run(key, prep: _Prepared, spec: dict, *, out=None, log=None, resuming: bool
         extra = {"resumed": True} if resuming else {}
         extra.update(epochs=int(inf["num_epochs"]), seconds_per_epoch=res.seconds_per_epoch,
                      epoch_seconds=[round(t, 4) for t in res.epoch_seconds])
+    elif inf["method"] == "mile":
+        if resuming:
+            res = resume_mile(ck, config, X, Y, log=log)
+        else:
+            res = run_mile(key, config, X, Y, MileSettings.from_dict(inf), dtype=inf["dtype"], checkpoint=ck, log=log)
+        losses = res.map_losses
+        extra = {"resumed": True} if resuming else {}
+        extra.update(member_seconds=[[round(t, 3) for t in m] for m in res.member_seconds],
+                     gradient_evaluations=res.gradient_evaluations, unit_metric_members=res.settings["unit_metric_members"])
     elif inf["method"] == "svi":
         res = run_svi(key, config, X, Y, guide=inf["guide"], rank=inf["rank"], num_steps=inf["num_steps"],
                       learning_rate=inf["learning_rate"], num_samples=inf["num_samples"], dtype=inf["dtype"],
@@ -244,8 +258,9 @@ def resume(out, *, num_samples: int | None = None, log=None, progress: bool = Fa
     key = np.asarray(spec["key"], dtype=np.uint32)
     prep = _Prepared(config, X, Y, task, None if nc < 0 else nc, input_map, target, a["x_train"], a["y_train"],
                      a.get("x_test"), a.get("y_test"), saved["data"])
-    if num_samples is not None and spec["inference"]["method"] in MINIBATCH_METHODS:
-        raise InputError("num_samples applies to NUTS runs; a minibatch run's draws are set by its epochs and thin")
+    if num_samples is not None and spec["inference"]["method"] in MINIBATCH_METHODS + ("mile",):
+        raise InputError("num_samples applies to NUTS runs; a minibatch or MILE run's draws are set by its schedule "
+                         "and thin")
     return _run(key, prep, spec, out=out, log=log, resuming=True, num_samples=num_samples, progress=progress)
 
 

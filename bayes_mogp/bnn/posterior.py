@@ -80,7 +80,7 @@ class BNNPosterior(Posterior):
     # -- sizes ---------------------------------------------------------------------------------------------
     @property
     def method(self) -> str:
-        """``"nuts"``, ``"svi"``, ``"sghmc"``, ``"sgld"``, ``"csgld"`` or ``"map"``."""
+        """``"nuts"``, ``"svi"``, ``"sghmc"``, ``"sgld"``, ``"csgld"``, ``"map"`` or ``"mile"``."""
         return self.spec.get("inference", {}).get("method", "nuts")
 
     @property
@@ -121,6 +121,14 @@ class BNNPosterior(Posterior):
                        seconds_per_epoch=self.timings.get("seconds_per_epoch"), noise=inf.get("noise"),
                        final_log_density=float(np.mean(np.asarray(self.losses)[..., -1]))
                        if self.losses is not None else None)
+        elif self.method == "mile":
+            # a step size read back from ArviZ's sample_stats carries NumPyro's name (adapt_state.step_size)
+            step = self.stats.get("step_size", self.stats.get("adapt_state.step_size"))
+            out.update(members=self.num_chains, gradient_evaluations=self.timings.get("gradient_evaluations"),
+                       unit_metric_members=self.timings.get("unit_metric_members"),
+                       step_size=[float(v) for v in np.asarray(step)[:, 0]] if step is not None else None,
+                       energy_var=[float(v) for v in np.mean(np.asarray(self.stats["energy_var"]), axis=1)]
+                       if "energy_var" in self.stats else None)
         else:
             out.update(guide=inf.get("guide"), num_steps=inf.get("num_steps"),
                        final_loss=float(self.losses[-1]) if self.losses is not None else None)
@@ -296,10 +304,11 @@ class BNNPosterior(Posterior):
         return idata
 
     def diagnostics(self) -> dict:
-        """:func:`bayes_mogp.report.diagnostics` on :attr:`diagnostic_vars` (NUTS fits)."""
+        """:func:`bayes_mogp.report.diagnostics` on :attr:`diagnostic_vars` (MCMC fits), by the rule that applies
+        to the method (:func:`bayes_mogp.report.diagnostic_rule`: within each member for MILE)."""
         from ..report import diagnostics
 
-        return diagnostics(self.to_inference_data(), self.diagnostic_vars)
+        return diagnostics(self.to_inference_data(), self.diagnostic_vars, self.method)
 
     # -- run folders -----------------------------------------------------------------------------------------
     def _arrays(self) -> dict:

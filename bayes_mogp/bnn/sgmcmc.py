@@ -103,7 +103,7 @@ from .models import BNNConfig, bnn_model
 
 __all__ = ["SG_METHODS", "MINIBATCH_METHODS", "NOISES", "MinibatchSettings", "MinibatchResult", "SGState",
            "sghmc_update", "sgld_update", "step_sizes", "run_minibatch", "resume_minibatch", "log_density_fn",
-           "estimate_seconds", "check_size", "num_parameters", "LAMBDA_FLOOR"]
+           "estimate_seconds", "check_size", "num_parameters", "initial_positions", "LAMBDA_FLOOR"]
 
 SG_METHODS = ("sghmc", "sgld", "csgld")
 MINIBATCH_METHODS = SG_METHODS + ("map",)
@@ -548,6 +548,17 @@ class _Runner:
     def constrained(self, position) -> dict:
         """Every site and deterministic of the model at the (chain-batched) unconstrained ``position``."""
         return jax.vmap(self.postprocess)(position)
+
+
+def initial_positions(key, config: BNNConfig, X, y, num: int, *, init: str = "iid", model=None):
+    """``num`` starting points on the unconstrained scale, stacked on a leading axis, and the model's
+    ``postprocess`` (unconstrained -> every site and deterministic): weights and biases from their N(0, 1)
+    prior, the node variances at :math:`1/p` (``init="iid"``) or every other site at its prior median
+    (``"median"``), as the minibatch methods start (module docstring).  Same key, same points."""
+    n = int(X.shape[0])
+    s = MinibatchSettings(method="map", batch_size=n, num_epochs=1, num_chains=num, init=init)
+    runner = _Runner(config, X, y, s, model)
+    return runner.init_state(key).position, runner.postprocess
 
 
 def _site_index(name: str) -> int:

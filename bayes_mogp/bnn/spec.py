@@ -7,7 +7,8 @@ A spec has three tables::
     [data]       dataset ("mnist" | "fashion"), n_train, n_test, source, input_transform ("per_image", the
                  default, or "unit": pixels / 255 as in the code of Lee et al. 2023; built-in data only),
                  pca (components; optional)
-    [inference]  method ("nuts" | "svi" | "sghmc" | "sgld" | "csgld" | "map"), dtype ("float32" | "float64"),
+    [inference]  method ("nuts" | "svi" | "sghmc" | "sgld" | "csgld" | "map" | "mile"), dtype ("float32" |
+                 "float64"),
                  and
                  NUTS: num_warmup, num_samples, num_chains, chain_method, target_accept_prob,
                        max_tree_depth, dense_mass, checkpoint_every
@@ -16,6 +17,8 @@ A spec has three tables::
                  minibatch (sghmc, sgld, csgld, map): the fields of
                        :class:`~bayes_mogp.bnn.sgmcmc.MinibatchSettings` (num_epochs, batch_size,
                        step_size, ..., checkpoint_every in epochs); each method has its own defaults
+                 MILE: the fields of :class:`~bayes_mogp.bnn.mile.MileSettings` (num_members, map_steps,
+                       learning_rate, tuning_steps, sampling_steps, thin, ...; checkpointed after each member)
 
 ``likelihood`` may be left out: the data decide (real targets ``y_*``: ``"gaussian"``; class labels
 ``labels_*``: ``"categorical"``).  A ``[data] dataset`` is optional: own data come from a
@@ -30,6 +33,7 @@ import dataclasses
 from ..validation import check_choice, check_int
 from .inference import DTYPES, GUIDES, NutsSettings
 from .models import LIKELIHOODS, BNNConfig
+from .mile import MileSettings
 from .sgmcmc import MINIBATCH_METHODS, MinibatchSettings
 from ..errors import InputError, InputTypeError
 
@@ -39,7 +43,7 @@ __all__ = ["MODEL_KEYS", "DATA_KEYS", "NUTS_DEFAULTS", "SVI_DEFAULTS", "METHODS"
 MODEL_KEYS = ("prior", "prior_hyper", "widths", "activation", "likelihood", "global_scale", "slab_scale",
               "sigma_v", "sigma_b", "noise_scale", "df")
 DATA_KEYS = ("dataset", "n_train", "n_test", "source", "input_transform", "pca")
-METHODS = ("nuts", "svi") + MINIBATCH_METHODS
+METHODS = ("nuts", "svi") + MINIBATCH_METHODS + ("mile",)
 NUTS_DEFAULTS = NutsSettings().to_dict()
 SVI_DEFAULTS = {"guide": "normal", "rank": None, "num_steps": 5000, "learning_rate": 0.01, "num_samples": 500}
 _MB = {k: v for k, v in MinibatchSettings().to_dict().items() if k != "method"}
@@ -50,10 +54,13 @@ MINIBATCH_DEFAULTS = {
     "csgld": {**_MB, "step_size": 0.1, "step_size_min": 0.0, "burn_in": 0.0, "noise_start": 0.0},
     "map": {**_MB, "num_epochs": 50, "learning_rate": 0.01},
 }
+#: MILE's defaults (deep-ensemble members, then MCLMC from each)
+MILE_DEFAULTS = MileSettings().to_dict()
 _COMMON = {"method": "nuts", "dtype": "float32"}
 #: a tiny run for smoke tests (``fit(..., quick=True)``, ``bayes-mogp fit --quick``)
 QUICK = {"nuts": {"num_warmup": 20, "num_samples": 20, "num_chains": 2}, "svi": {"num_steps": 200, "num_samples": 20},
          **{m: {"num_epochs": 4, "batch_size": 20, "thin": 1} for m in MINIBATCH_METHODS},
+         "mile": {"num_members": 2, "map_steps": 50, "tuning_steps": 40, "sampling_steps": 20, "thin": 2},
          "n_train": 100}
 
 
@@ -90,13 +97,13 @@ def inference_settings(spec: dict, overrides: dict | None = None) -> dict:
     """
     table = dict(spec.get("inference", {}))
     over = {k: v for k, v in (overrides or {}).items() if v is not None}
-    known = set(_COMMON) | set(NUTS_DEFAULTS) | set(SVI_DEFAULTS) | set(_MB)
+    known = set(_COMMON) | set(NUTS_DEFAULTS) | set(SVI_DEFAULTS) | set(_MB) | set(MILE_DEFAULTS)
     bad = sorted(set(table) - known)
     if bad:
         raise InputError(f"spec [inference] has unknown key(s) {bad}; allowed: {', '.join(sorted(known))}")
     method = check_choice("method", over.get("method", table.get("method", "nuts")), METHODS)
     defaults = {**_COMMON, **(NUTS_DEFAULTS if method == "nuts" else SVI_DEFAULTS if method == "svi"
-                              else MINIBATCH_DEFAULTS[method])}
+                              else MILE_DEFAULTS if method == "mile" else MINIBATCH_DEFAULTS[method])}
     bad = sorted(set(over) - set(defaults))
     if bad:
         raise InputError(f"setting(s) {bad} do not apply to method {method!r}; allowed: {', '.join(defaults)}")
@@ -104,6 +111,8 @@ def inference_settings(spec: dict, overrides: dict | None = None) -> dict:
     check_choice("dtype", out["dtype"], DTYPES)
     if method == "nuts":
         out.update(NutsSettings.from_dict(out).to_dict())  # validates every field
+    elif method == "mile":
+        out.update(MileSettings.from_dict(out).to_dict())  # validates every field
     elif method in MINIBATCH_METHODS:
         out.update(MinibatchSettings.from_dict(out).to_dict())  # validates every field
         out["method"] = method

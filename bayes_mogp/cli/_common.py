@@ -91,10 +91,11 @@ def dataset_from_args(args, *, n_train=None, n_test=None, dataset=None):
 
 
 # Keys that only one kind of spec holds, per table ("rank" is a MoGP [model] key but an SVI [inference] one).
-_MOGP_ONLY = {"model": {"num_jumps", "rank", "depth", "drift", "w_var", "b_var", "noise_floor"},
-              "inference": {"map_steps"}}
+# (``map_steps`` is both a MoGP setting and a MILE one: it tells nothing)
+_MOGP_ONLY = {"model": {"num_jumps", "rank", "depth", "drift", "w_var", "b_var", "noise_floor"}}
 _BNN_ONLY = {"model": {"widths", "likelihood", "global_scale", "slab_scale", "sigma_v", "sigma_b", "noise_scale", "df"},
-             "data": {"pca"}, "inference": {"method", "num_epochs", "batch_size", "num_steps", "guide", "dtype"}}
+             "data": {"pca"}, "inference": {"method", "num_epochs", "batch_size", "num_steps", "guide", "dtype",
+                                            "num_members", "tuning_steps", "sampling_steps"}}
 _TABLE1_KEYS = {"row", "d_out", "hyper"}  # bayes_mogp.table1.SPEC_SCHEMA: top-level keys, no tables
 
 

@@ -1,11 +1,12 @@
 """``bayes-mogp fit SPEC [--data-npz FILE | --data-csv FILE --target COL] --out RUN``: a BNN posterior.
 
-NUTS (checkpointed, ``--resume`` continues), SVI, or a minibatch method (SGHMC, SGLD, cyclical SGLD, MAP:
-checkpointed at epoch boundaries, a progress bar per epoch, ``--resume`` continues) on a spec
+NUTS (checkpointed, ``--resume`` continues), SVI, a minibatch method (SGHMC, SGLD, cyclical SGLD, MAP:
+checkpointed at epoch boundaries, a progress bar per epoch, ``--resume`` continues) or MILE (a deep ensemble,
+then MCLMC from each member; checkpointed after each member) on a spec
 (``models/bnn_*.toml``, ``models/paper_*.toml``), on the data set the spec names (MNIST / Fashion-MNIST) or
 on the user's own data; writes the run folder RUN (``manifest.json``, ``arrays.npz``, ``posterior.nc``)
 that ``predict`` and ``report`` read.  Before a minibatch run starts, its time is estimated from the
-network's size and refused above ``--max-minutes``.
+network's size and refused above ``--max-minutes`` (MILE's too).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import os
 from ._common import UsageError, add_data_arguments, dataset_from_args, log
 
 NAME = "fit"
-HELP = ("fit a BNN spec by NUTS, SVI, SGHMC, SGLD, cyclical SGLD or MAP on MNIST / Fashion-MNIST or your own data "
-        "(.npz / CSV); checkpointed, --resume continues")
-METHODS = ("nuts", "svi", "sghmc", "sgld", "csgld", "map")
+HELP = ("fit a BNN spec by NUTS, SVI, SGHMC, SGLD, cyclical SGLD, MAP or MILE on MNIST / Fashion-MNIST or your own "
+        "data (.npz / CSV); checkpointed, --resume continues")
+METHODS = ("nuts", "svi", "sghmc", "sgld", "csgld", "map", "mile")
 
 
 def add_arguments(parser):
@@ -38,12 +39,15 @@ def add_arguments(parser):
     parser.add_argument("--input-transform", default=None, metavar="per_image|unit",
                         help="built-in images: per-image standardisation or pixels / 255 (default: the spec's)")
     parser.add_argument("--max-minutes", type=float, default=120.0,
-                        help="refuse a minibatch run estimated to take longer (default 120)")
+                        help="refuse a minibatch or MILE run estimated to take longer (default 120)")
     parser.add_argument("--num-samples", type=int, default=None,
                         help="draws per chain (total, also after --resume), or draws from the SVI guide")
     parser.add_argument("--num-warmup", type=int, default=None)
     parser.add_argument("--num-chains", type=int, default=None)
     parser.add_argument("--num-steps", type=int, default=None, help="SVI optimisation steps")
+    parser.add_argument("--members", type=int, default=None, help="MILE: ensemble members (default: the spec's, 8)")
+    parser.add_argument("--sampling-steps", type=int, default=None,
+                        help="MILE: MCLMC steps per member (one draw kept every thin; default: the spec's, 5000)")
     parser.add_argument("--checkpoint-every", type=int, default=None,
                         help="draws per chain (NUTS) or epochs (minibatch methods) between checkpoints")
     parser.add_argument("--dtype", choices=("float32", "float64"), default=None, help="default: the spec's (float32)")
@@ -62,7 +66,8 @@ def run(args) -> dict:
     progress = log if args.progress else None
     if args.method is not None:
         check_choice("method", args.method, METHODS)
-    for name in ("epochs", "batch_size", "num_samples", "num_warmup", "num_chains", "num_steps", "checkpoint_every"):
+    for name in ("epochs", "batch_size", "num_samples", "num_warmup", "num_chains", "num_steps", "checkpoint_every",
+                 "members", "sampling_steps"):
         if getattr(args, name) is not None:
             check_int(name, getattr(args, name), minimum=1)
     for w in args.widths or ():
@@ -89,7 +94,8 @@ def run(args) -> dict:
     over = dict(method=args.method, num_samples=args.num_samples, num_warmup=args.num_warmup,
                 num_chains=args.num_chains, num_steps=args.num_steps, checkpoint_every=args.checkpoint_every,
                 dtype=args.dtype, num_epochs=args.epochs, batch_size=args.batch_size, noise=args.noise,
-                jacobian=args.jacobian, input_transform=args.input_transform)
+                jacobian=args.jacobian, input_transform=args.input_transform, num_members=args.members,
+                sampling_steps=args.sampling_steps)
     log(f"fit: {args.spec}{' on ' + (args.data_npz or args.data_csv) if data is not None else ''} -> {args.out}")
     post = fit(jax.random.PRNGKey(args.seed), args.spec, data, out=args.out, log=progress, n_train=args.n_train,
                data_seed=args.seed, quick=quick, widths=args.widths, progress=args.progress,
@@ -116,6 +122,9 @@ def _check_bnn_spec(name_or_path) -> None:
 def format_text(result) -> str:
     if result["method"] == "nuts":
         what = f"{result['draws']} draws x {result['chains']} chains"
+    elif result["method"] == "mile":
+        what = (f"MILE, {result['members']} members x {result['draws']} draws, "
+                f"{(result.get('gradient_evaluations') or {}).get('total', 0):,} gradient evaluations")
     elif result["method"] == "svi":
         what = f"SVI ({result['guide']} guide), {result['draws']} draws"
     else:
