@@ -70,7 +70,7 @@ _LONG_FIRST = ("test_notebook_runs_clean_in_quick_mode[03", "test_notebook_runs_
                "figures_hold[bench_iterative_gp]", "test_gbfry_with_learned_alpha",
                "test_notebook_runs_clean_in_quick_mode[02", "test_chains_run_in_parallel_across_devices",
                "test_batch_sharded_over_two_devices", "test_notebook_runs_clean_in_quick_mode[05",
-               "tests/test_bnn.py", "tests/test_sgmcmc.py", "tests/test_priors.py", "tests/test_mogp_api.py",
+               "tests/test_bnn.py", "tests/test_mile.py", "tests/test_sgmcmc.py", "tests/test_priors.py", "tests/test_mogp_api.py",
                "tests/test_posterior.py")
 
 
