@@ -38,8 +38,9 @@ QUICK = os.environ.get("BAYES_MOGP_QUICK") == "1"
 RUNS = Path(os.environ.get("BAYES_MOGP_RUNS", "runs/mile"))
 SPEC = "bnn_mnist_784_100_100"
 over = dict(widths=[16, 16], n_train=100) if QUICK else {}
-nuts_over = dict(num_warmup=20, num_samples=20, max_tree_depth=4, checkpoint_every=10) if QUICK else {}
-mile_over = dict(num_members=2, map_steps=50, tuning_steps=40, sampling_steps=40, thin=2) if QUICK else {}
+# (quick mode: the settings of the benchmark's --quick run, so that the two share their compiled programs)
+nuts_over = dict(num_warmup=10, num_samples=10, num_chains=2, max_tree_depth=4) if QUICK else {}
+mile_over = dict(num_members=2, map_steps=50, tuning_steps=40, sampling_steps=20, thin=2) if QUICK else {}
 prefix = "quick_" if QUICK else ""
 posts = {
     "NUTS": bnn.fit_or_resume(jax.random.key(0), SPEC, RUNS / f"{prefix}nuts", method="nuts", **over, **nuts_over),
