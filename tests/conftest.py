@@ -64,7 +64,7 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 _LONG_FIRST = ("test_notebook_runs_clean_in_quick_mode[03", "test_notebook_runs_clean_in_quick_mode[06",
                "test_notebook_runs_clean_in_quick_mode[04", "figures_hold[bench_paper_compressibility]",
                "figures_hold[bench_bnn_svi_vs_nuts]", "tests/test_table1.py", "test_notebook_runs_clean_in_quick_mode[01",
-               "test_notebook_runs_clean_in_quick_mode[07",
+               "test_notebook_runs_clean_in_quick_mode[07", "test_notebook_runs_clean_in_quick_mode[08",
                "test_full_size_network_matches_beta", "figures_hold[bench_bnn_geometry]", "figures_hold[bench_bnn]",
                "figures_hold[bench_mogp_teacher]", "figures_hold[bench_bnn_regression]",
                "figures_hold[bench_iterative_gp]", "test_gbfry_with_learned_alpha",
