@@ -1,5 +1,6 @@
 """Microcanonical Langevin ensembles (bayes_mogp.bnn.mile): the tuned sampler's law on a known target, the
-collapse check, same key same draws, exact resume, the within-member diagnostic, and the refusals."""
+collapse check, same key same draws, exact resume, the within-member diagnostic, and the refusals (the pipeline
+through a run folder runs in notebook 08's quick mode)."""
 
 import jax
 import jax.numpy as jnp
@@ -118,26 +119,3 @@ def test_fit_cli_refuses_bad_input(cli, tmp_path, args, message):
     code, out, err = cli("fit", "bnn_mnist_784_100_100", "--method", "mile", "--quick", "--out", str(tmp_path / "r"),
                          *args)
     assert code == 2 and message in cli.one_line_error(err), err
-
-
-@pytest.mark.slow  # ~30 s: the pipeline, a run folder and the report; the default pass covers run_mile and the rule
-def test_fit_save_load_report(tiny, tmp_path):
-    # the pipeline end to end on the tiny data: fit -> run folder -> load -> summary, diagnostics by the rule
-    import bayes_mogp
-    from bayes_mogp import bnn
-    from bayes_mogp.report import report_run
-
-    config, X, y, _, _ = tiny
-    out = tmp_path / "run"
-    # the fixture's settings: the programs compiled for it are reused (JAX's persistent cache)
-    post = bnn.fit(jax.random.key(0), config, X, y, method="mile", **tiny[3].to_dict(), out=out)
-    back = bayes_mogp.load(out)
-    summ = back.summary()
-    assert summ["method"] == "mile" and summ["members"] == 2 and summ["draws"] == 4
-    assert summ["gradient_evaluations"]["total"] == post.timings["gradient_evaluations"]["total"] > 0
-    np.testing.assert_array_equal(back.samples["V0"], post.samples["V0"])
-    assert back.diagnostics()["rule"] == "within_chains"
-    report = report_run(out)
-    assert "ensemble members" in report["diagnostic_rule"]
-    with pytest.raises(InputError, match="num_samples applies to NUTS"):
-        bnn.resume(out, num_samples=10)

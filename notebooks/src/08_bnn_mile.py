@@ -38,7 +38,7 @@ QUICK = os.environ.get("BAYES_MOGP_QUICK") == "1"
 RUNS = Path(os.environ.get("BAYES_MOGP_RUNS", "runs/mile"))
 SPEC = "bnn_mnist_784_100_100"
 over = dict(widths=[16, 16], n_train=100) if QUICK else {}
-# (quick mode: the settings of the benchmark's --quick run, so that the two share their compiled programs)
+# (quick mode: NUTS with the settings of the benchmark's --quick run, so that the two share compiled programs)
 nuts_over = dict(num_warmup=10, num_samples=10, num_chains=2, max_tree_depth=4) if QUICK else {}
 mile_over = dict(num_members=2, map_steps=50, tuning_steps=40, sampling_steps=20, thin=2) if QUICK else {}
 prefix = "quick_" if QUICK else ""
