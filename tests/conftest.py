@@ -11,6 +11,8 @@ Session fixtures (computed once, on first use; treat the arrays as read-only):
 * ``mnist_split`` -- ``mnist_5k_split(200, 1000, seed=0)``: 200 stratified training images and the fixed
   1000-image test split, preprocessed, with one-hot targets (:class:`bayes_mogp.data.Split`).  Slice it
   (``x_train[:60]``) rather than loading another split.
+* ``tiny_bnn`` -- ``(config, X, y)``: a 60-point, 3-class problem and a one-hidden-layer horseshoe BNN for the
+  samplers' tests.
 * ``mnist_kernels`` -- depth-2 ReLU NNGP and NTK (``w_var = 2``, ``b_var = 0``) on ``mnist_split``'s 200
   training images and 100 of its test images, ten per class (``test = slice(None, None, 10)``: the test
   split is ordered by class): ``k``, ``k_test``, ``k_test_diag``, ``t``, ``t_test``, ``t_test_diag``.
@@ -153,3 +155,17 @@ def clusters():
     rng = np.random.default_rng(0)
     labels = np.arange(90) % 3
     return SimpleNamespace(x=rng.normal(size=(90, 6)) + 2.5 * np.eye(6)[labels], labels=labels)
+
+
+@pytest.fixture(scope="session")
+def tiny_bnn():
+    """A tiny BNN problem for the samplers' tests: ``(config, X, y)`` with 60 points in 5 dimensions, 3 classes, one
+    hidden layer of 8 ReLU units under a horseshoe with a fixed global scale (the programs, and their compilation,
+    which dominates these tests, stay small)."""
+    from bayes_mogp.bnn.models import BNNConfig
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int32) + (X[:, 2] > 1).astype(np.int32)
+    config = BNNConfig(d_in=5, d_out=3, widths=(8,), prior="horseshoe", activation="relu", global_scale="fixed")
+    return config, X, y

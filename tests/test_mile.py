@@ -49,11 +49,8 @@ def test_a_collapsed_tuner_is_refused():
 
 
 @pytest.fixture(scope="module")
-def tiny_data():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((60, 5)).astype(np.float32)
-    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int32) + (X[:, 2] > 1).astype(np.int32)
-    config = BNNConfig(d_in=5, d_out=3, widths=(8,), prior="horseshoe", activation="relu", global_scale="fixed")
+def tiny_data(tiny_bnn):
+    config, X, y = tiny_bnn
     return config, X, y, MileSettings(num_members=2, map_steps=100, tuning_steps=40, sampling_steps=16, thin=4)
 
 

@@ -86,13 +86,8 @@ def test_paper_schedule():
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((60, 5)).astype(np.float32)
-    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int32) + (X[:, 2] > 1).astype(np.int32)
-    # one hidden layer: the programs (and their compilation, which dominates these tests) stay small
-    config = BNNConfig(d_in=5, d_out=3, widths=(8,), prior="horseshoe", activation="relu", global_scale="fixed")
-    return config, X, y
+def tiny(tiny_bnn):
+    return tiny_bnn
 
 
 def test_minibatch_estimate_averages_to_the_full_log_density(tiny):
