@@ -1,4 +1,4 @@
-"""The real-size BNN on MNIST: NUTS against MILE and SVI (mean-field and low-rank guides), with the NNGP for reference.
+r"""The real-size BNN on MNIST: NUTS against MILE and SVI (mean-field and low-rank guides), with the NNGP for reference.
 
 Model and data: the spec ``models/bnn_mnist_784_100_100.toml`` (raw 784-pixel images, per-image
 preprocessing, two hidden layers of 100 ReLU units, a regularised horseshoe on each hidden layer, 1000

@@ -1,8 +1,12 @@
-"""Time per likelihood gradient: Woodbury after one eigendecomposition vs a direct n x n Cholesky.
+"""Time per likelihood gradient: Woodbury after one eigendecomposition vs a direct n x n Cholesky; and the
+class probabilities of a MoGP classification's draws, the library's direct product against the same quadrature
+through logarithms.
 
 Same data, same parameters, both jitted, in one process (absolute times are inflated by other load on
 shared machines; the ratio is what to read).  The gradient is with respect to everything NUTS moves:
-GP scale, noise, the J jumps and the r-dimensional latents of the J features (rotation included).
+GP scale, noise, the J jumps and the r-dimensional latents of the J features (rotation included).  The class
+probabilities (``class_probabilities`` in the JSON) are those of 16 draws at n test points and C classes, the
+cost the MoGP pays per draw on every classification prediction (Gauss-Hermite, 48 nodes).
 
     uv run python benchmarks/bench_mogp.py [--quick] [--n 1000] [--json]
 """
@@ -30,6 +34,37 @@ def _median_time(f, args, repeats):
         jax.block_until_ready(f(*args))
         times.append(time.perf_counter() - t)
     return float(np.median(times))
+
+
+def _class_probabilities_by_logs(mean, var, num_nodes=48):
+    """The same Gauss-Hermite rule as :func:`bayes_mogp.prediction.gaussian_class_probabilities`, with the
+    product of normal CDFs taken through logarithms over all C x C pairs (the library's form before it)."""
+    from jax.scipy.special import ndtr
+
+    t, w = np.polynomial.hermite.hermgauss(num_nodes)
+    t, w = jnp.asarray(t), jnp.asarray(w / np.sqrt(np.pi))
+    sd = jnp.sqrt(jnp.maximum(var, 1e-300))[..., None, None]
+    f = mean[..., :, None] + np.sqrt(2.0) * sd * t
+    z = (f[..., :, None, :] - mean[..., None, :, None]) / sd[..., None]
+    logcdf = jnp.log(jnp.clip(ndtr(z), 1e-300, 1.0))
+    eye = jnp.eye(mean.shape[-1], dtype=bool)[:, :, None]
+    p = jnp.sum(w * jnp.exp(jnp.sum(jnp.where(eye, 0.0, logcdf), axis=-2)), axis=-1)
+    return p / jnp.sum(p, axis=-1, keepdims=True)
+
+
+def _class_probabilities(n: int, classes: int, reps: int, rng) -> dict:
+    from bayes_mogp.metrics import MIN_PROB
+    from bayes_mogp.prediction import gaussian_class_probabilities
+
+    mean = jnp.asarray(2.0 * rng.normal(size=(16, n, classes)))
+    var = jnp.asarray(rng.uniform(0.01, 0.5, size=(16, n)))
+    ours, logs = jax.jit(gaussian_class_probabilities), jax.jit(_class_probabilities_by_logs)
+    po, pl = np.asarray(ours(mean, var)), np.asarray(logs(mean, var))
+    to, tl = _median_time(ours, (mean, var), reps), _median_time(logs, (mean, var), reps)
+    above = pl >= MIN_PROB  # where a metric can see them
+    return {"draws": 16, "n": n, "classes": classes, "median_s_direct_product": to, "median_s_logs": tl,
+            "ratio": tl / to, "max_abs_diff": float(np.max(np.abs(po - pl))),
+            "max_rel_diff_above_min_prob": float(np.max(np.abs(po[above] - pl[above]) / pl[above]))}
 
 
 def main():
@@ -69,7 +104,8 @@ def main():
     td = _median_time(gd, (params,), reps)
     out = {"device": jax.devices()[0].platform, "n": n, "classes": a.classes, "num_jumps": a.num_jumps,
            "rank": a.rank, "median_s_woodbury": tw, "median_s_direct_cholesky": td, "ratio": td / tw,
-           "one_time_eigendecomposition_s": t_eig, "loglik_rel_diff": float(abs(vw - vd) / abs(vd))}
+           "one_time_eigendecomposition_s": t_eig, "loglik_rel_diff": float(abs(vw - vd) / abs(vd)),
+           "class_probabilities": _class_probabilities(n, a.classes, max(3, reps // 4), rng)}
     if a.json:
         from bayes_mogp.io import json_line
         print(json_line(out))  # strict JSON: NaN/Inf -> null
@@ -79,6 +115,12 @@ def main():
         print(f"  direct Cholesky       median {td * 1e3:8.3f} ms")
         print(f"  ratio direct/Woodbury        {td / tw:8.1f}x   (eigendecomposition once: {t_eig:.2f} s;"
               f" log-lik rel. diff {out['loglik_rel_diff']:.1e})")
+        cp = out["class_probabilities"]
+        print(f"class probabilities, {cp['draws']} draws x {n} points x {a.classes} classes:")
+        print(f"  direct product        median {cp['median_s_direct_product'] * 1e3:8.1f} ms")
+        print(f"  through logarithms    median {cp['median_s_logs'] * 1e3:8.1f} ms")
+        print(f"  ratio logs/direct            {cp['ratio']:8.2f}x   (largest difference {cp['max_abs_diff']:.1e}, "
+              f"relative above the metrics' floor {cp['max_rel_diff_above_min_prob']:.1e})")
 
 
 if __name__ == "__main__":

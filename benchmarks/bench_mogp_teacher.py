@@ -1,6 +1,7 @@
 """MoGP against the NNGP on teacher networks: where a few directions carry the signal, learned features win.
 
     uv run python benchmarks/bench_mogp_teacher.py [--quick] [--json] [--cases 20,300,1,relu 50,500,3,relu ...]
+        [--set dense_mass=true num_chains=4]
 
 Each case is a teacher network (:func:`bayes_mogp.data.teacher_network`: y = sum_k a_k phi(w_k . x) + 0.1 noise,
 x ~ N(0, I_d), d, n training points, K units, ReLU or tanh(2 .)), 1000 test points.  Side by side in one process,
@@ -96,15 +97,31 @@ def _missed(m: dict, g: dict, seconds: float) -> list[str]:
     return out
 
 
+def _settings(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes NAME=VALUE, got {pair!r}")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    mogp.MoGPSettings().replace(**out)  # unknown names and bad values refused before any fit
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=None, help="d,n,units,activation (default: the five of the table)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="one tiny case, tiny inference (a smoke test)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="MoGP settings over the defaults (values in JSON: dense_mass=true num_chains=4)")
     args = ap.parse_args()
     cases = args.cases or (QUICK_CASES if args.quick else CASES)
-    settings = QUICK_SETTINGS if args.quick else {}
+    settings = {**(QUICK_SETTINGS if args.quick else {}), **_settings(args.set)}
     rows = []
     for spec in cases:
         row = run_case(spec, args.seed, settings)

@@ -59,6 +59,10 @@ def _depth_width(res):
 def _mogp(res):
     _ratio(res["ratio"], res["median_s_direct_cholesky"], res["median_s_woodbury"])
     assert res["loglik_rel_diff"] < 1e-8  # Woodbury and the direct Cholesky: the same log-likelihood
+    cp = res["class_probabilities"]
+    _ratio(cp["ratio"], cp["median_s_logs"], cp["median_s_direct_product"])
+    # the same quadrature two ways: equal to rounding wherever a metric can see the probability
+    assert cp["max_abs_diff"] < 1e-12 and cp["max_rel_diff_above_min_prob"] < 1e-9
 
 
 def _iterative_gp(res):

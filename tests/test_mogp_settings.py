@@ -32,6 +32,7 @@ def test_frozen_and_replace_makes_a_new_record():
     ({"w_var": -1.0}, "w_var"), ({"b_var": float("nan")}, "b_var"), ({"target_accept_prob": 1.0}, "target_accept_prob"),
     ({"drift": "fixed"}, "drift"), ({"activation": "tanh"}, "activation"), ({"prior": "nope"}, "prior"),
     ({"prior_hyper": [1, 2]}, "prior_hyper"), ({"rank": 0}, "rank"), ({"noise_floor": -1e-3}, "noise_floor"),
+    ({"dense_mass": "yes"}, "dense_mass"), ({"chain_method": "parallel"}, "chain_method"),
 ])
 def test_each_field_is_checked_with_its_name(change, message):
     with pytest.raises((InputError, InputTypeError), match=message):

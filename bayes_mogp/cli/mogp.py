@@ -63,6 +63,11 @@ def add_arguments(parser) -> None:
                         help="refuse a run whose estimated time exceeds this (default 60)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no NumPyro progress bar on stderr")
+    parser.add_argument("--select", choices=("cv", "loo", "off"), default=None,
+                        help="choose depth, rank and J on the training data before the fit (bayes_mogp.mogp."
+                             "select_settings): cv (3-fold cross-validation of the MAP start), loo (closed-form "
+                             "LOO at the MAP), off; a flag given (--depth, --rank, -J) stays fixed (default: cv for "
+                             "a built-in --dataset with no spec, off otherwise)")
     parser.add_argument("--quick", action="store_true", help="tiny inference settings, for smoke tests")
 
 
@@ -107,19 +112,37 @@ def run(args) -> dict:
     from ..io import atomic_write_json
     from ..mogp.comparison import compare, estimate_cost
     from ..mogp import MoGPSettings
+    from ..mogp.selection import select_settings, selection_cost
 
     overrides, data_settings = resolve_settings(args)
     settings = MoGPSettings().replace(**overrides)
     args.source = data_settings["source"]
     data = _common.dataset_from_args(args, n_train=data_settings["n_train"], n_test=data_settings["n_test"],
                                      dataset=data_settings["dataset"])
-    _common.check_budget("mogp", estimate_cost(data.n_train, data.n_test, data.num_outputs, settings),
-                         max_minutes=args.max_minutes)
+    select = args.select or ("cv" if args.spec is None and not (args.data_npz or args.data_csv) else "off")
+    grid = _selection_grid(args) if select != "off" else None
+    estimate = estimate_cost(data.n_train, data.n_test, data.num_outputs, settings)
+    if grid is not None:
+        extra = selection_cost(data.n_train, data.num_outputs, settings, grid=grid, criterion=select)
+        estimate = {**estimate, "seconds": estimate["seconds"] + extra}
+    _common.check_budget("mogp", estimate, max_minutes=args.max_minutes)
+    key = jax.random.key(args.seed)
+    selection = None
+    if grid is not None:
+        # a key of its own: the fit's key is the seed's whether or not settings were selected, so the selected
+        # settings given as flags reproduce the run
+        k_sel = jax.random.fold_in(key, 1)
+        selection = select_settings(k_sel, data, settings=settings, criterion=select, log=_common.log, **grid)
+        settings = selection.settings
+        _common.log(f"mogp: selected depth {settings.depth}, rank {settings.rank}, J {settings.num_jumps} "
+                    f"({select} on the training data)")
     out = args.out or os.path.join("runs", f"mogp_{data.name.replace(':', '_')}_{settings.prior_name}"
                                            f"_s{args.seed}")
-    comp = compare(jax.random.key(args.seed), data, settings, log=_common.log, progress=args.progress)
+    comp = compare(key, data, settings, log=_common.log, progress=args.progress)
     comp.mogp.save(out)
     result = {"spec": args.spec, **comp.result, "run": out}
+    if selection is not None:
+        result["selection"] = selection.to_dict()
     if comp.mogp.settings.depth == 1 and result["active_features"] is not None:
         from ..io import atomic_save_npz
 
@@ -128,6 +151,20 @@ def run(args) -> dict:
         result["active_features"]["directions_file"] = path
     atomic_write_json(os.path.join(out, "results.json"), result)
     return result
+
+
+def _selection_grid(args) -> dict:
+    """The candidates of ``--select``: the library's default grid, with each flag the user gave held fixed."""
+    from ..mogp.selection import DEFAULT_DEPTHS, DEFAULT_RANKS
+
+    grid = {"depths": DEFAULT_DEPTHS, "ranks": DEFAULT_RANKS}
+    if args.depth is not None:
+        grid["depths"] = (args.depth,)
+    if args.rank is not None:
+        grid["ranks"] = (args.rank,)
+    if args.num_jumps is not None:
+        grid["num_jumps"] = (args.num_jumps,)
+    return grid
 
 
 def format_text(result: dict) -> str:
@@ -148,5 +185,9 @@ def format_text(result: dict) -> str:
         a = result["active_features"]
         pruned = r["mogp"].get(f"pruned_{metric}")
         lines.append(f"  active features {a['active']} / {a['num_jumps']}; pruned {metric} {pruned}")
+    if "selection" in result:
+        c = result["selection"]["chosen"]
+        lines.append(f"  selected on the training data ({result['selection']['criterion']}): depth {c['depth']}, "
+                     f"rank {c['rank']}, J {c['num_jumps']}")
     lines.append(f"  run folder: {result['run']}")
     return "\n".join(lines)

@@ -10,12 +10,14 @@
 - :mod:`.predictive`: the mixture-of-GPs predictive and its class probabilities.
 - :mod:`.posterior`: ``fit(key, data) -> MoGPPosterior`` with ``predict``, ``score``, ``to_inference_data``,
   ``save``/``load``, feature directions.
+- :mod:`.selection`: depth, feature rank and J chosen by the exact LOO on the training data.
 """
 
-from . import features, likelihood, model, posterior, predictive, prior
+from . import features, likelihood, model, posterior, predictive, prior, selection
 from .posterior import MoGPPosterior, fit
 from .settings import MoGPSettings
+from .selection import Selection, select_settings
 from .prior import finite_width_kernel, sample_outputs, sample_random_kernel
 
-__all__ = ["features", "likelihood", "model", "posterior", "predictive", "prior", "fit", "MoGPPosterior",
-           "MoGPSettings", "finite_width_kernel", "sample_outputs", "sample_random_kernel"]
+__all__ = ["features", "likelihood", "model", "posterior", "predictive", "prior", "selection", "fit", "MoGPPosterior",
+           "MoGPSettings", "Selection", "select_settings", "finite_width_kernel", "sample_outputs", "sample_random_kernel"]

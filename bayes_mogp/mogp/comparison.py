@@ -62,15 +62,18 @@ def compare(key, data, settings: MoGPSettings | None = None, *, log=None, progre
     t0 = time.perf_counter()
     post = fit(key, data, settings=settings, log=log, progress=progress, **overrides)
     comps = post.predict_components(data.x_test)
+    # classification: the quadrature of every draw's class probabilities, once for the scores and the per-chain
+    # diagnostics both
+    chain_probs = post.chain_class_probabilities(*comps) if data.task == "classification" else None
     import arviz as az
 
-    mogp_scores = {**post.evaluate(data.x_test, data.y_test, components=comps),
+    mogp_scores = {**post.evaluate(data.x_test, data.y_test, components=comps, chain_probs=chain_probs),
                    **{k: v for k, v in post.timings.items() if k != "seconds"}, "seconds": time.perf_counter() - t0}
     with warnings.catch_warnings():  # a high Pareto k is reported as pareto_k_max, not printed
         warnings.simplefilter("ignore", UserWarning)
         loo = az.loo(post.to_inference_data())
     mogp_scores.update(elpd_loo=float(loo.elpd_loo), pareto_k_max=float(np.max(loo.pareto_k)))
-    diag = post.diagnostics(targets=data.y_test, components=comps)
+    diag = post.diagnostics(targets=data.y_test, components=comps, chain_probs=chain_probs)
     s = post.settings
     t1 = time.perf_counter()
     if log:

@@ -39,6 +39,7 @@ from .features import FeatureMap
 __all__ = ["MoGPProblem", "build_problem", "mogp_model", "model_kwargs", "fit_map", "run_nuts", "DRIFTS"]
 
 DRIFTS = ("prior", "free")
+CHAIN_METHODS = ("sequential", "vectorized")
 
 
 class MoGPProblem(NamedTuple):
@@ -116,7 +117,7 @@ def fit_map(key, kwargs: dict, *, steps: int = 1500, lr: float = 0.02):
 
 def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains: int = 2,
              init_params: dict | None = None, target_accept_prob: float = 0.85, max_tree_depth: int = 8,
-             progress_bar: bool = False):
+             dense_mass: bool = False, chain_method: str = "sequential", progress_bar: bool = False):
     """NUTS over the random kernel, chains one after the other, by the package's NUTS driver
     (:func:`bayes_mogp.nuts.sample`).  Returns its :class:`~bayes_mogp.nuts.NutsResult` (draws and the
     ``diverging`` / ``num_steps`` statistics, ``(chains, draws, ...)``)."""
@@ -125,10 +126,12 @@ def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains
     from .. import nuts
 
     max_tree_depth = check_int("max_tree_depth", max_tree_depth, minimum=1, maximum=12)
-    kernel_kw: dict[str, Any] = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
+    kernel_kw: dict[str, Any] = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
+                                     dense_mass=bool(dense_mass))
     if init_params is not None:
         kernel_kw["init_strategy"] = init_to_value(values=init_params)
-    schedule = nuts.Schedule(num_warmup, num_samples, num_chains, chain_method="sequential")
+    check_choice("chain_method", chain_method, CHAIN_METHODS)
+    schedule = nuts.Schedule(num_warmup, num_samples, num_chains, chain_method=chain_method)
     return nuts.sample(key, NUTS(mogp_model, **kernel_kw), model_kwargs=kwargs, schedule=schedule,
                        fields=("diverging", "num_steps"), settings=dict(target_accept_prob=target_accept_prob,
-                       max_tree_depth=max_tree_depth), progress_bar=progress_bar)
+                       max_tree_depth=max_tree_depth, dense_mass=bool(dense_mass)), progress_bar=progress_bar)

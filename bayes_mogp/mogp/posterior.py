@@ -87,7 +87,7 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
         log(f"mogp: NUTS {s.num_chains} x ({s.num_warmup} + {s.num_samples})")
     res = run_nuts(k_nuts, kw, num_warmup=s.num_warmup, num_samples=s.num_samples, num_chains=s.num_chains,
                    init_params=params, max_tree_depth=s.max_tree_depth, target_accept_prob=s.target_accept_prob,
-                   progress_bar=progress)
+                   dense_mass=s.dense_mass, chain_method=s.chain_method, progress_bar=progress)
     samples, stats = res.samples, res.stats
     seconds = time.perf_counter() - t0
     post = MoGPPosterior(settings=s.replace(rank=fmap.rank), feature_map=fmap, x_train=np.asarray(x), y_train=np.asarray(yt),
@@ -176,23 +176,38 @@ class MoGPPosterior(FitRecord, Posterior):
         return self.prediction_from_components(means, var, noise)
 
     @float64
-    def prediction_from_components(self, means, var, noise) -> Prediction:
-        """The :class:`Prediction` of per-draw components ((S, m, k) means, (S, m) latent variances, (S,) noises)."""
+    def chain_class_probabilities(self, means, var, noise) -> np.ndarray:
+        """Classification: each chain's mixture class probabilities (chains, m, C) from per-draw components of
+        all the posterior's draws (chain-major, as :meth:`predict_components` returns them); components of any
+        other number of draws are one group, (1, m, C).  The posterior's probabilities are their mean."""
+        total = means.shape[0]
+        nc = self.num_chains if total == self.num_chains * self.num_draws else 1
+        nd = total // nc
+        return np.stack([class_probabilities(means[c * nd:(c + 1) * nd], var[c * nd:(c + 1) * nd],
+                                             noise[c * nd:(c + 1) * nd]) for c in range(nc)])
+
+    @float64
+    def prediction_from_components(self, means, var, noise, *, chain_probs=None) -> Prediction:
+        """The :class:`Prediction` of per-draw components ((S, m, k) means, (S, m) latent variances, (S,) noises).
+        ``chain_probs``: :meth:`chain_class_probabilities` of the same components, if already computed (the
+        quadrature is most of a classification's prediction time)."""
         sd = np.sqrt(var + noise[:, None])[:, :, None] * np.ones(means.shape[-1])
         if self.task == "regression":
             t = self.target_transform
             return Prediction("regression", t.inverse_mean(means), t.inverse_scale(sd))
-        probs = class_probabilities(means, var, noise)
-        return Prediction("classification", means, sd, probs=probs)
+        if chain_probs is None:
+            chain_probs = self.chain_class_probabilities(means, var, noise)
+        return Prediction("classification", means, sd, probs=np.mean(chain_probs, axis=0))
 
-    def evaluate(self, x, targets, *, components=None) -> dict:
+    def evaluate(self, x, targets, *, components=None, chain_probs=None) -> dict:
         """:meth:`score` plus the pruned network's score keeping the 1, J/2 and J largest jumps (no GP part).
-        ``components``: the output of :meth:`predict_components` at ``x``, if already computed."""
+        ``components``: the output of :meth:`predict_components` at ``x``, if already computed;
+        ``chain_probs``: their :meth:`chain_class_probabilities`, likewise."""
         from ..metrics import score
 
         tests = self.test_inputs(x)
-        out = score(self.prediction_from_components(*(components or self.predict_components(x, tests=tests))),
-                    targets)
+        out = score(self.prediction_from_components(*(components or self.predict_components(x, tests=tests)),
+                                                    chain_probs=chain_probs), targets)
         if "features" in self.samples:
             j = self.samples["features"].shape[2]
             metric = "accuracy" if self.task == "classification" else "rmse"
@@ -257,11 +272,12 @@ class MoGPPosterior(FitRecord, Posterior):
         return cos.max(-1).mean(0)
 
     # -- diagnostics ---------------------------------------------------------------------------------------
-    def diagnostics(self, x=None, targets=None, *, components=None) -> dict:
+    def diagnostics(self, x=None, targets=None, *, components=None, chain_probs=None) -> dict:
         """R-hat (max) and bulk ESS (min) over the identifiable quantities (log-likelihood, ordered jumps,
         scales; and five test predictions when ``x`` is given), divergences, leapfrog steps, and what each
         chain says on its own (mean log-likelihood; its own predictive's accuracy or RMSE).
-        ``components``: the output of :meth:`predict_components` at ``x``, if already computed."""
+        ``components``: the output of :meth:`predict_components` at ``x``, if already computed;
+        ``chain_probs``: their :meth:`chain_class_probabilities`, likewise."""
         import arviz as az
 
         from ..metrics import score
@@ -276,9 +292,13 @@ class MoGPPosterior(FitRecord, Posterior):
             if targets is not None:
                 metric = "accuracy" if self.task == "classification" else "rmse"
                 per_chain[metric] = []
+                if self.task == "classification" and chain_probs is None:
+                    chain_probs = self.chain_class_probabilities(means, var, noise)
                 for c in range(nc):
                     sl = slice(c * nd, (c + 1) * nd)
-                    per_chain[metric].append(score(self.prediction_from_components(means[sl], var[sl], noise[sl]), targets)[metric])
+                    cp = None if chain_probs is None else chain_probs[c:c + 1]
+                    per_chain[metric].append(score(self.prediction_from_components(means[sl], var[sl], noise[sl],
+                                                                                   chain_probs=cp), targets)[metric])
         ds = az.convert_to_dataset(ident)
         rhat = az.rhat(ds) if nc > 1 else None
         ess = az.ess(ds, method="bulk")

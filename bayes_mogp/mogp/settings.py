@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+import numpy as np
+
 from ..errors import InputTypeError
 from ..validation import check_choice, check_in_interval, check_int, check_nonnegative, check_positive
 
@@ -36,7 +38,10 @@ class MoGPSettings:
     variance, model units).
 
     Inference: ``map_steps`` (Adam steps of the MAP start), then NUTS with ``num_warmup``, ``num_samples``,
-    ``num_chains``, ``max_tree_depth`` (1 to 12), ``target_accept_prob`` in (0, 1).
+    ``num_chains``, ``max_tree_depth`` (1 to 12), ``target_accept_prob`` in (0, 1), ``dense_mass`` (a dense mass
+    matrix adapted in warmup, NumPyro's ``dense_mass=True``, instead of a diagonal one), ``chain_method``
+    ("sequential": one chain after the other; "vectorized": all chains in one program, each gradient
+    evaluation of every chain in one pass over the n x n eigenbasis; the same law, other random numbers).
     """
 
     prior: Any = "horseshoe"
@@ -55,10 +60,12 @@ class MoGPSettings:
     num_chains: int = 2
     max_tree_depth: int = 7
     target_accept_prob: float = 0.85
+    dense_mass: bool = False
+    chain_method: str = "sequential"
 
     def __post_init__(self):
         from .features import FEATURE_ACTIVATIONS
-        from .model import DRIFTS
+        from .model import CHAIN_METHODS, DRIFTS
         from .posterior import _limit
 
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen: validated copies)
@@ -79,7 +86,11 @@ class MoGPSettings:
         set_("noise_floor", check_nonnegative("noise_floor", self.noise_floor))
         set_("target_accept_prob", check_in_interval("target_accept_prob", self.target_accept_prob, 0.0, 1.0,
                                                      low_open=True, high_open=True))
+        if not isinstance(self.dense_mass, (bool, np.bool_)):
+            raise InputTypeError(f"dense_mass must be True or False, got {self.dense_mass!r}")
+        set_("dense_mass", bool(self.dense_mass))
         check_choice("drift", self.drift, DRIFTS)
+        check_choice("chain_method", self.chain_method, CHAIN_METHODS)
         check_choice("activation", self.activation, FEATURE_ACTIVATIONS)
 
     @classmethod
