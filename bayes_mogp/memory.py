@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 
-__all__ = ["physical_memory", "PeakRSS"]
+__all__ = ["physical_memory", "require_memory", "PeakRSS"]
 
 
 def physical_memory() -> int | None:
@@ -57,3 +57,14 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.rss())
+
+
+def require_memory(need_bytes: float, what: str, remedy: str, *, fraction: float = 0.5) -> None:
+    """Refuse (:class:`~bayes_mogp.errors.InputError`) work whose ``what`` needs more than ``fraction`` of this
+    machine's physical memory, with both sizes and the ``remedy`` in the message (unknown memory: no refusal)."""
+    from .errors import InputError
+
+    have = physical_memory()
+    if have and need_bytes > fraction * have:
+        raise InputError(f"{what} need about {need_bytes / 2**30:.1f} GiB, over {fraction:.0%} of this machine's "
+                         f"{have / 2**30:.1f} GiB; {remedy}")

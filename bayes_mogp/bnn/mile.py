@@ -176,7 +176,7 @@ def estimate_seconds(config: BNNConfig, num_data: int, settings: MileSettings) -
 def check_size(config: BNNConfig, num_data: int, settings: MileSettings, *, max_minutes: float | None = None) -> float:
     """Refuse (``InputError`` with the estimate) a run estimated to take more than ``max_minutes`` on a CPU, or
     whose draws would not fit in half of this machine's memory; returns the estimate in seconds."""
-    from ..memory import physical_memory
+    from ..memory import require_memory
 
     seconds = estimate_seconds(config, num_data, settings)
     if max_minutes is not None and jax.default_backend() == "cpu" and seconds > 60 * max_minutes:
@@ -184,10 +184,7 @@ def check_size(config: BNNConfig, num_data: int, settings: MileSettings, *, max_
                          f"{num_parameters(config):,} parameters on {num_data:,} points, full-batch gradients), over "
                          f"--max-minutes {max_minutes:g}; lower num_members or sampling_steps, or raise --max-minutes")
     need = 4.0 * num_parameters(config) * (settings.sampling_steps // settings.thin * settings.num_members + 8)
-    have = physical_memory()
-    if have and need > 0.5 * have:
-        raise InputError(f"the draws need about {need / 2**30:.1f} GiB, over half of this machine's "
-                         f"{have / 2**30:.1f} GiB; keep fewer draws (raise thin) or lower --widths")
+    require_memory(need, "the draws", "keep fewer draws (raise thin) or lower --widths")
     return seconds
 
 

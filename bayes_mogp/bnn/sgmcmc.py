@@ -318,7 +318,7 @@ def estimate_seconds(config: BNNConfig, num_data: int, settings: MinibatchSettin
 def check_size(config: BNNConfig, num_data: int, settings: MinibatchSettings, *, max_minutes: float | None = None):
     """Refuse (``InputError`` with the estimate) a run estimated to take more than ``max_minutes``, or whose
     draws and data would not fit in half of this machine's memory; returns the estimate in seconds."""
-    from ..memory import physical_memory
+    from ..memory import require_memory
 
     if settings.batch_size > num_data:
         raise InputError(f"batch_size must be at most the number of training points ({num_data}), got "
@@ -330,10 +330,7 @@ def check_size(config: BNNConfig, num_data: int, settings: MinibatchSettings, *,
                          f"{max_minutes:g}; lower --epochs or --widths, or raise --max-minutes")
     need = 4.0 * (num_parameters(config) * (settings.num_draws() + 4) * settings.num_chains
                   + num_data * config.d_in)
-    have = physical_memory()
-    if have and need > 0.5 * have:
-        raise InputError(f"the draws and data need about {need / 2**30:.1f} GiB, over half of this machine's "
-                         f"{have / 2**30:.1f} GiB; keep fewer draws (raise thin) or lower --widths")
+    require_memory(need, "the draws and data", "keep fewer draws (raise thin) or lower --widths")
     return seconds
 
 
