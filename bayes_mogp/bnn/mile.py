@@ -216,11 +216,32 @@ class _Member:
             return q, losses
 
         self.fit_map = fit_map
+        self._tuners = {}  # (frac_tune1, frac_tune2, diagonal_preconditioning) -> one compiled tuner per fit
         self._sample = jax.jit(self._sample_impl)
         self._energy = jax.jit(self._energy_impl)
         self.calibration_steps = min(CALIBRATION_STEPS, max(1, s.tuning_steps // 4))
 
     # -- tuning ----------------------------------------------------------------------------------------------
+    def _find(self, state, key, params, *, frac_tune1, frac_tune2, diagonal_preconditioning):
+        """BlackJAX's ``mclmc_find_L_and_step_size`` under one ``jax.jit`` per stage, kept for the fit: called
+        bare, it builds and compiles new closures on every call, once per stage and member."""
+        import blackjax
+
+        stage = (frac_tune1, frac_tune2, diagonal_preconditioning)
+        if stage not in self._tuners:
+            s = self.s
+
+            def find(state, key, params):
+                return blackjax.mclmc_find_L_and_step_size(
+                    self.kernel, s.tuning_steps, state, key, params=params, logdensity_fn=self.logdensity,
+                    frac_tune1=frac_tune1, frac_tune2=frac_tune2, frac_tune3=0.0,
+                    desired_energy_var=s.desired_energy_var, num_effective_samples=s.num_effective_samples,
+                    diagonal_preconditioning=diagonal_preconditioning)
+
+            self._tuners[stage] = jax.jit(find)
+        state, params, steps = self._tuners[stage](state, key, params)
+        return state, params, int(steps)
+
     def tune(self, key, position, dim):
         """Tune from the optimum ``position`` (module docstring): returns the state, BlackJAX's parameters, the
         integrator steps spent and whether the diagonal preconditioner is used."""
@@ -232,12 +253,10 @@ class _Member:
         state = blackjax.mcmc.mclmc.init(position, self.logdensity, k_init)
         dtype = state.logdensity.dtype
         start = MCLMCAdaptationState(jnp.sqrt(dim), jnp.asarray(s.step_size_init, dtype), jnp.ones((dim,), dtype))
-        common = dict(logdensity_fn=self.logdensity, frac_tune3=0.0, desired_energy_var=s.desired_energy_var,
-                      num_effective_samples=s.num_effective_samples, diagonal_preconditioning=False)
         floor = float(state.logdensity) - COLLAPSE_PER_DIM * dim
         # 1. the step size in the unit metric, from the optimum: half of tuning_steps
-        tuned, params, steps = blackjax.mclmc_find_L_and_step_size(
-            self.kernel, s.tuning_steps, state, k_unit, frac_tune1=0.5, frac_tune2=0.0, params=start, **common)
+        tuned, params, steps = self._find(state, k_unit, start, frac_tune1=0.5, frac_tune2=0.0,
+                                          diagonal_preconditioning=False)
         if not _healthy(tuned, params, floor):
             raise InputError(f"mile: the MCLMC tuner collapsed (step size {float(params.step_size):.3g}, log density "
                              f"{float(tuned.logdensity):.6g} against {float(state.logdensity):.6g} at the optimum); "
@@ -247,18 +266,15 @@ class _Member:
         if s.diagonal_preconditioning:
             # 2. the scale of each coordinate from the other half (BlackJAX's estimate; the state and step size its
             #    short re-adaptation leaves are not used: starting from the unit metric's step size it collapsed)
-            common["diagonal_preconditioning"] = True
-            _, scaled, more = blackjax.mclmc_find_L_and_step_size(
-                self.kernel, s.tuning_steps, tuned, k_scale, frac_tune1=0.0, frac_tune2=0.5, params=params, **common)
+            _, scaled, more = self._find(tuned, k_scale, params, frac_tune1=0.0, frac_tune2=0.5,
+                                         diagonal_preconditioning=True)
             steps += more
             imm = scaled.inverse_mass_matrix
             if bool(jnp.all(jnp.isfinite(imm) & (imm > 0))):
                 # 3. the step size for that metric, from the healthy state and a quarter of the unit metric's step
-                common["diagonal_preconditioning"] = False
                 trial = MCLMCAdaptationState(jnp.sqrt(dim), params.step_size * 0.25, imm)
-                new, new_params, more = blackjax.mclmc_find_L_and_step_size(
-                    self.kernel, s.tuning_steps, tuned, k_metric, frac_tune1=0.5, frac_tune2=0.0, params=trial,
-                    **common)
+                new, new_params, more = self._find(tuned, k_metric, trial, frac_tune1=0.5, frac_tune2=0.0,
+                                                   diagonal_preconditioning=False)
                 steps += more
                 near = float(tuned.logdensity) - TYPICAL_SET_SDS * math.sqrt(dim)
                 if _healthy(new, new_params, max(floor, near)):
