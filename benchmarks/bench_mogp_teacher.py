@@ -6,8 +6,8 @@
 Each case is a teacher network (:func:`bayes_mogp.data.teacher_network`: y = sum_k a_k phi(w_k . x) + 0.1 noise,
 x ~ N(0, I_d), d, n training points, K units, ReLU or tanh(2 .)), 1000 test points.  Side by side in one process,
 on the same data: the MoGP with the library's defaults (:func:`bayes_mogp.mogp.fit`: depth 1, horseshoe, J = 8,
-features with a bias, MAP then NUTS 2 x (150 + 100)) and the NNGP of the same architecture (depth 1, noise and
-amplitude by marginal likelihood on the training data).  Printed per case: test RMSE of y and of the noiseless f,
+features with a bias, MAP then NUTS, 4 vectorised chains of 200 + 100) and the NNGP of the same architecture
+(depth 1, noise and amplitude by marginal likelihood on the training data).  Printed per case: test RMSE of y and of the noiseless f,
 their ratio NNGP / MoGP, test NLL, 90% coverage, the cosine between each teacher direction and the best learned
 feature (posterior mean of max |cos|), R-hat, and seconds; in the JSON also the sampler's cost (``sampler``:
 leapfrog steps per iteration, gradient evaluations per effective sample, seconds per gradient evaluation).  The MoGP posterior is saved to a run folder, loaded

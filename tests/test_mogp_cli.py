@@ -40,7 +40,7 @@ def test_cli_json_end_to_end_on_own_data(cli_run, capsys):
         assert set(res["results"][name]) >= {"accuracy", "nll", "nll_gaussian", "ece", "seconds"}
     d = res["diagnostics"]
     assert set(d) >= {"r_hat_max", "ess_bulk_min", "divergences", "per_chain"}
-    assert len(d["per_chain"]["accuracy"]) == len(d["per_chain"]["log_likelihood_mean"]) == 2
+    assert len(d["per_chain"]["accuracy"]) == len(d["per_chain"]["log_likelihood_mean"]) == 4  # the default: 4 chains
     assert res["results"]["mogp"]["accuracy"] >= 0.8  # separated clusters; chance is 1/3
     acc = res["results"]["mogp"]["accuracy"]
     assert abs(acc * 30 - round(acc * 30)) < 1e-12  # a float64 fraction of the 30 test points

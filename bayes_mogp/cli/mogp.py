@@ -19,7 +19,8 @@ HELP = "MoGP regression/classification (posterior over random kernels by NUTS) v
 DATA_DEFAULTS = {"dataset": "mnist", "n_train": 1000, "n_test": 1000, "source": None}
 MODEL_KEYS = ("prior", "prior_hyper", "num_jumps", "rank", "depth", "drift", "activation", "w_var", "b_var",
               "noise_floor")
-INFERENCE_KEYS = ("map_steps", "num_warmup", "num_samples", "max_tree_depth", "num_chains", "target_accept_prob")
+INFERENCE_KEYS = ("map_steps", "num_warmup", "num_samples", "max_tree_depth", "num_chains", "target_accept_prob",
+                  "chain_method", "dense_mass")
 # Spec table -> keys it may hold (TOML names are the flag names with "_" for "-").
 SPEC_KEYS = {"model": MODEL_KEYS, "data": tuple(DATA_DEFAULTS), "inference": INFERENCE_KEYS}
 QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30}
@@ -57,6 +58,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-tree-depth", type=int, default=None,
                         help=f"NUTS tree depth cap (default {d['max_tree_depth']})")
     parser.add_argument("--num-chains", type=int, default=None, help=f"default {d['num_chains']}")
+    parser.add_argument("--chain-method", choices=("vectorized", "sequential"), default=None,
+                        help=f"chains in one program or one after the other (default {d['chain_method']})")
     parser.add_argument("--out", default=None, metavar="RUN",
                         help="run folder for the posterior (default runs/mogp_<data>_<prior>_s<seed>)")
     parser.add_argument("--max-minutes", type=float, default=60.0,

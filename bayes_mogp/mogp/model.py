@@ -19,8 +19,9 @@ floor) and, with ``drift="free"``, ``drift`` :math:`a` (half-normal).  The log-l
 :func:`bayes_mogp.mogp.likelihood.woodbury_log_likelihood` (one eigendecomposition of :math:`K_\phi`,
 then O(n^2 J) per step: no n x n Cholesky per leapfrog step).
 
-Inference: a MAP start (``AutoDelta``, Adam) then NUTS from it, chains one after the other (2 CPU
-cores give nothing to parallel chains).
+Inference: a MAP start (``AutoDelta``, Adam) then NUTS from it, every chain from the MAP point, the chains
+vectorised by default: the likelihood's cost is the pass over the n x n eigenbasis (memory-bound on a CPU),
+and one pass serves every chain's gradient (``chain_method="sequential"``: one chain after the other).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def fit_map(key, kwargs: dict, *, steps: int = 1500, lr: float = 0.02):
 def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains: int = 2,
              init_params: dict | None = None, target_accept_prob: float = 0.85, max_tree_depth: int = 8,
              dense_mass: bool = False, chain_method: str = "sequential", progress_bar: bool = False):
-    """NUTS over the random kernel, chains one after the other, by the package's NUTS driver
+    """NUTS over the random kernel (``chain_method``: "sequential" or "vectorized"), by the package's NUTS driver
     (:func:`bayes_mogp.nuts.sample`).  Returns its :class:`~bayes_mogp.nuts.NutsResult` (draws and the
     ``diverging`` / ``num_steps`` statistics, ``(chains, draws, ...)``)."""
     from numpyro.infer import NUTS, init_to_value

@@ -92,8 +92,8 @@ for name in ("iid", "horseshoe", "beta"):
 # ## 2. Feature learning: a teacher network
 # `y = sum_k a_k relu(w_k . x) + 0.1 noise`, `x ~ N(0, I_d)`: only a few directions of the input matter. The
 # MoGP (library defaults: depth 1, horseshoe, J = 8 features with a bias, a MAP start of 1500 Adam steps, then
-# NUTS with 2 chains of 200 warmup and 100 draws) against the NNGP of the same architecture (noise and amplitude
-# by marginal likelihood on the training data).
+# NUTS with 4 vectorised chains of 200 warmup and 100 draws) against the NNGP of the same architecture (noise
+# and amplitude by marginal likelihood on the training data).
 
 # %%
 teacher = teacher_network(0, **TEACHER)
