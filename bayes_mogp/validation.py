@@ -23,6 +23,7 @@ __all__ = [
     "check_nonnegative",
     "check_in_interval",
     "check_choice",
+    "check_bool",
     "check_finite_array",
     "hyperparameter",
     "is_real_number",
@@ -90,6 +91,13 @@ def check_choice(name: str, value, choices) -> str:
     if value not in choices:
         raise InputError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
     return value
+
+
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` as a Python ``bool`` if it is one (or a NumPy bool): no truthy numbers or strings."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputTypeError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
 
 
 def check_finite_array(name: str, value, *, ndim: int | None = None) -> np.ndarray:

@@ -140,20 +140,19 @@ def main(argv=None) -> dict:
             extra["nuts"].update(r_hat_max=diag["r_hat_max"], ess_bulk_min=diag["ess_bulk_min"])
             cap = 2 ** inf["max_tree_depth"] - 1
             sampling = int(post.stats["num_steps"].sum())
-            extra["nuts"]["gradient_evaluations"] = {"warmup_at_cap": cap * inf["num_warmup"] * post.num_chains,
-                                                     "sampling": sampling}
-            extra["nuts"].update(_lpd_efficiency(post, x, labels, sampling + cap * inf["num_warmup"] * post.num_chains))
+            warmup = cap * inf["num_warmup"] * post.num_chains
+            extra["nuts"]["gradient_evaluations"] = {"warmup_at_cap": warmup, "sampling": sampling}
+            extra["nuts"].update(_lpd_efficiency(post, x, labels, sampling + warmup))
         elif name == "mile":
             inf = post.spec["inference"]
-            diag = post.diagnostics()
+            diag, summary = post.diagnostics(), post.summary()
             extra["mile"] = {"members": post.num_chains, "draws_per_member": post.num_draws,
                              "r_hat_max": diag["r_hat_max"],
                              "r_hat_across_members": diag.get("r_hat_across_chains_max"),
                              "ess_bulk_min": diag["ess_bulk_min"],
                              "gradient_evaluations": post.timings["gradient_evaluations"],
                              "unit_metric_members": post.timings.get("unit_metric_members"),
-                             "step_size": post.summary()["step_size"],
-                             "energy_var_per_member": post.summary()["energy_var"],
+                             "step_size": summary["step_size"], "energy_var_per_member": summary["energy_var"],
                              "member_seconds": post.timings.get("member_seconds"), "backend": inf.get("backend")}
             extra["mile"].update(_lpd_efficiency(post, x, labels, post.timings["gradient_evaluations"]["total"]))
         else:

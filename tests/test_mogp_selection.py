@@ -50,7 +50,7 @@ def test_held_out_score_is_the_dense_gp_log_density_at_the_fold_map(teacher):
 
     train = np.setdiff1d(np.arange(40), fold)
     fmap = mogp.features.build_feature_map(x[train], depth=1, rank=3, w_var=s.w_var, b_var=s.b_var)
-    problem = selection._problem(fmap, x[train], yt[train])
+    problem = mogp.model.build_problem(fmap, x[train], yt[train])
     sites = selection._map_sites(key, mogp.model.model_kwargs(problem, limit, 2, drift=s.drift), s.map_steps)
     sig2, lam, u = sites["sigma_v2"][0], sites["jumps"][0], sites["features"][0]
     scale = sig2 * (sites["drift"][0] + float(limit.remainder_mean(lam[-1])))
@@ -75,8 +75,8 @@ def test_choice_is_the_best_row_of_its_table(teacher, monkeypatch):
     against the dense GP above; stubbed here so that no model is fitted)."""
     calls = []
 
-    def fake(s, limit, cand, x, yt, labels, fold, key):
-        calls.append((cand, tuple(fold), int(jax.random.key_data(key)[-1])))
+    def fake(s, limit, cand, x, yt, labels, fold, key, bases=None):
+        calls.append((cand, tuple(fold), int(jax.random.key_data(key)[-1]), id(bases)))
         depth, rank, j = cand
         return np.full(len(fold), -1.0 / rank) + 0.001 * fold, None  # rank 3 scores best
 
@@ -86,6 +86,8 @@ def test_choice_is_the_best_row_of_its_table(teacher, monkeypatch):
     rows = sel.table
     assert [(r["depth"], r["rank"], r["num_jumps"]) for r in rows] == [(1, 1, 2), (1, 3, 2)]  # 8 clips to d = 3
     assert len(calls) == 8 and len({c[2] for c in calls}) == 8  # 2 candidates x 4 folds, 8 distinct keys
+    # one store of eigendecompositions per fold, shared by the candidates (the base kernel ignores the rank)
+    assert [c[3] for c in calls[:4]] == [c[3] for c in calls[4:]] and len({c[3] for c in calls}) == 4
     folds = [c[1] for c in calls[:4]]
     assert sorted(i for f in folds for i in f) == list(range(40)) and all(len(f) == 10 for f in folds)
     for r, rank in zip(rows, (1, 3)):

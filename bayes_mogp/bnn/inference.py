@@ -30,7 +30,7 @@ from .. import nuts
 from ..checkpoint import load_checkpoint
 from ..errors import InputError, InputTypeError
 from ..nuts import CHAIN_METHODS, DTYPES, NutsResult, current_dtype, precision, raw_key, resolve_chain_method
-from ..validation import check_choice, check_in_interval, check_int, check_positive
+from ..validation import check_bool, check_choice, check_in_interval, check_int, check_positive
 from .models import BNNConfig, bnn_model
 
 __all__ = ["NutsResult", "NutsSettings", "SviResult", "make_kernel", "run_nuts", "resume_nuts", "run_svi", "precision",
@@ -63,8 +63,7 @@ class NutsSettings:
             object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=1, maximum=high))
         object.__setattr__(self, "target_accept_prob", check_in_interval(
             "target_accept_prob", self.target_accept_prob, 0.0, 1.0, low_open=True, high_open=True))
-        if not isinstance(self.dense_mass, (bool, np.bool_)):
-            raise InputTypeError(f"dense_mass must be true or false, got {self.dense_mass!r}")
+        check_bool("dense_mass", self.dense_mass)
 
     @property
     def schedule(self) -> nuts.Schedule:

@@ -53,7 +53,7 @@ import numpy as np
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import InputError
 from ..nuts import current_dtype, precision, raw_key
-from ..validation import check_in_interval, check_int, check_positive
+from ..validation import check_bool, check_in_interval, check_int, check_positive
 from .inference import _model_arrays
 from .models import BNNConfig
 from .sgmcmc import FLOPS_PER_SECOND, initial_positions, log_density_fn, num_parameters
@@ -110,9 +110,8 @@ class MileSettings:
         for name in ("learning_rate", "desired_energy_var", "step_size_init"):
             check_positive(name, getattr(self, name))
         check_in_interval("desired_energy_var", self.desired_energy_var, 0.0, 1.0, low_open=True)
-        if not isinstance(self.diagonal_preconditioning, (bool, np.bool_)):
-            raise InputError(f"diagonal_preconditioning must be true or false, got {self.diagonal_preconditioning!r}")
-        object.__setattr__(self, "diagonal_preconditioning", bool(self.diagonal_preconditioning))
+        object.__setattr__(self, "diagonal_preconditioning",
+                           check_bool("diagonal_preconditioning", self.diagonal_preconditioning))
 
     @classmethod
     def from_dict(cls, table: dict) -> "MileSettings":
@@ -183,7 +182,7 @@ def check_size(config: BNNConfig, num_data: int, settings: MileSettings, *, max_
         raise InputError(f"estimated {seconds / 60:.0f} min on this CPU ({settings.num_members} members of "
                          f"{num_parameters(config):,} parameters on {num_data:,} points, full-batch gradients), over "
                          f"--max-minutes {max_minutes:g}; lower num_members or sampling_steps, or raise --max-minutes")
-    need = 4.0 * num_parameters(config) * (settings.sampling_steps // settings.thin * settings.num_members + 8)
+    need = 4.0 * num_parameters(config) * (settings.draws_per_member * settings.num_members + 8)
     require_memory(need, "the draws", "keep fewer draws (raise thin) or lower --widths")
     return seconds
 
@@ -303,27 +302,25 @@ class _Member:
         return state, params, CALIBRATION_ROUNDS * self.calibration_steps
 
     # -- sampling --------------------------------------------------------------------------------------------
-    def _energy_impl(self, state, key, L, step_size, inverse_mass_matrix):
-        dim = inverse_mass_matrix.shape[0]
-
+    def _steps(self, state, key, num, L, step_size, inverse_mass_matrix):
+        """``num`` MCLMC steps from ``state``: the last state, the mean squared energy error per dimension and
+        whether every step was finite."""
         def step(st, k):
             st, info = self.kernel(k, st, self.logdensity, inverse_mass_matrix, L, step_size)
             return st, (jnp.square(info.energy_change), info.nonans)
 
-        st, (de2, ok) = jax.lax.scan(step, state, jax.random.split(key, self.calibration_steps))
-        return st, jnp.mean(de2) / dim, jnp.all(ok)
+        st, (de2, ok) = jax.lax.scan(step, state, jax.random.split(key, num))
+        return st, jnp.mean(de2) / inverse_mass_matrix.shape[0], jnp.all(ok)
+
+    def _energy_impl(self, state, key, L, step_size, inverse_mass_matrix):
+        return self._steps(state, key, self.calibration_steps, L, step_size, inverse_mass_matrix)
 
     def _sample_impl(self, state, key, L, step_size, inverse_mass_matrix):
         s = self.s
-        dim = inverse_mass_matrix.shape[0]
-
-        def step(st, k):
-            st, info = self.kernel(k, st, self.logdensity, inverse_mass_matrix, L, step_size)
-            return st, (jnp.square(info.energy_change), info.nonans)
 
         def draw(st, k):
-            st, (de2, ok) = jax.lax.scan(step, st, jax.random.split(k, s.thin))
-            return st, (st.position, st.logdensity, jnp.mean(de2) / dim, ~jnp.all(ok))
+            st, evar, ok = self._steps(st, k, s.thin, L, step_size, inverse_mass_matrix)
+            return st, (st.position, st.logdensity, evar, ~ok)
 
         return jax.lax.scan(draw, state, jax.random.split(key, s.draws_per_member))[1]
 

@@ -97,7 +97,7 @@ import numpy as np
 from ..checkpoint import load_checkpoint, restore_state, save_checkpoint
 from ..errors import InputError
 from ..nuts import current_dtype, precision, raw_key
-from ..validation import check_choice, check_in_interval, check_int, check_positive
+from ..validation import check_bool, check_choice, check_in_interval, check_int, check_positive
 from .inference import _model_arrays
 from .models import BNNConfig, bnn_model
 
@@ -180,9 +180,7 @@ class MinibatchSettings:
                       for e, r in (self.lr_decay or ()))
         object.__setattr__(self, "lr_decay", decay)
         check_positive("prior_weight", self.prior_weight)
-        if not isinstance(self.jacobian, (bool, np.bool_)):
-            raise InputError(f"jacobian must be true or false, got {self.jacobian!r}")
-        object.__setattr__(self, "jacobian", bool(self.jacobian))
+        object.__setattr__(self, "jacobian", check_bool("jacobian", self.jacobian))
         check_int("num_chains", self.num_chains, minimum=1)
         check_int("checkpoint_every", self.checkpoint_every, minimum=1)
         check_choice("init", self.init, INITS)

@@ -28,6 +28,8 @@ QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30}
 
 def add_arguments(parser) -> None:
     from ..mogp import MoGPSettings
+    from ..mogp.model import CHAIN_METHODS
+    from ..mogp.selection import CRITERIA
 
     d = MoGPSettings().to_dict()
     parser.add_argument("spec", nargs="?", default=None,
@@ -58,7 +60,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-tree-depth", type=int, default=None,
                         help=f"NUTS tree depth cap (default {d['max_tree_depth']})")
     parser.add_argument("--num-chains", type=int, default=None, help=f"default {d['num_chains']}")
-    parser.add_argument("--chain-method", choices=("vectorized", "sequential"), default=None,
+    parser.add_argument("--chain-method", choices=CHAIN_METHODS, default=None,
                         help=f"chains in one program or one after the other (default {d['chain_method']})")
     parser.add_argument("--out", default=None, metavar="RUN",
                         help="run folder for the posterior (default runs/mogp_<data>_<prior>_s<seed>)")
@@ -66,7 +68,7 @@ def add_arguments(parser) -> None:
                         help="refuse a run whose estimated time exceeds this (default 60)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no NumPyro progress bar on stderr")
-    parser.add_argument("--select", choices=("cv", "loo", "off"), default=None,
+    parser.add_argument("--select", choices=CRITERIA + ("off",), default=None,
                         help="choose depth, rank and J on the training data before the fit (bayes_mogp.mogp."
                              "select_settings): cv (3-fold cross-validation of the MAP start), loo (closed-form "
                              "LOO at the MAP), off; a flag given (--depth, --rank, -J) stays fixed (default: cv for "

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputTypeError
-from ..validation import check_choice, check_in_interval, check_int, check_positive
+from ..validation import check_bool, check_choice, check_in_interval, check_int, check_positive
 from .memory_model import BLOCK_SIZE, GIB, memory_estimate, memory_limit_bytes
 
 __all__ = ["SOLVERS", "STORAGES", "DENSE_MAX_N", "Cholesky", "CG", "Auto", "as_solver", "choose_solver",
@@ -115,9 +115,7 @@ class CG(_Solver):
         if self.precond_rank is not None:
             _set(self, "precond_rank", check_int("precond_rank", self.precond_rank, minimum=1))
         check_choice("storage", self.storage, STORAGES)
-        if not isinstance(self.refine, (bool, np.bool_)):
-            raise InputTypeError(f"refine must be True or False, got {self.refine!r}")
-        _set(self, "refine", bool(self.refine))
+        _set(self, "refine", check_bool("refine", self.refine))
         _set(self, "block_size", check_int("block_size", self.block_size, minimum=8))
         if self.devices is not None:
             if isinstance(self.devices, (str, bytes)) or not hasattr(self.devices, "__iter__"):

@@ -51,14 +51,15 @@ class MoGPProblem(NamedTuple):
     activation: str  # the name of phi (FeatureMap.activation)
 
 
-def build_problem(feature_map: FeatureMap, x, y) -> MoGPProblem:
+def build_problem(feature_map: FeatureMap, x, y, *, base: lk.EigenBase | None = None) -> MoGPProblem:
     """Base kernel, its eigendecomposition and the feature basis on training inputs ``x`` (n, d), targets
-    ``y`` (n, k); both in the model's units."""
+    ``y`` (n, k); both in the model's units.  ``base``: the eigendecomposition of the same inputs' base kernel
+    and targets, if already computed (it depends on the depth, activation and variances, not on the rank)."""
     require_x64("bayes_mogp.mogp.build_problem")
     x = check_finite_array("x", x, ndim=2)
     y = check_finite_array("y", y)
-    k_phi = np.asarray(feature_map.base_kernel(x))
-    base = lk.eigen_base(k_phi, y)
+    if base is None:
+        base = lk.eigen_base(np.asarray(feature_map.base_kernel(x)), y)
     return MoGPProblem(base, jnp.asarray(feature_map.basis(x)), feature_map.activation)
 
 

@@ -46,7 +46,7 @@ from ..errors import InputError, InputTypeError
 from ..numerics import float64
 from ..validation import check_choice, check_int
 from .features import build_feature_map
-from .model import fit_map, mogp_model, model_kwargs
+from .model import build_problem, fit_map, mogp_model, model_kwargs
 from .predictive import loo_draws
 from .settings import MoGPSettings
 
@@ -102,19 +102,6 @@ def candidate_grid(n: int, d: int, *, depths=DEFAULT_DEPTHS, ranks=DEFAULT_RANKS
     return out
 
 
-def _problem(fmap, x, yt, base=None):
-    """The training problem; ``base``: the eigendecomposition of the same inputs' base kernel, if known (it
-    depends on the depth only, not on the rank)."""
-    import jax.numpy as jnp
-
-    from .likelihood import eigen_base
-    from .model import MoGPProblem
-
-    if base is None:
-        base = eigen_base(np.asarray(fmap.base_kernel(x)), yt)
-    return MoGPProblem(base, jnp.asarray(fmap.basis(x)), fmap.activation)
-
-
 def _map_sites(key, kw: dict, steps: int) -> dict:
     """Every site of the model (latent and deterministic) at the MAP point, each with a leading draw axis of 1."""
     import numpyro.handlers as h
@@ -130,9 +117,11 @@ def _folds(key, n: int, k: int) -> list:
     return [np.sort(part) for part in np.array_split(order, k)]
 
 
-def _held_out_score(s, limit, cand, x, yt, labels, fold, key) -> tuple:
+def _held_out_score(s, limit, cand, x, yt, labels, fold, key, bases=None) -> tuple:
     """Held-out log predictive density of each point of one fold (module docstring, criterion "cv") and, for
-    classification, whether each held-out label is predicted right (None for regression)."""
+    classification, whether each held-out label is predicted right (None for regression).  ``bases``: a dict
+    keeping the eigendecomposition of the fold's training base kernel by depth (it does not depend on the rank),
+    filled on first use."""
     from ..prediction import gaussian_class_probabilities
     from .predictive import predict_draws, test_inputs
 
@@ -140,7 +129,9 @@ def _held_out_score(s, limit, cand, x, yt, labels, fold, key) -> tuple:
     train = np.setdiff1d(np.arange(x.shape[0]), fold)
     xt, yt_t = x[train], yt[train]
     fmap = build_feature_map(xt, depth=depth, rank=rank, activation=s.activation, w_var=s.w_var, b_var=s.b_var)
-    problem = _problem(fmap, xt, yt_t)
+    bases = {} if bases is None else bases
+    problem = build_problem(fmap, xt, yt_t, base=bases.get(depth))
+    bases[depth] = problem.base
     sites = _map_sites(key, model_kwargs(problem, limit, j, drift=s.drift, noise_floor=s.noise_floor), s.map_steps)
     tests = test_inputs(problem, fmap, xt, x[fold])
     mean, var, noise = predict_draws(problem, tests, limit, sites, drift=s.drift)
@@ -183,13 +174,16 @@ def select_settings(key, data, y=None, *, settings: MoGPSettings | None = None, 
     labels = None if data.task == "regression" else np.asarray(data.labels_train)
     k_folds, k_fits = jax.random.split(key)
     parts = _folds(k_folds, n, folds)
+    # the eigendecomposition of a training set's base kernel depends on the depth, not on the rank: kept by
+    # training set (each fold, or "all" the points) and depth
     rows, base_cache, pointwise = [], {}, []
     for (depth, rank, j), k in zip(grid, jax.random.split(k_fits, len(grid))):
         t0 = time.perf_counter()
         row = {"depth": depth, "rank": rank, "num_jumps": j}
         if criterion == "cv":
-            out = [_held_out_score(s, limit, (depth, rank, j), x, yt, labels, part, kk)
-                   for part, kk in zip(parts, jax.random.split(k, folds))]
+            out = [_held_out_score(s, limit, (depth, rank, j), x, yt, labels, part, kk,
+                                   bases=base_cache.setdefault(f, {}))
+                   for f, (part, kk) in enumerate(zip(parts, jax.random.split(k, folds)))]
             points = np.concatenate([o[0] for o in out])  # in the order of the folds
             pointwise.append(points)
             row.update(score=float(np.mean(points)), fold_scores=[float(np.mean(o[0])) for o in out])
@@ -198,9 +192,9 @@ def select_settings(key, data, y=None, *, settings: MoGPSettings | None = None, 
         else:
             fmap = build_feature_map(x, depth=depth, rank=rank, activation=s.activation, w_var=s.w_var,
                                      b_var=s.b_var)
-            if depth not in base_cache:  # the base kernel depends on the depth only
-                base_cache[depth] = _problem(fmap, x, yt).base
-            problem = _problem(fmap, x, yt, base_cache[depth])
+            bases = base_cache.setdefault("all", {})
+            problem = build_problem(fmap, x, yt, base=bases.get(depth))
+            bases[depth] = problem.base
             sites = _map_sites(k, model_kwargs(problem, limit, j, drift=s.drift, noise_floor=s.noise_floor),
                                s.map_steps)
             loo = loo_draws(problem, limit, sites, drift=s.drift)[0]

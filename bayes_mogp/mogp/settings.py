@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-import numpy as np
-
 from ..errors import InputTypeError
-from ..validation import check_choice, check_in_interval, check_int, check_nonnegative, check_positive
+from ..validation import check_bool, check_choice, check_in_interval, check_int, check_nonnegative, check_positive
 
 __all__ = ["MoGPSettings"]
 
@@ -87,9 +85,7 @@ class MoGPSettings:
         set_("noise_floor", check_nonnegative("noise_floor", self.noise_floor))
         set_("target_accept_prob", check_in_interval("target_accept_prob", self.target_accept_prob, 0.0, 1.0,
                                                      low_open=True, high_open=True))
-        if not isinstance(self.dense_mass, (bool, np.bool_)):
-            raise InputTypeError(f"dense_mass must be True or False, got {self.dense_mass!r}")
-        set_("dense_mass", bool(self.dense_mass))
+        set_("dense_mass", check_bool("dense_mass", self.dense_mass))
         check_choice("drift", self.drift, DRIFTS)
         check_choice("chain_method", self.chain_method, CHAIN_METHODS)
         check_choice("activation", self.activation, FEATURE_ACTIVATIONS)
