@@ -124,9 +124,9 @@ for ax, (name, p) in zip(axes[:2], (("NNGP", gpred), ("MoGP", pred))):
     ax.plot(lim, lim, color="k", lw=0.8)
     ax.set(xlabel="teacher f(x)", ylabel="predictive mean and 90% interval", title=name)
 cos = np.abs(post.feature_directions()["directions"] @ teacher.weights.T)
-im = axes[2].imshow(cos, vmin=0, vmax=1, cmap="magma")
+im = axes[2].imshow(cos, vmin=0, vmax=1, cmap="magma", aspect="auto")  # fill the panel: 8 x K cells
 axes[2].set(xlabel="teacher unit", ylabel="learned feature j (by jump size)",
-            title="|cos(learned w_j, teacher w_k)|")
+            title="|cos(learned w_j, teacher w_k)|", xticks=range(cos.shape[1]), yticks=range(cos.shape[0]))
 fig.colorbar(im, ax=axes[2])
 fig.tight_layout()
 plt.show()
