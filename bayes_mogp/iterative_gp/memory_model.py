@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..memory import physical_memory
 from ..validation import check_positive
-from .operator import make_layout
+from .operator import CHUNK_ENTRIES, MAX_UNROLL, make_layout
 
 __all__ = ["GIB", "memory_estimate", "memory_limit_bytes"]
 
@@ -25,6 +25,12 @@ def memory_limit_bytes(memory_limit_gb: float | None) -> float:
     return check_positive("memory_limit_gb", memory_limit_gb) * GIB
 
 
+def _chunk_entries(lay) -> int:
+    """Kernel entries of the largest evaluation of :mod:`.operator` (its groups of tiles or row blocks)."""
+    groups = max(-(-(lay.half + 1) // MAX_UNROLL), -(-lay.local_blocks // MAX_UNROLL))
+    return max(CHUNK_ENTRIES, groups * lay.block * lay.block)
+
+
 def memory_estimate(n: int, m: int, d: int, num_outputs: int, *, solver: str, storage: str = "float32",
                     precond_rank: int = 3000, block_size: int = BLOCK_SIZE, num_devices: int = 1,
                     var_points: int = 0, var_batch: int = 128) -> dict:
@@ -34,7 +40,8 @@ def memory_estimate(n: int, m: int, d: int, num_outputs: int, *, solver: str, st
     test-train kernel with its triangular solve (2 m n).  ``"cg"``: the tile storage (float32, about
     n^2 / 2 entries; none when ``storage="recompute"``), the pivoted-Cholesky factor (n x r float64)
     and its work space while it is built (about n x (1.1 r + 256), freed before the tiles are
-    allocated, so only the larger of the two counts), inputs, CG vectors, kernel-block temporaries
+    allocated, so only the larger of the two counts), inputs, CG vectors, the temporaries of one kernel
+    evaluation (12 arrays of the largest group of entries that :mod:`.operator` evaluates at once)
     and the variance right-hand sides.  Returns a dict of components (bytes) and ``"total"``.
     """
     f8 = 8
@@ -51,7 +58,7 @@ def memory_estimate(n: int, m: int, d: int, num_outputs: int, *, solver: str, st
         "preconditioner_workspace": npad * (11 * r // 10 + 2 * min(128, r)) * f8,
         "inputs": (npad + m) * d * f8 * 2,
         "vectors": 10 * npad * num_outputs * f8,
-        "block_temporaries": 12 * b * b * f8 * num_devices,
+        "block_temporaries": 12 * _chunk_entries(lay) * f8 * num_devices,
         "variance": 6 * npad * min(var_points, var_batch) * f8,
     }
     out["total"] = sum(v for k, v in out.items() if k not in ("tiles", "preconditioner_workspace")) + max(
