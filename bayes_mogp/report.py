@@ -110,6 +110,11 @@ def diagnostic_rule(kind: str, method: str | None = None, num_chains: int = 1) -
                 f"so R-hat across them is reported, not targeted, and the effective sample size is the sum of the "
                 f"members'; unadjusted MCLMC has no accept step, so no divergences (its bias is held by the "
                 f"energy-error target)")
+    if method == "smc":
+        return (f"rank-normalised split R-hat across the {num_chains} independent SMC runs (each run's equally "
+                f"weighted final particles as one chain) on the identifiable quantities, below {R_HAT_THRESHOLD}; "
+                f"with each run's particle ESS and the log evidence's standard error across runs (SMC has no "
+                f"divergences to count)")
     if num_chains > 1:
         rule = (f"rank-normalised split R-hat across the {num_chains} chains (Vehtari et al. 2021) on the "
                 f"identifiable quantities, below {R_HAT_THRESHOLD}")

@@ -138,6 +138,19 @@ def _mogp_teacher(res):
                                                                    / sm["ess_bulk_min"], rel=1e-9)
 
 
+def _mogp_smc(res):
+    for row in res["rows"]:
+        for sampler in ("nuts", "smc"):
+            m = row[sampler]
+            assert 0.0 <= m["coverage_90"] <= 1.0 and m["rmse"] > 0 and m["gradient_evaluations"] > 0
+        s, cfg = row["smc"], row["smc"]["settings"]
+        moves = sum(s["tempering_steps"]) + res["runs"]  # tempering steps, and the final moves at beta = 1
+        assert s["gradient_evaluations"] == moves * cfg["num_particles"] * cfg["num_mcmc_steps"] * (
+            cfg["num_leapfrog"] + 1)
+        z = s["per_run"]
+        assert len(z) == res["runs"] and s["log_evidence"] == pytest.approx(sum(z) / len(z), rel=1e-12)
+
+
 def _paper_compressibility(res):
     assert {(f["method"], f["prior"]) for f in res["fits"]} >= {("sghmc", "iid"), ("map", "horseshoe")}
     for f in res["fits"]:
@@ -165,7 +178,7 @@ CHECKS = {
     "bench_kernels": _kernels, "bench_depth_width": _depth_width, "bench_mogp": _mogp,
     "bench_iterative_gp": _iterative_gp, "bench_bnn": _bnn, "bench_bnn_geometry": _bnn_geometry,
     "bench_bnn_regression": _bnn_regression, "bench_bnn_svi_vs_nuts": _bnn_svi_vs_nuts,
-    "bench_mogp_teacher": _mogp_teacher, "bench_paper_compressibility": _paper_compressibility,
+    "bench_mogp_teacher": _mogp_teacher, "bench_mogp_smc": _mogp_smc, "bench_paper_compressibility": _paper_compressibility,
     "bench_ntk_law": _ntk_law,
 }
 

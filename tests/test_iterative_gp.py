@@ -388,6 +388,31 @@ def test_operator_products_match_the_dense_kernel(kind, n, storage, rtol):
     assert np.max(np.abs(out - ref)) <= rtol * np.max(np.abs(kmat)) * np.sum(np.abs(v), axis=0).max()
 
 
+def test_kernel_evaluations_in_several_groups_match_the_dense_kernel(monkeypatch):
+    """With :data:`CHUNK_ENTRIES` lowered to two 32 x 32 tiles, every kernel evaluation of the operator runs in
+    several unrolled groups (the last one shorter): the stored tiles' product, the columns K(X, x_q) and the
+    products K(x_q, X) W equal the dense kernel's (float32 tiles: to their rounding; the rest to float64's).
+    A layout no other test uses (n = 150), so the compiled functions are traced afresh."""
+    from bayes_mogp.iterative_gp import operator as opm
+
+    monkeypatch.setattr(opm, "CHUNK_ENTRIES", 2 * 32 * 32)
+    x_all = _data()[0]
+    xtr, xq = x_all[:150], x_all[150:157]
+    spec = KernelSpec("nngp", **KW)
+    op = build_operator(xtr, spec, NOISE, mesh=make_mesh(), block_size=32, storage="float32")
+    assert op.layout.num_blocks == 5 and opm._group(op.layout.half + 1, 32 * 32) == 2
+    kmat = np.asarray(nngp_kernel(xtr, **KW))
+    v = np.random.default_rng(2).standard_normal((150, 3))
+    out = from_blocks(op, jax.jit(lambda op, v: op.matvec(v))(op, to_blocks(op, v)))
+    ref = kmat @ v + NOISE * v
+    assert np.max(np.abs(out - ref)) <= 2e-7 * np.max(np.abs(kmat)) * np.sum(np.abs(v), axis=0).max()
+    kq = np.asarray(nngp_kernel(xtr, xq, **KW))  # (150, 7)
+    dq = opm.query_chain(spec, xq)
+    np.testing.assert_allclose(from_blocks(op, opm.kernel_columns(op, xq, dq)), kq, rtol=1e-12, atol=1e-12)
+    cross = np.asarray(opm.cross_matmul(op, xq, dq, to_blocks(op, v)))
+    np.testing.assert_allclose(cross, kq.T @ v, rtol=1e-10, atol=1e-10)
+
+
 def test_memory_estimate_picks_the_larger_terms():
     dense_est = memory_estimate(60000, 10000, 784, 10, solver="cholesky")
     cg_est = memory_estimate(60000, 10000, 784, 10, solver="cg", precond_rank=3000, block_size=512)

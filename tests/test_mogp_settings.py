@@ -14,7 +14,7 @@ from bayes_mogp.mogp import MoGPSettings
 def test_defaults_round_trip_through_a_dict():
     s = MoGPSettings()
     assert (s.prior, s.depth, s.num_jumps, s.num_warmup, s.num_samples, s.num_chains) == ("horseshoe", 1, 8, 200, 100, 4)
-    assert (s.chain_method, s.dense_mass) == ("vectorized", False)
+    assert (s.chain_method, s.dense_mass, s.sampler) == ("vectorized", False, "nuts")
     back = MoGPSettings.from_dict(s.replace(prior="beta", prior_hyper={"c": 0.5}, rank=4).to_dict())
     assert back == s.replace(prior="beta", prior_hyper={"c": 0.5}, rank=4)
     assert back.to_dict()["prior_hyper"] == {"c": 0.5}
@@ -34,6 +34,8 @@ def test_frozen_and_replace_makes_a_new_record():
     ({"drift": "fixed"}, "drift"), ({"activation": "tanh"}, "activation"), ({"prior": "nope"}, "prior"),
     ({"prior_hyper": [1, 2]}, "prior_hyper"), ({"rank": 0}, "rank"), ({"noise_floor": -1e-3}, "noise_floor"),
     ({"dense_mass": "yes"}, "dense_mass"), ({"chain_method": "parallel"}, "chain_method"),
+    ({"sampler": "pt"}, "sampler"), ({"smc_particles": 1}, "smc_particles"), ({"smc_target_ess": 1.0}, "smc_target_ess"),
+    ({"smc_moves": 0}, "smc_moves"), ({"smc_leapfrog": 0}, "smc_leapfrog"),
 ])
 def test_each_field_is_checked_with_its_name(change, message):
     with pytest.raises((InputError, InputTypeError), match=message):
@@ -83,3 +85,15 @@ def test_compare_hands_its_settings_record_to_fit(monkeypatch):
     with pytest.raises(Stop):
         comparison.compare(jax.random.key(0), types.SimpleNamespace(x_test=np.zeros((1, 2)), y_test=np.zeros(1)), record)
     assert seen["y"] is None and seen["settings"] is record
+
+
+def test_the_size_check_counts_smc_moves_not_nuts_iterations():
+    """SMC: (assumed tempering steps + 1) x particles x moves x (leapfrog + 1) gradients per run, no MAP start."""
+    from bayes_mogp.mogp.comparison import SMC_TEMPERING_STEPS, estimate_cost
+
+    s = MoGPSettings(sampler="smc", num_chains=4, smc_particles=32, smc_moves=5, smc_leapfrog=7)
+    est = estimate_cost(500, 100, 1, s)
+    assert est["leapfrog_steps_max"] == 4 * (SMC_TEMPERING_STEPS + 1) * 32 * 5 * 8
+    more = estimate_cost(500, 100, 1, s.replace(smc_particles=64))
+    assert more["seconds"] > est["seconds"]
+    assert estimate_cost(500, 100, 1, s.replace(num_warmup=2000))["seconds"] == est["seconds"]  # NUTS-only setting

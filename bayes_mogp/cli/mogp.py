@@ -13,22 +13,23 @@ import os
 from . import _common
 
 NAME = "mogp"
-HELP = "MoGP regression/classification (posterior over random kernels by NUTS) vs the NNGP, on any data"
+HELP = "MoGP regression/classification (posterior over random kernels by NUTS or SMC) vs the NNGP, on any data"
 
 # Data-size defaults of the built-in data sets; the model and inference defaults are the library's.
 DATA_DEFAULTS = {"dataset": "mnist", "n_train": 1000, "n_test": 1000, "source": None}
 MODEL_KEYS = ("prior", "prior_hyper", "num_jumps", "rank", "depth", "drift", "activation", "w_var", "b_var",
               "noise_floor")
 INFERENCE_KEYS = ("map_steps", "num_warmup", "num_samples", "max_tree_depth", "num_chains", "target_accept_prob",
-                  "chain_method", "dense_mass")
+                  "chain_method", "dense_mass", "sampler", "smc_particles", "smc_target_ess", "smc_moves",
+                  "smc_leapfrog")
 # Spec table -> keys it may hold (TOML names are the flag names with "_" for "-").
 SPEC_KEYS = {"model": MODEL_KEYS, "data": tuple(DATA_DEFAULTS), "inference": INFERENCE_KEYS}
-QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30}
+QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30, "smc_particles": 16, "smc_moves": 2, "smc_leapfrog": 5}
 
 
 def add_arguments(parser) -> None:
     from ..mogp import MoGPSettings
-    from ..mogp.model import CHAIN_METHODS
+    from ..mogp.model import CHAIN_METHODS, SAMPLERS
     from ..mogp.selection import CRITERIA
 
     d = MoGPSettings().to_dict()
@@ -62,6 +63,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--num-chains", type=int, default=None, help=f"default {d['num_chains']}")
     parser.add_argument("--chain-method", choices=CHAIN_METHODS, default=None,
                         help=f"chains in one program or one after the other (default {d['chain_method']})")
+    parser.add_argument("--sampler", choices=SAMPLERS, default=None,
+                        help=f"nuts: MAP start then NUTS; smc: adaptive tempered SMC from the prior, --num-chains "
+                             f"independent runs (default {d['sampler']})")
+    parser.add_argument("--smc-particles", type=int, default=None,
+                        help=f"SMC: particles per run (default {d['smc_particles']})")
+    parser.add_argument("--smc-target-ess", type=float, default=None,
+                        help=f"SMC: relative ESS each tempering step keeps, in (0, 1) (default {d['smc_target_ess']})")
+    parser.add_argument("--smc-moves", type=int, default=None,
+                        help=f"SMC: HMC moves per tempering step (default {d['smc_moves']})")
+    parser.add_argument("--smc-leapfrog", type=int, default=None,
+                        help=f"SMC: leapfrog steps per HMC move (default {d['smc_leapfrog']})")
     parser.add_argument("--out", default=None, metavar="RUN",
                         help="run folder for the posterior (default runs/mogp_<data>_<prior>_s<seed>)")
     parser.add_argument("--max-minutes", type=float, default=60.0,
@@ -182,6 +194,12 @@ def format_text(result: dict) -> str:
         m = r[name]
         lines.append(f"  {name:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in keys) + f"  ({m['seconds']:.1f} s)")
     lines.append(f"  r_hat_max {d['r_hat_max']}  ess_bulk_min {d['ess_bulk_min']:.1f}  divergences {d['divergences']}")
+    if "smc" in d:
+        smc = d["smc"]
+        lines.append(f"  SMC: log evidence {smc['log_evidence']:.2f} +- {smc['log_evidence_se']:.2f} (runs "
+                     + ", ".join(f"{v:.1f}" for v in smc["per_run"]) + "); tempering steps "
+                     + ", ".join(str(v) for v in smc["tempering_steps"]) + "; particle ESS "
+                     + ", ".join(f"{v:.2f}" for v in smc["particle_ess"]))
     pc = d["per_chain"]
     metric = "accuracy" if result["task"] == "classification" else "rmse"
     lines.append("  per chain: log-likelihood " + ", ".join(f"{v:.1f}" for v in pc["log_likelihood_mean"])

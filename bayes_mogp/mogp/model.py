@@ -41,6 +41,7 @@ __all__ = ["MoGPProblem", "build_problem", "mogp_model", "model_kwargs", "fit_ma
 
 DRIFTS = ("prior", "free")
 CHAIN_METHODS = ("sequential", "vectorized")
+SAMPLERS = ("nuts", "smc")  # NUTS from the MAP start, or adaptive tempered SMC from the prior (.smc)
 
 
 class MoGPProblem(NamedTuple):

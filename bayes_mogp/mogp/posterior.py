@@ -21,7 +21,7 @@ by regression on one-hot targets minus 1/C, with class probabilities from the Ga
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import jax
@@ -79,31 +79,62 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
     problem = build_problem(fmap, x, yt)
     kw = model_kwargs(problem, limit, s.num_jumps, drift=s.drift, noise_floor=s.noise_floor)
     k_map, k_nuts = jax.random.split(key)
-    if log:
-        log(f"mogp: MAP ({s.map_steps} steps), n = {data.n_train}, rank {fmap.rank}, J = {kw['num_jumps']}")
-    params, _ = fit_map(k_map, kw, steps=s.map_steps)
-    t_map = time.perf_counter() - t0
-    if log:
-        log(f"mogp: NUTS {s.num_chains} x ({s.num_warmup} + {s.num_samples})")
-    res = run_nuts(k_nuts, kw, num_warmup=s.num_warmup, num_samples=s.num_samples, num_chains=s.num_chains,
-                   init_params=params, max_tree_depth=s.max_tree_depth, target_accept_prob=s.target_accept_prob,
-                   dense_mass=s.dense_mass, chain_method=s.chain_method, progress_bar=progress)
-    samples, stats = res.samples, res.stats
+    record: dict = {}
+    if s.sampler == "smc":
+        samples, stats, record, t_map = _run_smc(k_nuts, kw, s, log)
+    else:
+        if log:
+            log(f"mogp: MAP ({s.map_steps} steps), n = {data.n_train}, rank {fmap.rank}, J = {kw['num_jumps']}")
+        params, _ = fit_map(k_map, kw, steps=s.map_steps)
+        t_map = time.perf_counter() - t0
+        if log:
+            log(f"mogp: NUTS {s.num_chains} x ({s.num_warmup} + {s.num_samples})")
+        res = run_nuts(k_nuts, kw, num_warmup=s.num_warmup, num_samples=s.num_samples, num_chains=s.num_chains,
+                       init_params=params, max_tree_depth=s.max_tree_depth, target_accept_prob=s.target_accept_prob,
+                       dense_mass=s.dense_mass, chain_method=s.chain_method, progress_bar=progress)
+        samples, stats = res.samples, res.stats
     seconds = time.perf_counter() - t0
     post = MoGPPosterior(settings=s.replace(rank=fmap.rank), feature_map=fmap, x_train=np.asarray(x), y_train=np.asarray(yt),
                          samples=samples, stats=stats, data_info=data.describe(), input_transform=data.input_transform,
                          target_transform=data.target_transform, task=data.task, num_classes=data.num_classes,
-                         timings={"seconds": seconds, "map_seconds": t_map, "nuts_seconds": seconds - t_map})
+                         timings={"seconds": seconds, "map_seconds": t_map, "nuts_seconds": seconds - t_map}
+                         if s.sampler == "nuts" else {"seconds": seconds, "smc_seconds": seconds - t_map},
+                         sampler_record=record)
     post.__dict__.update(limit=limit, problem=problem)  # the cached_property values, computed here already
     return post
+
+
+def _run_smc(key, kw: dict, s: MoGPSettings, log):
+    """``s.num_chains`` independent tempered SMC runs (:mod:`.smc`): their draws (run, particle, ...), the
+    stats, the runs' record (log evidence and its standard error, tempering steps, particle ESS, acceptance)
+    and the seconds spent before sampling (none: SMC starts from the prior, no MAP)."""
+    from .smc import SMCConfig, evidence_summary, sample
+
+    cfg = SMCConfig(num_particles=s.smc_particles, target_ess=s.smc_target_ess, num_mcmc_steps=s.smc_moves,
+                    num_leapfrog=s.smc_leapfrog)
+    if log:
+        log(f"mogp: SMC {s.num_chains} runs x {s.smc_particles} particles, {s.smc_moves} HMC moves x "
+            f"{s.smc_leapfrog} leapfrog steps per tempering step")
+    res = sample(key, kw, num_runs=s.num_chains, config=cfg)
+    runs = res.runs
+    record = {"sampler": "smc", **evidence_summary(res), "tempering_steps": [int(v) for v in runs.num_steps],
+              "particle_ess": [float(v) for v in runs.ess], "unique_particles": [int(v) for v in runs.unique],
+              "mean_acceptance": float(np.nanmean(runs.acceptance)),
+              "final_acceptance": [float(v) for v in runs.final_acceptance],
+              "gradient_evaluations": int(res.gradient_evaluations)}
+    stats = {"diverging": np.zeros((s.num_chains, s.smc_particles), dtype=bool)}
+    return res.samples, stats, record, 0.0
 
 
 @dataclass(frozen=True, eq=False, repr=False)
 class MoGPPosterior(FitRecord, Posterior):
     """Posterior draws of the random kernel and everything needed to predict new inputs.
 
-    ``samples``/``stats``: ``(chain, draw, ...)`` arrays (NumPyro's statistic names); ``x_train``/``y_train``
-    in the model's units; ``settings``: the :class:`MoGPSettings` of the fit (resolved: ``b_var``, ``rank``).
+    ``samples``/``stats``: ``(chain, draw, ...)`` arrays (NumPyro's statistic names; for SMC the chains are the
+    independent runs and the draws their equally weighted final particles); ``x_train``/``y_train`` in the model's
+    units; ``settings``: the :class:`MoGPSettings` of the fit (resolved: ``b_var``, ``rank``);
+    ``sampler_record``: what the sampler reports beyond the draws (SMC: the log evidence and its standard error
+    across runs, tempering steps, particle ESS; empty for NUTS).
     """
 
     settings: MoGPSettings
@@ -112,6 +143,7 @@ class MoGPPosterior(FitRecord, Posterior):
     y_train: np.ndarray
     samples: dict
     stats: dict
+    sampler_record: dict = field(default_factory=dict)
     kind = "mogp"
     diagnostic_vars = _IDENT
 
@@ -130,6 +162,11 @@ class MoGPPosterior(FitRecord, Posterior):
     @property
     def prior_name(self) -> str:
         return self.settings.prior_name
+
+    @property
+    def method(self) -> str:
+        """The sampler that made the draws ("nuts" or "smc"): the report's diagnostic rule follows it."""
+        return self.settings.sampler
 
     @property
     def num_chains(self) -> int:
@@ -307,7 +344,8 @@ class MoGPPosterior(FitRecord, Posterior):
                 "divergences": int(np.sum(self.stats.get("diverging", 0))),
                 "mean_leapfrog_steps": float(np.mean(self.stats["num_steps"]))
                 if "num_steps" in self.stats else None,
-                "quantities": sorted(ident), "per_chain": per_chain}
+                "quantities": sorted(ident), "per_chain": per_chain,
+                **({"smc": dict(self.sampler_record)} if self.settings.sampler == "smc" else {})}
 
     @cached_property
     def _pointwise_loo(self) -> np.ndarray:
@@ -348,7 +386,7 @@ class MoGPPosterior(FitRecord, Posterior):
                 **self.input_transform.to_arrays(), **task_arrays(self.task, self.num_classes, self.target_transform)}
 
     def _manifest_spec(self) -> dict:
-        return {**self.settings.to_dict(), "timings": self.timings}
+        return {**self.settings.to_dict(), "timings": self.timings, "sampler_record": self.sampler_record}
 
     @classmethod
     def _from_run(cls, spec, a, idata, data_info) -> "MoGPPosterior":
@@ -356,12 +394,13 @@ class MoGPPosterior(FitRecord, Posterior):
 
         samples = {k: np.asarray(v.values) for k, v in idata.posterior.data_vars.items()}
         timings = spec.pop("timings", {})
+        record = spec.pop("sampler_record", {})
         if "seconds" not in timings and "map_seconds" in timings:  # runs written before the total was kept
             timings = {**timings, "seconds": timings["map_seconds"] + timings.get("nuts_seconds", 0.0)}
         task, num_classes, target = task_from_arrays(a)
         post = cls(settings=MoGPSettings.from_dict(spec), feature_map=FeatureMap.from_arrays(a), x_train=a["x_train"], y_train=a["y_train"],
                    samples=samples, stats=stats_from_arviz(idata), data_info=data_info,
                    input_transform=InputTransform.from_arrays(a), target_transform=target, task=task,
-                   num_classes=num_classes, timings=timings)
+                   num_classes=num_classes, timings=timings, sampler_record=record)
         check_int("num_draws", post.num_draws, minimum=1)
         return post

@@ -41,6 +41,12 @@ class MoGPSettings:
     ("vectorized", the default: all chains in one program, the gradient of every chain in one pass over the
     n x n eigenbasis, so that 4 chains at n = 2000 cost what 2 sequential ones did; "sequential": one chain
     after the other; the same law, other random numbers).
+
+    Sampler: ``sampler`` "nuts" (the MAP start and NUTS above) or "smc" (adaptive tempered SMC from the prior,
+    :mod:`bayes_mogp.mogp.smc`: ``num_chains`` independent runs of ``smc_particles`` particles each, the
+    tempering schedule keeping a relative ESS of ``smc_target_ess`` in (0, 1), ``smc_moves`` HMC moves of
+    ``smc_leapfrog`` leapfrog steps per tempering step; no MAP start, and ``num_warmup``, ``num_samples``,
+    ``max_tree_depth``, ``target_accept_prob``, ``dense_mass``, ``chain_method`` are NUTS's only).
     """
 
     prior: Any = "horseshoe"
@@ -61,10 +67,15 @@ class MoGPSettings:
     target_accept_prob: float = 0.85
     dense_mass: bool = False
     chain_method: str = "vectorized"
+    sampler: str = "nuts"
+    smc_particles: int = 64
+    smc_target_ess: float = 0.9
+    smc_moves: int = 10
+    smc_leapfrog: int = 10
 
     def __post_init__(self):
         from .features import FEATURE_ACTIVATIONS
-        from .model import CHAIN_METHODS, DRIFTS
+        from .model import CHAIN_METHODS, DRIFTS, SAMPLERS
         from .posterior import _limit
 
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen: validated copies)
@@ -75,7 +86,8 @@ class MoGPSettings:
         _limit(self.prior, self.prior_hyper)  # a known prior name (or object) with valid hyperparameters
         for name, low, high in (("depth", 1, None), ("num_jumps", 1, None), ("map_steps", 1, None),
                                 ("num_warmup", 1, None), ("num_samples", 1, None), ("num_chains", 1, None),
-                                ("max_tree_depth", 1, 12)):
+                                ("max_tree_depth", 1, 12), ("smc_particles", 2, None), ("smc_moves", 1, None),
+                                ("smc_leapfrog", 1, None)):
             set_(name, check_int(name, getattr(self, name), low, high))
         if self.rank is not None:
             set_("rank", check_int("rank", self.rank, 1))
@@ -88,6 +100,9 @@ class MoGPSettings:
         set_("dense_mass", check_bool("dense_mass", self.dense_mass))
         check_choice("drift", self.drift, DRIFTS)
         check_choice("chain_method", self.chain_method, CHAIN_METHODS)
+        check_choice("sampler", self.sampler, SAMPLERS)
+        set_("smc_target_ess", check_in_interval("smc_target_ess", self.smc_target_ess, 0.0, 1.0, low_open=True,
+                                                 high_open=True))
         check_choice("activation", self.activation, FEATURE_ACTIVATIONS)
 
     @classmethod
