@@ -79,6 +79,7 @@ def solve_cg(xtr, y, xte, spec: KernelSpec, noise_var: float, *, cg: CG, mesh, v
     chol = pivoted_cholesky(op, kernel_diagonal(spec, xtr), cg.precond_rank, key=key,
                             progress=lambda done, total: emit("preconditioner", done, total))
     pre, pre_jitter = woodbury_preconditioner(chol, noise_var, mesh)
+    chol = chol._replace(factor=None)  # the preconditioner's basis replaces the factor: free it before the tiles
     stage["preconditioner"] = time.perf_counter() - t
 
     t = time.perf_counter()

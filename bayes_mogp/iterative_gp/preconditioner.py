@@ -20,11 +20,13 @@ Measured on the Fashion-MNIST NNGP (n = 4000, r = 500): :math:`\lambda_{\max}(K 
 greedy against 3.0 sampled, and 99 against 79 CG iterations to a relative residual of 1e-5.
 
 The preconditioner is :math:`M = L L^\top + \sigma^2 I`, applied through the Woodbury identity with
-one r x r Cholesky factor (float64):
+one r x r Cholesky factor :math:`R R^\top = \sigma^2 I_r + L^\top L` (float64) folded into the basis
+:math:`Q = L R^{-\top}` once:
 
 .. math::
 
-    M^{-1} v = \sigma^{-2}\big(v - L\,(\sigma^2 I_r + L^\top L)^{-1} L^\top v\big).
+    M^{-1} v = \sigma^{-2}\big(v - L\,(\sigma^2 I_r + L^\top L)^{-1} L^\top v\big)
+             = \sigma^{-2}\big(v - Q Q^\top v\big).
 
 The eigenvalues of :math:`M^{-1}(K + \sigma^2 I)` lie in :math:`[1, 1 + \lambda_{\max}(K - L L^\top)/\sigma^2]`,
 so CG needs about :math:`\sqrt{\lambda_{\max}(K - LL^\top)}/\sigma` iterations per digit.  Jitter, if the
@@ -179,16 +181,19 @@ def pivoted_cholesky(op: KernelOperator, diag: np.ndarray, rank: int, *, key, bl
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class WoodburyPreconditioner:
-    r""":math:`v \mapsto (L L^\top + \sigma^2 I)^{-1} v` (module docstring); jittable pytree."""
+    r""":math:`v \mapsto (L L^\top + \sigma^2 I)^{-1} v = \sigma^{-2}(v - Q Q^\top v)` (module docstring); jittable
+    pytree.  ``basis`` :math:`Q = L R^{-\top}` (num_blocks, b, r), row-sharded, with :math:`R R^\top = \sigma^2 I +
+    L^\top L` (``core``, lower, replicated); ``pivot_rows`` :math:`L_{PP}` (r, r), the factor's rows at the pivots
+    (lower triangular in pivot order, replicated: the Nystrom variance needs them, not the whole factor)."""
 
-    factor: jax.Array  # L (num_blocks, b, r), row-sharded
-    core: jax.Array  # (r, r) lower Cholesky factor of sigma^2 I + L^T L (+ jitter), replicated
-    noise: jax.Array  # sigma^2
+    basis: jax.Array
+    core: jax.Array
+    pivot_rows: jax.Array
+    noise: jax.Array
 
     def apply(self, v):
-        flat = self.factor.reshape(-1, self.factor.shape[-1])  # (N, r)
-        u = (v.reshape(-1, v.shape[-1]).T @ flat).T  # L^T v, (r, C)
-        u = jsl.cho_solve((self.core, True), u)
+        flat = self.basis.reshape(-1, self.basis.shape[-1])  # (N, r)
+        u = flat.T @ v.reshape(-1, v.shape[-1])  # Q^T v, (r, C)
         return (v - (flat @ u).reshape(v.shape)) / self.noise
 
 
@@ -198,9 +203,28 @@ def _gram(factor):
     return flat.T @ flat
 
 
+@jax.jit
+def _basis(factor, core):
+    r""":math:`Q = L R^{-\top}`: one r x r triangular inverse, then one product (the (r, N) triangular solve
+    would be r^2 N flops of XLA's slower triangular solve)."""
+    r_inv_t = jsl.solve_triangular(core, jnp.eye(core.shape[0], dtype=core.dtype), lower=True).T
+    return (factor.reshape(-1, factor.shape[-1]) @ r_inv_t).reshape(factor.shape)
+
+
+@jax.jit
+def _pivot_rows(factor, idx):
+    return factor.reshape(-1, factor.shape[-1])[idx]
+
+
 def woodbury_preconditioner(chol: PivotedCholesky, noise_var: float, mesh) -> tuple[WoodburyPreconditioner, float]:
-    """The preconditioner of ``chol`` and noise ``noise_var`` > 0; also the jitter added to its core."""
+    r"""The preconditioner of ``chol`` and noise ``noise_var`` > 0; also the jitter added to its core.
+
+    Applied as :math:`\sigma^{-2}(v - Q Q^\top v)` rather than with a triangular solve per application: the
+    same two passes over an (N, r) array without the solve, 21 ms against 37-47 ms per application at
+    n = 10 000, r = 1250 (2 CPU cores), equal to 1e-15."""
     gram = np.asarray(replicated(mesh, _gram(chol.factor)))
     core, jitter = cholesky_with_jitter(jnp.asarray(gram + noise_var * np.eye(gram.shape[0])))
-    pre = WoodburyPreconditioner(chol.factor, global_array(np.asarray(core), mesh, P()), global_array(np.float64(noise_var), mesh, P()))
+    core = global_array(np.asarray(core), mesh, P())
+    rows = replicated(mesh, _pivot_rows(chol.factor, jnp.asarray(chol.pivots)))
+    pre = WoodburyPreconditioner(_basis(chol.factor, core), core, rows, global_array(np.float64(noise_var), mesh, P()))
     return pre, float(jitter)

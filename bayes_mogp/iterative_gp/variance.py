@@ -24,7 +24,7 @@ import jax.scipy.linalg as jsl
 import numpy as np
 
 from ..kernels import nngp_kernel, ntk_kernel
-from .operator import kernel_columns, kernel_diagonal, pad_rows, query_chain, replicated
+from .operator import kernel_columns, kernel_diagonal, pad_rows, query_chain
 from .pcg import pcg
 
 __all__ = ["VARIANCES", "VarianceRequest", "nystrom_variance", "exact_variance"]
@@ -46,14 +46,8 @@ def nystrom_variance(op, chol, pre, xtr, xq, noise_var, spec):
     piv = chol.pivots
     kfun = nngp_kernel if spec.kind == "nngp" else ntk_kernel
     k_pq = np.asarray(kfun(xtr[piv], xq, **spec.kernel_kwargs))  # (r, s)
-    l_pp = _rows(chol.factor, piv)  # (r, r) lower triangular in pivot order
-    quad = np.asarray(_dtc_terms(replicated(op.mesh, l_pp), pre.core, k_pq, noise_var))
+    quad = np.asarray(_dtc_terms(pre.pivot_rows, pre.core, k_pq, noise_var))  # L_PP: lower triangular, pivot order
     return kernel_diagonal(spec, xq) - quad
-
-
-@jax.jit
-def _rows(factor, idx):
-    return factor.reshape(-1, factor.shape[-1])[idx]
 
 
 @jax.jit
