@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..memory import physical_memory
 from ..validation import check_positive
-from .operator import CHUNK_ENTRIES, MAX_UNROLL, make_layout
+from .operator import evaluation_entries, make_layout
 
 __all__ = ["GIB", "memory_estimate", "memory_limit_bytes"]
 
@@ -23,12 +23,6 @@ def memory_limit_bytes(memory_limit_gb: float | None) -> float:
         phys = physical_memory()
         return 0.75 * phys if phys else 16 * GIB
     return check_positive("memory_limit_gb", memory_limit_gb) * GIB
-
-
-def _chunk_entries(lay) -> int:
-    """Kernel entries of the largest evaluation of :mod:`.operator` (its groups of tiles or row blocks)."""
-    groups = max(-(-(lay.half + 1) // MAX_UNROLL), -(-lay.local_blocks // MAX_UNROLL))
-    return max(CHUNK_ENTRIES, groups * lay.block * lay.block)
 
 
 def memory_estimate(n: int, m: int, d: int, num_outputs: int, *, solver: str, storage: str = "float32",
@@ -58,7 +52,7 @@ def memory_estimate(n: int, m: int, d: int, num_outputs: int, *, solver: str, st
         "preconditioner_workspace": npad * (11 * r // 10 + 2 * min(128, r)) * f8,
         "inputs": (npad + m) * d * f8 * 2,
         "vectors": 10 * npad * num_outputs * f8,
-        "block_temporaries": 12 * _chunk_entries(lay) * f8 * num_devices,
+        "block_temporaries": 12 * evaluation_entries(lay) * f8 * num_devices,
         "variance": 6 * npad * min(var_points, var_batch) * f8,
     }
     out["total"] = sum(v for k, v in out.items() if k not in ("tiles", "preconditioner_workspace")) + max(

@@ -282,6 +282,24 @@ def _group(count: int, entries_each: int) -> int:
     return max(g, -(-count // MAX_UNROLL))
 
 
+def evaluation_entries(layout: TileLayout) -> int:
+    """An upper bound on the kernel entries of one evaluation (:func:`_group`) of the tiles, columns or cross
+    products on ``layout`` (columns and cross products of at most ``block`` query points): the memory model's."""
+    b2 = layout.block * layout.block
+    return max(CHUNK_ENTRIES, _group(layout.half + 1, b2) * b2, _group(layout.local_blocks, b2) * b2)
+
+
+def _row_groups(xb, db, per_block: int):
+    """Consecutive groups of row blocks (:func:`_group`, ``per_block`` entries per block of the evaluation) as
+    ``(i0, i1, rows, chains)``: the blocks ``i0:i1`` flattened to rows; a loop unrolled in the compiled function
+    (module docstring: loop bodies run on one thread)."""
+    nbl, _, d = xb.shape
+    g = _group(nbl, per_block)
+    for i0 in range(0, nbl, g):
+        i1 = min(nbl, i0 + g)
+        yield i0, i1, xb[i0:i1].reshape(-1, d), db[:, i0:i1].reshape(db.shape[0], -1)
+
+
 @partial(jax.jit, static_argnames=("spec", "layout"), donate_argnums=(0,))
 def _fill_row_block(tiles_local, xb, db, mask, centre, li, gi, spec, layout):
     """Compute the tiles owned by row block ``gi`` into ``tiles_local[li]`` in place (float64 -> float32):
@@ -359,14 +377,9 @@ def store_tiles(op: KernelOperator, x: np.ndarray, progress=None) -> KernelOpera
 
 
 def _columns(xb, db, mask, xq, dq, spec):
-    nbl, b, d = xb.shape
-    s = xq.shape[0]
-    g = _group(nbl, b * s)
-    parts = []
-    for i0 in range(0, nbl, g):  # unrolled (module docstring: loops run on one thread)
-        i1 = min(nbl, i0 + g)
-        k = kernel_tile(spec, xb[i0:i1].reshape(-1, d), xq, db[:, i0:i1].reshape(db.shape[0], -1), dq)
-        parts.append(k.reshape(i1 - i0, b, s))
+    b, s = xb.shape[1], xq.shape[0]
+    parts = [kernel_tile(spec, rows, xq, chains, dq).reshape(i1 - i0, b, s)
+             for i0, i1, rows, chains in _row_groups(xb, db, b * s)]
     out = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=0)
     return out * mask[..., None]
 
@@ -392,12 +405,9 @@ def train_columns(op: KernelOperator, idx) -> jax.Array:
 
 
 def _cross(xb, db, mask, w, xq, dq, spec):
-    nbl, b, d = xb.shape
-    g = _group(nbl, b * xq.shape[0])
     acc = None
-    for i0 in range(0, nbl, g):  # unrolled (module docstring: loops run on one thread)
-        i1 = min(nbl, i0 + g)
-        k = kernel_tile(spec, xq, xb[i0:i1].reshape(-1, d), dq, db[:, i0:i1].reshape(db.shape[0], -1))
+    for i0, i1, rows, chains in _row_groups(xb, db, xb.shape[1] * xq.shape[0]):
+        k = kernel_tile(spec, xq, rows, dq, chains)
         part = (k * mask[i0:i1].reshape(-1)[None, :]) @ w[i0:i1].reshape(-1, w.shape[-1])
         acc = part if acc is None else acc + part
     return lax.psum(acc, AXIS)

@@ -81,7 +81,9 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
     k_map, k_nuts = jax.random.split(key)
     record: dict = {}
     if s.sampler == "smc":
-        samples, stats, record, t_map = _run_smc(k_nuts, kw, s, log)
+        t_smc = time.perf_counter()
+        samples, stats, record = _run_smc(k_nuts, kw, s, log)
+        timings = {"smc_seconds": time.perf_counter() - t_smc}
     else:
         if log:
             log(f"mogp: MAP ({s.map_steps} steps), n = {data.n_train}, rank {fmap.rank}, J = {kw['num_jumps']}")
@@ -93,21 +95,20 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
                        init_params=params, max_tree_depth=s.max_tree_depth, target_accept_prob=s.target_accept_prob,
                        dense_mass=s.dense_mass, chain_method=s.chain_method, progress_bar=progress)
         samples, stats = res.samples, res.stats
+        timings = {"map_seconds": t_map, "nuts_seconds": time.perf_counter() - t0 - t_map}
     seconds = time.perf_counter() - t0
     post = MoGPPosterior(settings=s.replace(rank=fmap.rank), feature_map=fmap, x_train=np.asarray(x), y_train=np.asarray(yt),
                          samples=samples, stats=stats, data_info=data.describe(), input_transform=data.input_transform,
                          target_transform=data.target_transform, task=data.task, num_classes=data.num_classes,
-                         timings={"seconds": seconds, "map_seconds": t_map, "nuts_seconds": seconds - t_map}
-                         if s.sampler == "nuts" else {"seconds": seconds, "smc_seconds": seconds - t_map},
-                         sampler_record=record)
+                         timings={"seconds": seconds, **timings}, sampler_record=record)
     post.__dict__.update(limit=limit, problem=problem)  # the cached_property values, computed here already
     return post
 
 
 def _run_smc(key, kw: dict, s: MoGPSettings, log):
     """``s.num_chains`` independent tempered SMC runs (:mod:`.smc`): their draws (run, particle, ...), the
-    stats, the runs' record (log evidence and its standard error, tempering steps, particle ESS, acceptance)
-    and the seconds spent before sampling (none: SMC starts from the prior, no MAP)."""
+    stats and the runs' record (log evidence and its standard error, tempering steps, particle ESS,
+    acceptance).  No MAP: SMC starts from the prior."""
     from .smc import SMCConfig, evidence_summary, sample
 
     cfg = SMCConfig(num_particles=s.smc_particles, target_ess=s.smc_target_ess, num_mcmc_steps=s.smc_moves,
@@ -123,7 +124,7 @@ def _run_smc(key, kw: dict, s: MoGPSettings, log):
               "final_acceptance": [float(v) for v in runs.final_acceptance],
               "gradient_evaluations": int(res.gradient_evaluations)}
     stats = {"diverging": np.zeros((s.num_chains, s.smc_particles), dtype=bool)}
-    return res.samples, stats, record, 0.0
+    return res.samples, stats, record
 
 
 @dataclass(frozen=True, eq=False, repr=False)
