@@ -21,7 +21,7 @@ MODEL_KEYS = ("prior", "prior_hyper", "num_jumps", "rank", "depth", "drift", "ac
               "noise_floor")
 INFERENCE_KEYS = ("map_steps", "num_warmup", "num_samples", "max_tree_depth", "num_chains", "target_accept_prob",
                   "chain_method", "dense_mass", "sampler", "smc_particles", "smc_target_ess", "smc_moves",
-                  "smc_leapfrog")
+                  "smc_leapfrog", "rotation_dtype")
 # Spec table -> keys it may hold (TOML names are the flag names with "_" for "-").
 SPEC_KEYS = {"model": MODEL_KEYS, "data": tuple(DATA_DEFAULTS), "inference": INFERENCE_KEYS}
 QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30, "smc_particles": 16, "smc_moves": 2, "smc_leapfrog": 5}
@@ -29,6 +29,7 @@ QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30, "smc_particles":
 
 def add_arguments(parser) -> None:
     from ..mogp import MoGPSettings
+    from ..mogp.likelihood import ROTATION_DTYPES
     from ..mogp.model import CHAIN_METHODS, SAMPLERS
     from ..mogp.selection import CRITERIA
 
@@ -74,6 +75,9 @@ def add_arguments(parser) -> None:
                         help=f"SMC: HMC moves per tempering step (default {d['smc_moves']})")
     parser.add_argument("--smc-leapfrog", type=int, default=None,
                         help=f"SMC: leapfrog steps per HMC move (default {d['smc_leapfrog']})")
+    parser.add_argument("--rotation-dtype", choices=ROTATION_DTYPES, default=None,
+                        help=f"precision of the likelihood's rotation of the features into the base kernel's "
+                             f"eigenbasis, its one O(n^2 J) step; all else is float64 (default {d['rotation_dtype']})")
     parser.add_argument("--out", default=None, metavar="RUN",
                         help="run folder for the posterior (default runs/mogp_<data>_<prior>_s<seed>)")
     parser.add_argument("--max-minutes", type=float, default=60.0,

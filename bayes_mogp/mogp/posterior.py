@@ -76,7 +76,7 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
     x, yt = data.inputs(), data.targets()
     t0 = time.perf_counter()
     fmap = build_feature_map(x, depth=s.depth, rank=s.rank, activation=s.activation, w_var=s.w_var, b_var=s.b_var)
-    problem = build_problem(fmap, x, yt)
+    problem = build_problem(fmap, x, yt, rotation_dtype=s.rotation_dtype)
     kw = model_kwargs(problem, limit, s.num_jumps, drift=s.drift, noise_floor=s.noise_floor)
     k_map, k_nuts = jax.random.split(key)
     record: dict = {}
@@ -156,9 +156,10 @@ class MoGPPosterior(FitRecord, Posterior):
 
     @cached_property
     def problem(self):
-        """The training problem (feature basis, eigendecomposition) the draws condition on."""
+        """The training problem (feature basis, eigendecomposition) the draws condition on; prediction and
+        leave-one-out rotate in float64, so no float32 copy of the eigenbasis is kept."""
         with jax.enable_x64(True):
-            return build_problem(self.feature_map, self.x_train, self.y_train)
+            return build_problem(self.feature_map, self.x_train, self.y_train, rotation_dtype="float64")
 
     @property
     def prior_name(self) -> str:

@@ -130,7 +130,7 @@ def _held_out_score(s, limit, cand, x, yt, labels, fold, key, bases=None) -> tup
     xt, yt_t = x[train], yt[train]
     fmap = build_feature_map(xt, depth=depth, rank=rank, activation=s.activation, w_var=s.w_var, b_var=s.b_var)
     bases = {} if bases is None else bases
-    problem = build_problem(fmap, xt, yt_t, base=bases.get(depth))
+    problem = build_problem(fmap, xt, yt_t, base=bases.get(depth), rotation_dtype=s.rotation_dtype)
     bases[depth] = problem.base
     sites = _map_sites(key, model_kwargs(problem, limit, j, drift=s.drift, noise_floor=s.noise_floor), s.map_steps)
     tests = test_inputs(problem, fmap, xt, x[fold])
@@ -193,7 +193,7 @@ def select_settings(key, data, y=None, *, settings: MoGPSettings | None = None, 
             fmap = build_feature_map(x, depth=depth, rank=rank, activation=s.activation, w_var=s.w_var,
                                      b_var=s.b_var)
             bases = base_cache.setdefault("all", {})
-            problem = build_problem(fmap, x, yt, base=bases.get(depth))
+            problem = build_problem(fmap, x, yt, base=bases.get(depth), rotation_dtype=s.rotation_dtype)
             bases[depth] = problem.base
             sites = _map_sites(k, model_kwargs(problem, limit, j, drift=s.drift, noise_floor=s.noise_floor),
                                s.map_steps)
@@ -232,9 +232,9 @@ def _one_se_rule(rows: list, pointwise: list, *, classification: bool) -> dict:
 def selection_cost(n_train: int, num_outputs: int, settings: MoGPSettings, *, grid: dict | None = None,
                    criterion: str = "cv", folds: int = 3) -> float:
     """Seconds :func:`select_settings` needs, estimated as :func:`bayes_mogp.mogp.comparison.estimate_cost`
-    estimates a fit: the MAP steps of every candidate (and fold) at :math:`12 n^2 (J + k)` flops each, one
-    eigendecomposition per depth and fold, at the same flop rate."""
-    from .comparison import FLOP_RATE
+    estimates a fit: the MAP steps of every candidate (and fold) at :math:`12 n^2 (J + k)` flops each (times the
+    rotation's share), one eigendecomposition per depth and fold, at the same flop rate."""
+    from .comparison import FLOP_RATE, ROTATION_SHARE
 
     grid = dict(grid or {})
     j = max(grid.get("num_jumps", (settings.num_jumps,)))
@@ -242,5 +242,6 @@ def selection_cost(n_train: int, num_outputs: int, settings: MoGPSettings, *, gr
     fits = len(candidate_grid(n_train, 10**6, depths=grid.get("depths", DEFAULT_DEPTHS),
                               ranks=grid.get("ranks", DEFAULT_RANKS), num_jumps=grid.get("num_jumps", (j,))))
     fits *= folds if criterion == "cv" else 1
-    flops = fits * (settings.map_steps * 12 * n * n * (j + num_outputs) + 20 * n**3)
+    flops = fits * (ROTATION_SHARE[settings.rotation_dtype] * settings.map_steps * 12 * n * n * (j + num_outputs)
+                    + 20 * n**3)
     return flops / FLOP_RATE
