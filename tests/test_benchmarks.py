@@ -59,8 +59,11 @@ def _depth_width(res):
 def _mogp(res):
     _ratio(res["ratio"], res["median_s_direct_cholesky"], res["median_s_woodbury"])
     assert res["loglik_rel_diff"] < 1e-8  # Woodbury and the direct Cholesky: the same log-likelihood
+    _ratio(res["ratio_rotation"], res["median_s_woodbury"], res["median_s_woodbury_float32_rotation"])
+    assert res["loglik_rel_diff_float32_rotation"] < 1e-6  # float32 rounding of the rotation only
     cp = res["class_probabilities"]
     _ratio(cp["ratio"], cp["median_s_logs"], cp["median_s_direct_product"])
+    _ratio(cp["ratio_ndtr"], cp["median_s_ndtr"], cp["median_s_direct_product"])
     # the same quadrature two ways: equal to rounding wherever a metric can see the probability
     assert cp["max_abs_diff"] < 1e-12 and cp["max_rel_diff_above_min_prob"] < 1e-9
 
