@@ -9,6 +9,10 @@ from bayes_mogp.mogp.features import build_feature_map
 from bayes_mogp.mogp.model import build_problem, model_kwargs
 from bayes_mogp.mogp.posterior import _limit
 
+# CI's slow pass (about 30 s, mostly compilation): the default run stays under its time limit, and the slow pass
+# also runs the same sampler through the SMC benchmark's quick run (tests/test_benchmarks.py)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny_kwargs():
