@@ -155,7 +155,7 @@ def _mogp_smc(res):
 
 
 def _paper_compressibility(res):
-    assert {(f["method"], f["prior"]) for f in res["fits"]} >= {("sghmc", "iid"), ("map", "horseshoe")}
+    assert {(f["method"], f["prior"]) for f in res["fits"]} == {("map", "horseshoe")}  # --quick: notebook 06 runs SGHMC
     for f in res["fits"]:
         pruned = f["pruned_accuracy"]
         assert list(pruned) == ["0.0", "0.5", "0.8", "0.9", "0.95", "0.98", "0.99"]
