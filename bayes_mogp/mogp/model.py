@@ -59,8 +59,8 @@ def build_problem(feature_map: FeatureMap, x, y, *, base: lk.EigenBase | None = 
     ``y`` (n, k); both in the model's units.  ``base``: the eigendecomposition of the same inputs' base kernel
     and targets, if already computed (it depends on the depth, activation and variances, not on the rank).
     ``rotation_dtype``: the precision in which the likelihood rotates the features
-    (:data:`bayes_mogp.mogp.likelihood.ROTATION_DTYPES`; float32 by default: 1.5x faster per gradient of 4 vectorised chains at n = 2000, errors
-    far below the Monte Carlo error, :mod:`bayes_mogp.mogp.likelihood`)."""
+    (:data:`bayes_mogp.mogp.likelihood.ROTATION_DTYPES`; float32 by default: 1.5x faster per gradient of 4
+    vectorised chains at n = 2000, errors far below the Monte Carlo error, :mod:`bayes_mogp.mogp.likelihood`)."""
     require_x64("bayes_mogp.mogp.build_problem")
     x = check_finite_array("x", x, ndim=2)
     y = check_finite_array("y", y)

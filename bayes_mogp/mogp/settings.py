@@ -50,8 +50,8 @@ class MoGPSettings:
 
     Numerics: ``rotation_dtype`` "float32" (default) or "float64", the precision in which the sampler's
     likelihood rotates the features into the base kernel's eigenbasis, its one O(n^2 J) operation (float32:
-    1.5x faster per gradient of 4 vectorised chains at n = 2000, log-likelihood errors of order 1e-7; everything else, prediction and
-    leave-one-out included, is float64; :mod:`bayes_mogp.mogp.likelihood`).
+    1.5x faster per gradient of 4 vectorised chains at n = 2000, log-likelihood errors of order 1e-7; everything
+    else, prediction and leave-one-out included, is float64; :mod:`bayes_mogp.mogp.likelihood`).
     """
 
     prior: Any = "horseshoe"
