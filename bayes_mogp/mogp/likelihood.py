@@ -39,11 +39,11 @@ The rotation :math:`U^\top \Phi` and its adjoint are the whole cost of a gradien
 eigenbasis for a skinny block).  :func:`woodbury_log_likelihood` may do them with a float32 copy of
 :math:`U` (``eigen_base(..., rotation_dtype="float32")``), everything else in float64: 1.5x faster per
 gradient of 4 vectorised chains at n = 2000 on a CPU (a single chain's: 1.0-1.3x), and the error is far
-below any Monte Carlo error (rounding of a length-n dot product in float32 leaves a relative error of order :math:`\sqrt{n}\,2^{-24}` in
-:math:`\tilde\Phi`; the log-likelihood depends on it through quadratic forms whose large terms,
-:math:`\tilde Y^\top D^{-1}\tilde Y` and :math:`\log D`, do not involve it: measured 3e-7 absolute on a
-log-likelihood of 3e3 and 3e-9 relative on the gradient at n = 2000).  Prediction and leave-one-out always
-rotate in float64.
+below any Monte Carlo error (rounding of a length-n dot product in float32 leaves a relative error of
+order :math:`\sqrt{n}\,2^{-24}` in :math:`\tilde\Phi`; the log-likelihood depends on it through
+quadratic forms whose large terms, :math:`\tilde Y^\top D^{-1}\tilde Y` and :math:`\log D`, do not
+involve it: measured 3e-7 absolute on a log-likelihood of 3e3 and 3e-9 relative on the gradient at
+n = 2000).  Prediction and leave-one-out always rotate in float64.
 
 Leave-one-out (:func:`loo_log_density`): for a GP with :math:`C = K + \sigma^2 I` the predictive of
 :math:`y_i` given the other points is Gaussian with mean :math:`y_i - [C^{-1}Y]_i/[C^{-1}]_{ii}` and variance
