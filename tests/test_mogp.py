@@ -87,6 +87,7 @@ def test_float32_rotation_is_within_its_rounding_error_and_prediction_stays_floa
     b64 = lk.eigen_base(k_all[:n, :n], y)
     b32 = lk.eigen_base(k_all[:n, :n], y, rotation_dtype="float32")
     assert b64.rotation is None and b32.rotation.dtype == jnp.float32
+    assert lk.with_rotation(b32, "float32") is b32  # the copy is made once per eigendecomposition
     u = 2.0**-24
     vg = jax.jit(jax.value_and_grad(lambda p, b, s, nz: lk.woodbury_log_likelihood(b, s, nz, lam, p)))
     for scale, noise in [(1.0, 0.1), (0.3, 1e-3)]:

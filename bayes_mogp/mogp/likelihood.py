@@ -120,10 +120,13 @@ def eigen_base(k_phi, y, *, rotation_dtype: str = "float64") -> EigenBase:
 
 
 def with_rotation(base: EigenBase, rotation_dtype: str) -> EigenBase:
-    """``base`` whose likelihood rotates the features in ``rotation_dtype`` (:data:`ROTATION_DTYPES`)."""
+    """``base`` whose likelihood rotates the features in ``rotation_dtype`` (:data:`ROTATION_DTYPES`); a base that
+    already keeps that precision is returned as it is (the float32 copy is made once per eigendecomposition)."""
     check_choice("rotation_dtype", rotation_dtype, ROTATION_DTYPES)
     if rotation_dtype == "float64":
         return base._replace(rotation=None)
+    if base.rotation is not None and base.rotation.dtype == jnp.float32:
+        return base
     return base._replace(rotation=base.evecs.astype(jnp.float32))
 
 

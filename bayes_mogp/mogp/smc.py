@@ -249,7 +249,7 @@ def sample(key, kwargs: dict, *, num_runs: int = 4, config: SMCConfig = SMCConfi
     num_runs = check_int("num_runs", num_runs, minimum=1)
     cfg = config.checked()
     t0 = time.perf_counter()
-    k_layout, k_prior, k_runs = jax.random.split(key, 3)
+    k_layout, _, k_runs = jax.random.split(key, 3)  # the middle key is unused (kept: the same key gives the same runs)
     target = split_target(k_layout, kwargs, model=model)
 
     def one_run(k):
