@@ -264,7 +264,8 @@ def resume(checkpoint, kernel, model_args=(), model_kwargs=None, *, num_samples:
     method = settings["chain_method"]
     if method == "parallel" and jax.local_device_count() < settings["num_chains"]:
         method = "vectorized"
-    state = restore_state(ck, _template_state(kernel, model_args, model_kwargs, settings["num_chains"], method))
+    state = restore_state(ck, _template_state(kernel, model_args, model_kwargs, settings["num_chains"], method,
+                                              settings.get("num_warmup", 0)))
     if done >= settings["num_samples"]:
         return NutsResult(ck["samples"], ck["stats"], ck["seconds"], state, settings, ck["chunks"])
     mcmc = _mcmc(kernel, 0, min(chunk, settings["num_samples"] - done), settings["num_chains"], method)
@@ -274,9 +275,14 @@ def resume(checkpoint, kernel, model_args=(), model_kwargs=None, *, num_samples:
                      Checkpoint(checkpoint, chunk), log, label)
 
 
-def _template_state(kernel, model_args, model_kwargs, num_chains: int, chain_method: str):
+def _template_state(kernel, model_args, model_kwargs, num_chains: int, chain_method: str, num_warmup: int = 0):
     """Shapes and dtypes (``jax.ShapeDtypeStruct``) of a fresh initial state of ``kernel`` with the chain
     layout the sampler will use; a checkpoint must match its tree structure and leaves.
+
+    ``num_warmup``: the interrupted run's.  NumPyro builds the kernel's transition for that many warmup
+    steps (the adaptation's branch is in the compiled program only when it is positive), so the resumed
+    chunks run the same program as the uninterrupted run's later chunks, not one compiled without it
+    (which any compiler may round differently).
 
     ``kernel.init`` is traced abstractly (``jax.eval_shape``): nothing is compiled or run, but the kernel
     is set up (NumPyro's ``MCMC`` then skips its own ``init``).  Vectorised NUTS chains take the batched
@@ -285,7 +291,7 @@ def _template_state(kernel, model_args, model_kwargs, num_chains: int, chain_met
     key = jax.random.PRNGKey(0)  # shapes only (eval_shape): no value of this key reaches a draw
 
     def init(k):
-        return kernel.init(k, 0, None, tuple(model_args), dict(model_kwargs))
+        return kernel.init(k, num_warmup, None, tuple(model_args), dict(model_kwargs))
 
     if num_chains > 1 and chain_method == "vectorized" and not isinstance(kernel, DiscreteHMCGibbs):
         return jax.eval_shape(init, jax.random.split(key, num_chains))

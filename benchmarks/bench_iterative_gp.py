@@ -12,15 +12,17 @@ In one process, for each n of ``--nt-sizes`` (side by side, same inputs, predict
 - ``nt-dense``: neural-tangents' ``kernel_fn`` (``stax_model("mlp")``, jitted, get="nngp") for the train
   and test-train matrices, then ``neural_tangents.predict.gp_inference`` (float64 Cholesky);
 - ``ours-cholesky``: :func:`bayes_mogp.iterative_gp.exact_gp_predict` with ``solver=Cholesky()`` (what
-  ``solver=Auto()`` picks at n <= 10 000);
+  ``solver=Auto()`` picks at n <= 10 000: a float32 factor refined to float64 accuracy);
+- ``ours-cholesky-f64``: the same with ``Cholesky(precision="float64")`` (LAPACK's ``dpotrf``);
 - ``ours-cg``: the same with ``solver=CG(...)`` (float32 tiles, pivoted-Cholesky preconditioner, PCG).
 
 then, for each n of ``--sizes``, ``ours-cg`` alone with the Nystrom (DTC) variance and
 ``--var-check`` test points whose exact variance rides along with the mean's solve.  At the smallest
 ``--nt-sizes`` n the Nystrom variance of every test point is also compared with the exact (dense) one.
 
-The limit: this machine's float64 dgemm and Cholesky rates (``machine_rates``, timed first) applied to the
-dense path's products and factorisation (``limit_seconds``); ``fraction_of_limit`` is that time over a path's.
+The limit: this machine's float64 dgemm and Cholesky rates (``machine_rates``, timed first; the float32
+Cholesky rate for the mixed-precision path) applied to the dense path's products and factorisation
+(``limit_seconds``); ``fraction_of_limit`` is that time over a path's.
 
 Columns: wall seconds of the whole call (kernels, solve, prediction; JAX compilation included, no
 warm-up at the measured shapes; the dense paths are then called a second time, compiled: ``seconds_warm``), CPU seconds of the process during it (user + system; on a machine
@@ -83,16 +85,17 @@ def _progress(label):
 
 
 def machine_rates(size: int) -> dict:
-    """This machine's float64 matrix-product and Cholesky rates (flop/s), each the best of 3 compiled calls at
-    ``size``: the limit that the dense paths are held against."""
+    """This machine's float64 matrix-product and Cholesky rates and its float32 Cholesky rate (flop/s), each the
+    best of 3 compiled calls at ``size``: the limit that the dense paths are held against."""
     import jax.numpy as jnp
 
     a = jax.random.normal(jax.random.key(1), (size, size), jnp.float64)
     spd = a @ a.T / size + jnp.eye(size)
     out = {}
     for name, fn, flops in (("dgemm", jax.jit(lambda x: x @ x), 2.0 * size**3),
-                            ("cholesky", jax.jit(jnp.linalg.cholesky), size**3 / 3.0)):
-        x = a if name == "dgemm" else spd
+                            ("cholesky", jax.jit(jnp.linalg.cholesky), size**3 / 3.0),
+                            ("cholesky_float32", jax.jit(jnp.linalg.cholesky), size**3 / 3.0)):
+        x = a if name == "dgemm" else spd if name == "cholesky" else spd.astype(jnp.float32)
         jax.block_until_ready(fn(x))
         best = min(_timed(fn, x) for _ in range(3))
         out[f"{name}_flops_per_second"] = flops / best
@@ -106,12 +109,13 @@ def _timed(fn, x) -> float:
     return time.perf_counter() - t0
 
 
-def limit_seconds(n: int, m: int, d: int, c: int, rates: dict) -> float:
+def limit_seconds(n: int, m: int, d: int, c: int, rates: dict, factor: str = "float64") -> float:
     """The dense path's floating-point work at this machine's rates: the first layer's products for the train and
     test kernels (``2 (n^2 + m n) d``) and the predictions (``2 m n c``) at the dgemm rate, the factorisation
-    (``n^3 / 3``) at the Cholesky rate.  The kernels' elementwise layers are left out, so this is a lower bound."""
-    return (2.0 * (n * n + m * n) * d + 2.0 * m * n * c) / rates["dgemm_flops_per_second"] + \
-        n**3 / 3.0 / rates["cholesky_flops_per_second"]
+    (``n^3 / 3``) at the Cholesky rate of its precision (``factor``: ``"float32"`` for the mixed-precision
+    solver).  The kernels' elementwise layers are left out, so this is a lower bound."""
+    rate = rates["cholesky_flops_per_second" if factor == "float64" else "cholesky_float32_flops_per_second"]
+    return (2.0 * (n * n + m * n) * d + 2.0 * m * n * c) / rates["dgemm_flops_per_second"] + n**3 / 3.0 / rate
 
 
 def main(argv=None) -> dict:
@@ -152,12 +156,13 @@ def main(argv=None) -> dict:
 
     def row_from(n, method, mean, s, meas, info=None, ref=None):
         row = {"n": n, "method": method, **meas, "accuracy": accuracy(mean, s)}
-        row["limit_seconds"] = limit_seconds(n, s.x_test.shape[0], s.x_train.shape[1], s.y_train.shape[1], rates)
+        factor = "float32" if (info or {}).get("precision") == "mixed" else "float64"
+        row["limit_seconds"] = limit_seconds(n, s.x_test.shape[0], s.x_train.shape[1], s.y_train.shape[1], rates, factor)
         row["fraction_of_limit"] = row["limit_seconds"] / row["seconds"]
         if info is not None:
             keep = ("solver", "storage", "iterations", "residual", "residual_exact", "converged", "precond_rank",
                     "precond_residual_trace", "memory_estimate_gb", "stage_seconds", "var_check", "layout",
-                    "amplitude")
+                    "amplitude", "precision", "precision_fallback", "refinements", "backward_error")
             row.update({k: info[k] for k in keep if k in info})
         if ref is not None:
             row["max_abs_mean_diff_vs_nt"] = float(np.max(np.abs(mean - ref["mean"])))
@@ -174,7 +179,8 @@ def main(argv=None) -> dict:
     exact_gp_predict(s0.x_train, s0.y_train, s0.x_test[:5], spec, noise0, key=None, solver=Cholesky())
     rates = machine_rates(min(max(args.nt_sizes or [1000]), 4000))
     _log(f"this machine: dgemm {rates['dgemm_flops_per_second'] / 1e9:.0f} Gflop/s, Cholesky "
-         f"{rates['cholesky_flops_per_second'] / 1e9:.0f} Gflop/s (float64, n = {rates['size']})")
+         f"{rates['cholesky_flops_per_second'] / 1e9:.0f} Gflop/s (float64), "
+         f"{rates['cholesky_float32_flops_per_second'] / 1e9:.0f} Gflop/s (float32; n = {rates['size']})")
     rows = []
     variance_check = None
     for n in args.nt_sizes:
@@ -193,7 +199,8 @@ def main(argv=None) -> dict:
         rows.append(row_from(n, "nt-dense", mean_nt, s, meas))
         _log(f"  nt-dense {meas['seconds']:.1f} s, peak {meas['peak_rss_gb']:.2f} GiB, acc {rows[-1]['accuracy']:.4f}")
         del mean_nt
-        for method, solver in (("ours-cholesky", Cholesky()), ("ours-cg", cg)):
+        for method, solver in (("ours-cholesky", Cholesky()), ("ours-cholesky-f64", Cholesky(precision="float64")),
+                               ("ours-cg", cg)):
             _log(f"n = {n}: {method} ...")
             def ours_run():
                 return exact_gp_predict(s.x_train, s.y_train, s.x_test, spec, noise, key=key, solver=solver,

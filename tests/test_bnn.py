@@ -533,7 +533,8 @@ def test_horseshoe_prior_law_is_the_same_in_our_and_the_centred_parametrisation(
 @pytest.mark.slow  # a fresh process with two CPU devices (~30 s): the multi-device (GPU) path, run on CPU
 def test_chains_run_in_parallel_across_devices_and_resume(tmp_path):
     """With as many devices as chains, ``chain_method="auto"`` runs one chain per device (pmap), as on
-    several GPUs; a run interrupted after its first checkpoint resumes to the same draws."""
+    several GPUs; a run interrupted after its first checkpoint resumes to the draws of the same run left
+    uninterrupted (checkpointed in the same chunks: the programs that draw each chunk are then the same)."""
     import subprocess
     import sys
 
@@ -543,7 +544,7 @@ from bayes_mogp import bnn
 import bayes_mogp.nuts as inference
 x = np.random.default_rng(0).normal(size=(30, 2)); y = np.sin(x[:, 0])
 spec = {json.dumps(TINY)}
-full = bnn.fit(jax.random.PRNGKey(0), spec, x, y)
+full = bnn.fit(jax.random.PRNGKey(0), spec, x, y, out="{tmp_path / 'full'}")
 real = inference.save_checkpoint
 def stop(*a, **k):
     real(*a, **k); raise KeyboardInterrupt

@@ -197,11 +197,47 @@ def test_cholesky_path_is_gp_posterior(data, dense):
     xtr, y, xte = data
     res = exact_gp_predict(xtr, y, xte, SPEC, NOISE, key=None)  # Auto(): n <= dense_max_n; no key needed
     assert res.info["solver"] == "cholesky" and res.info["solver_reason"] == f"n = {N} <= dense_max_n = {DENSE_MAX_N}"
-    np.testing.assert_allclose(res.mean, dense["mean"], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(res.var, dense["var"], rtol=0, atol=1e-12)
+    # mixed precision by default: a float32 factor refined to a float64 solve's backward error (LAPACK's bound
+    # eps64 / 2 sqrt(n)), so the solutions differ from float64's by at most 2 kappa times that bound relative
+    # (kappa <= tr K / NOISE = 2 N / NOISE), and mean and variance by that times the rows of K_* (Cauchy-Schwarz)
+    info = res.info
+    assert (info["precision"], info["storage"], info["jitter"]) == ("mixed", "dense-mixed", 0.0)
+    rel = 2.0**-53 * np.sqrt(N)
+    assert info["refinements"] >= 1 and info["backward_error"] <= rel and info["precision_fallback"] is None
+    ks_rows = np.linalg.norm(dense["ks"], axis=1)
+    drift = 2 * (2 * N / NOISE) * rel
+    np.testing.assert_array_less(np.abs(res.mean - dense["mean"]),
+                                 drift * ks_rows[:, None] * np.linalg.norm(dense["alpha"], axis=0) + 1e-15)
+    np.testing.assert_array_less(np.abs(res.var - dense["var"]), drift * ks_rows**2 / NOISE + 1e-15)
     sub = exact_gp_predict(xtr, y[:, 0], xte, SPEC, NOISE, key=None, var_points=[3, 5], solver="cholesky")
     assert sub.mean.shape == (M, 1) and np.array_equal(sub.var_indices, [3, 5])
-    np.testing.assert_allclose(sub.var, dense["var"][[3, 5]], atol=1e-12)
+    np.testing.assert_allclose(sub.var, res.var[[3, 5]], rtol=0, atol=2 * drift * np.max(ks_rows[[3, 5]] ** 2) / NOISE)
+    # float64 (LAPACK's dpotrf): the same numbers as gp_posterior to rounding
+    f64 = exact_gp_predict(xtr, y, xte, SPEC, NOISE, key=None, solver=Cholesky(precision="float64"))
+    assert (f64.info["precision"], f64.info["storage"], f64.info["precision_fallback"]) == ("float64", "dense-float64", None)
+    np.testing.assert_allclose(f64.mean, dense["mean"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(f64.var, dense["var"], rtol=0, atol=1e-12)
+
+
+def test_mixed_precision_falls_back_to_float64_and_says_why(data, dense, monkeypatch):
+    from bayes_mogp.iterative_gp import dense as dense_module
+
+    xtr, y, xte = data
+    # noise-free interpolation of a repeated training input with another target: K is singular and the system
+    # has no solution, so no refinement converges; float64 with adaptive jitter solves the jittered one, and the
+    # result is float64's to the last bit
+    xtr2, y2 = np.concatenate([xtr, xtr[:1]]), np.concatenate([y, y[:1] + 1.0])
+    res = exact_gp_predict(xtr2, y2, xte, SPEC, 0.0, key=None, variance="none", solver="cholesky")
+    assert res.info["precision"] == "float64" and res.info["storage"] == "dense-float64"
+    assert "float32" in res.info["precision_fallback"] or "did not reach" in res.info["precision_fallback"]
+    ref = exact_gp_predict(xtr2, y2, xte, SPEC, 0.0, key=None, variance="none", solver=Cholesky(precision="float64"))
+    np.testing.assert_array_equal(res.mean, ref.mean)
+    assert res.info["jitter"] == ref.info["jitter"]
+    # more right-hand sides (outputs + exact-variance points) than it refines: one float64 factorisation
+    monkeypatch.setattr(dense_module, "MIXED_MAX_COLUMNS", M + C - 1)
+    many = exact_gp_predict(xtr, y, xte, SPEC, NOISE, key=None, solver="cholesky")
+    assert many.info["precision"] == "float64" and "right-hand sides" in many.info["precision_fallback"]
+    np.testing.assert_allclose(many.mean, dense["mean"], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -239,6 +275,7 @@ def test_bad_inputs_raise_naming_the_parameter(data, change, exc, name):
 @pytest.mark.parametrize(
     "build, exc, name",
     [
+        (lambda: Cholesky(precision="float32"), InputError, "precision"),
         (lambda: CG(tol=0.0), InputError, "tol"),
         (lambda: CG(tol=1.5), InputError, "tol"),
         (lambda: CG(tol="small"), InputTypeError, "tol"),
@@ -328,13 +365,14 @@ def test_exact_gp_predict_takes_its_solver_from_choose_solver(data, monkeypatch)
 
 
 def test_solver_dicts_round_trip():
-    for solver in (Cholesky(), CG(), CG(tol=1e-7, precond_rank=12, storage="recompute", refine=True, block_size=64,
+    for solver in (Cholesky(), Cholesky(precision="float64"), CG(), CG(tol=1e-7, precond_rank=12, storage="recompute", refine=True, block_size=64,
                                      devices=jax.devices(), memory_limit_gb=2.5),
                    Auto(dense_max_n=7, memory_limit_gb=3.0, cg=CG(max_iter=9))):
         d = solver.to_dict()
         assert json.loads(json.dumps(d)) == d and d["name"] == solver.name
         assert solver_from_dict(d) == solver
     assert solver_from_dict("cg") == CG() and solver_from_dict("cholesky") == Cholesky()  # bare names, as before
+    assert solver_from_dict({"name": "cholesky"}) == Cholesky(precision="mixed")  # records written before precision
     missing = dict(CG(devices=jax.devices()).to_dict(), devices=[10**6])  # a device this process does not have
     assert solver_from_dict(missing) == CG()
 

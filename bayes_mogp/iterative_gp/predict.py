@@ -157,7 +157,9 @@ def exact_gp_predict(
     ``jitter``, ``amplitude`` (CG: :math:`\operatorname{tr}(Y^\top A^{-1} Y)/(nC)`, the maximum-likelihood
     prior scale), ``variance`` (method used), ``memory_estimate_gb``, ``memory_limit_gb``,
     ``peak_rss_gb`` (sampled peak resident memory of the process during the call), ``seconds`` (total)
-    and ``stage_seconds``, ``devices``, ``layout``.
+    and ``stage_seconds``, ``devices``, ``layout``; the dense solver's ``precision`` (``"mixed"`` or
+    ``"float64"``, as run), ``precision_fallback`` (why a mixed solve fell back to float64, else None),
+    ``refinements`` and ``backward_error`` (:func:`bayes_mogp.numerics.mixed_precision_cholesky_solve`).
 
     Raises :class:`~bayes_mogp.errors.InputError` (a ``ValueError``) or
     :class:`~bayes_mogp.errors.InputTypeError` (also a ``TypeError``) naming the parameter for bad inputs
@@ -211,7 +213,7 @@ def exact_gp_predict(
             mean, var, more = solve_cg(xtr, y, xte, kernel, noise_var, cg=solver_used, mesh=mesh,
                                        variance=VarianceRequest(method, vidx, check_idx), key=key, emit=emit)
         else:
-            mean, var, more = solve_dense(xtr, y, xte, kernel, noise_var, method, vidx, emit)
+            mean, var, more = solve_dense(xtr, y, xte, kernel, noise_var, method, vidx, emit, solver_used.precision)
         info.update(more)
     info["peak_rss_gb"] = rss.peak / GIB
     info["seconds"] = time.perf_counter() - t_start
