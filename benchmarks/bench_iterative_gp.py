@@ -25,7 +25,9 @@ Cholesky rate for the mixed-precision path) applied to the dense path's products
 (``limit_seconds``); ``fraction_of_limit`` is that time over a path's.
 
 Columns: wall seconds of the whole call (kernels, solve, prediction; JAX compilation included, no
-warm-up at the measured shapes; the dense paths are then called a second time, compiled: ``seconds_warm``), CPU seconds of the process during it (user + system; on a machine
+warm-up at the measured shapes; the dense paths are then called a second time, compiled: ``seconds_warm``; the
+float64 dense path runs after the mixed one and reuses its compiled kernels, so the two compare by their second
+calls), CPU seconds of the process during it (user + system; on a machine
 shared with other jobs CPU seconds are the steadier measure), peak resident memory during the call
 (sampled every 20 ms), test accuracy, CG iterations and final relative residual, the largest absolute
 difference of the predictive means from neural-tangents' and the ratio ours / neural-tangents of
@@ -85,20 +87,25 @@ def _progress(label):
 
 
 def machine_rates(size: int) -> dict:
-    """This machine's float64 matrix-product and Cholesky rates and its float32 Cholesky rate (flop/s), each the
-    best of 3 compiled calls at ``size``: the limit that the dense paths are held against."""
+    """This machine's float64 matrix-product rate and its LAPACK Cholesky rates in float64 (``dpotrf``) and float32
+    (``spotrf``), the routines the dense paths call (flop/s, each the best of 3 calls at ``size``): the limit
+    that the dense paths are held against."""
     import jax.numpy as jnp
+    from scipy.linalg import lapack
 
     a = jax.random.normal(jax.random.key(1), (size, size), jnp.float64)
-    spd = a @ a.T / size + jnp.eye(size)
-    out = {}
-    for name, fn, flops in (("dgemm", jax.jit(lambda x: x @ x), 2.0 * size**3),
-                            ("cholesky", jax.jit(jnp.linalg.cholesky), size**3 / 3.0),
-                            ("cholesky_float32", jax.jit(jnp.linalg.cholesky), size**3 / 3.0)):
-        x = a if name == "dgemm" else spd if name == "cholesky" else spd.astype(jnp.float32)
-        jax.block_until_ready(fn(x))
-        best = min(_timed(fn, x) for _ in range(3))
-        out[f"{name}_flops_per_second"] = flops / best
+    spd = np.asarray(a @ a.T / size + jnp.eye(size))
+    dgemm = jax.jit(lambda x: x @ x)
+    jax.block_until_ready(dgemm(a))
+    out = {"dgemm_flops_per_second": 2.0 * size**3 / min(_timed(dgemm, a) for _ in range(3))}
+    for name, potrf, dtype in (("cholesky", lapack.dpotrf, np.float64), ("cholesky_float32", lapack.spotrf, np.float32)):
+        best = float("inf")
+        for _ in range(3):
+            work = np.array(spd, dtype=dtype, order="F")
+            t0 = time.perf_counter()
+            potrf(work, lower=1, clean=0, overwrite_a=1)
+            best = min(best, time.perf_counter() - t0)
+        out[f"{name}_flops_per_second"] = size**3 / 3.0 / best
     out["size"] = size
     return out
 
@@ -207,8 +214,8 @@ def main(argv=None) -> dict:
                                         variance="none", progress=_progress(method))
 
             res, meas = _measure(ours_run)
-            if method == "ours-cholesky":
-                meas["seconds_warm"] = _measure(ours_run)[1]["seconds"]
+            if method.startswith("ours-cholesky"):  # the second dense path's first call reuses the kernels'
+                meas["seconds_warm"] = _measure(ours_run)[1]["seconds"]  # compilation: compare the warm calls
             rows.append(row_from(n, method, res.mean, s, meas, res.info, ref))
             r = rows[-1]
             _log(f"  {method} {r['seconds']:.1f} s (ratio {r['seconds_ratio_vs_nt']:.2f}), peak {r['peak_rss_gb']:.2f} GiB,"
@@ -271,6 +278,10 @@ def main(argv=None) -> dict:
         if variance_check:
             print(f"Nystrom / exact variance at n = {variance_check['n']} (rank {variance_check['precond_rank']}): "
                   f"{variance_check['nystrom_over_exact_quantiles']}")
+        for r in rows:
+            if r["method"] == "ours-cholesky" and (r["n"], "ours-cholesky-f64") in {(q["n"], q["method"]) for q in rows}:
+                f64 = next(q for q in rows if q["n"] == r["n"] and q["method"] == "ours-cholesky-f64")
+                print(f"n = {r['n']}: mixed / float64 dense, second calls: {r['seconds_warm'] / f64['seconds_warm']:.2f}")
         for r in rows:
             if "seconds_warm_ratio_vs_nt" in r:
                 print(f"n = {r['n']}: a second call, compiled: ours {r['seconds_warm']:.2f} s, ratio vs nt "

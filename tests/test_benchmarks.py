@@ -89,8 +89,7 @@ def _iterative_gp(res):
         if method.startswith("ours-cholesky") and ref:
             assert r["max_abs_mean_diff_vs_nt"] < 1e-8 and r["argmax_agreement_vs_nt"] == 1.0
             _ratio(r["seconds_ratio_vs_nt"], r["seconds"], ref["seconds"])
-            if method == "ours-cholesky":
-                _ratio(r["seconds_warm_ratio_vs_nt"], r["seconds_warm"], ref["seconds_warm"])
+            _ratio(r["seconds_warm_ratio_vs_nt"], r["seconds_warm"], ref["seconds_warm"])
         if method == "ours-cg":
             assert r["converged"] is True and r["residual"] <= res["tol"]
             if ref:
@@ -124,7 +123,7 @@ def _bnn_regression(res):
 
 
 def _bnn_svi_vs_nuts(res):
-    assert set(res["rows"]) == {"nuts", "svi-normal", "svi-low-rank", "nngp"}  # --quick leaves MILE out
+    assert set(res["rows"]) == {"nuts", "nngp"}  # --quick: MILE and SVI run in their own tests and notebooks
     for name, r in res["rows"].items():
         assert 0.0 <= r["accuracy"] <= 1.0 and r["nll"] > 0 and 0.0 <= r["ece"] <= 1.0, name
     assert res["rows"]["nngp"]["accuracy"] > 0.5  # 100 MNIST images: the NNGP is far above chance

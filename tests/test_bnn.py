@@ -205,7 +205,7 @@ def test_svi_low_rank_guide_predicts_and_reports(tmp_path):
     assert (tmp_path / "svi" / "report_svi_loss.png").exists()
 
 
-@pytest.mark.slow  # the same code as the low-rank guide; benchmarks/bench_bnn_svi_vs_nuts.py and notebook 04 run it
+@pytest.mark.slow  # the same code as the low-rank guide; notebook 04 and benchmarks/bench_bnn_svi_vs_nuts.py (full) run it
 def test_svi_mean_field_guide_predicts():
     x, y, xt, yt = _regression()
     spec = {"model": TINY["model"], "inference": {"method": "svi", "num_steps": 300, "num_samples": 50}}
