@@ -171,11 +171,11 @@ def mixed_precision_cholesky_solve(a, b, *, shift: float = 0.0, max_refinements:
        :math:`R_k = B - (A + sI) X_k` in float64 (``dsymm`` on the triangle LAPACK reads: the upper
        triangle of a C-ordered ``a``, as :func:`lapack_cholesky_with_jitter`), the correction solved with the
        float32 factor, until every column's residual meets LAPACK's bound
-       :math:`\|r_j\|_\infty \le \|x_j\|_\infty \|A + sI\|_\infty\, arepsilon_{64} \sqrt n` (a backward
+       :math:`\|r_j\|_\infty \le \|x_j\|_\infty \|A + sI\|_\infty\, \varepsilon_{64} \sqrt n` (a backward
        stable float64 solve's, the float64 Cholesky's own accuracy), or until ``max_refinements`` (LAPACK's 30)
        pass or three steps in a row fail to halve the backward error (refinement that stalls never converges).
 
-    Refinement converges when :math:`\kappa(A + sI)\, arepsilon_{32}` is well below one.  Where it is not, or
+    Refinement converges when :math:`\kappa(A + sI)\, \varepsilon_{32}` is well below one.  Where it is not, or
     the float32 factorisation fails (the matrix is not positive definite in float32), ``x`` is None and
     ``reason`` says why: the caller factorises in float64 instead (:func:`lapack_cholesky_with_jitter`), as
     ``dsposv`` does.  No jitter: the solution is that of :math:`A + sI` itself.  ``a`` is never written.
@@ -208,7 +208,7 @@ def mixed_precision_cholesky_solve(a, b, *, shift: float = 0.0, max_refinements:
     def correction(r):
         scale = np.abs(r).max(axis=0)
         scale[scale == 0] = 1.0  # a zero column stays zero
-        z, info_ = lapack.spotrs(chol, (r / scale).astype(np.float32), lower=1)
+        z, _ = lapack.spotrs(chol, (r / scale).astype(np.float32), lower=1)  # info: nonzero only for bad arguments
         return z.astype(np.float64) * scale
 
     x = correction(b)
