@@ -264,7 +264,7 @@ def main(argv=None) -> dict:
         from bayes_mogp.io import json_line
         print(json_line(result))  # strict JSON: NaN/Inf -> null
     else:
-        head = (f"{'n':>6} {'method':14} {'seconds':>8} {'cpu s':>7} {'peak GiB':>9} {'accuracy':>9} {'iters':>6}"
+        head = (f"{'n':>6} {'method':17} {'seconds':>8} {'cpu s':>7} {'peak GiB':>9} {'accuracy':>9} {'iters':>6}"
                 f" {'residual':>9} {'|dmean| vs nt':>14} {'ratio vs nt':>12}")
         print(head)
         for r in rows:
@@ -272,16 +272,17 @@ def main(argv=None) -> dict:
             res = r.get("residual")
             diff = r.get("max_abs_mean_diff_vs_nt")
             ratio = r.get("seconds_ratio_vs_nt")
-            print(f"{r['n']:>6} {r['method']:14} {r['seconds']:>8.1f} {r['cpu_seconds']:>7.1f} {r['peak_rss_gb']:>9.2f}"
+            print(f"{r['n']:>6} {r['method']:17} {r['seconds']:>8.1f} {r['cpu_seconds']:>7.1f} {r['peak_rss_gb']:>9.2f}"
                   f" {r['accuracy']:>9.4f} {'' if not it else it:>6} {'' if res is None else f'{res:.1e}':>9}"
                   f" {'' if diff is None else f'{diff:.1e}':>14} {'' if ratio is None else f'{ratio:.2f}':>12}")
         if variance_check:
             print(f"Nystrom / exact variance at n = {variance_check['n']} (rank {variance_check['precond_rank']}): "
                   f"{variance_check['nystrom_over_exact_quantiles']}")
-        for r in rows:
-            if r["method"] == "ours-cholesky" and (r["n"], "ours-cholesky-f64") in {(q["n"], q["method"]) for q in rows}:
-                f64 = next(q for q in rows if q["n"] == r["n"] and q["method"] == "ours-cholesky-f64")
-                print(f"n = {r['n']}: mixed / float64 dense, second calls: {r['seconds_warm'] / f64['seconds_warm']:.2f}")
+        by_key = {(r["n"], r["method"]): r for r in rows}
+        for (n, method), r in by_key.items():
+            f64 = by_key.get((n, "ours-cholesky-f64"))
+            if method == "ours-cholesky" and f64 is not None:
+                print(f"n = {n}: mixed / float64 dense, second calls: {r['seconds_warm'] / f64['seconds_warm']:.2f}")
         for r in rows:
             if "seconds_warm_ratio_vs_nt" in r:
                 print(f"n = {r['n']}: a second call, compiled: ours {r['seconds_warm']:.2f} s, ratio vs nt "
