@@ -65,13 +65,16 @@ def run_case(spec: str, seed: int, settings: dict) -> dict:
     steps = int(np.sum(st["num_steps"]))
     # the sampler's cost: leapfrog steps (one gradient evaluation each) of the kept draws, per effective sample of
     # the least-mixed identifiable quantity, and the seconds per step over the whole fit with the warmup's steps
-    # taken at the sampling phase's mean (NumPyro does not keep the warmup's statistics)
+    # taken at the sampling phase's mean or the warmup's cap, whichever is smaller (NumPyro does not keep the
+    # warmup's statistics)
     per_iteration = steps / (post.num_chains * post.num_draws)
+    per_warmup_iteration = min(per_iteration, 2 ** ps.effective_warmup_tree_depth - 1)
     sampler = {"mean_leapfrog_steps": per_iteration, "max_tree_depth": ps.max_tree_depth,
+               "warmup_tree_depth": ps.effective_warmup_tree_depth,
                "gradient_evaluations_sampling": steps, "ess_bulk_min": diag["ess_bulk_min"],
                "gradient_evaluations_per_ess": steps / diag["ess_bulk_min"] if diag["ess_bulk_min"] > 0 else None,
-               "seconds_per_gradient_evaluation_est": t_mogp / (per_iteration * post.num_chains
-                                                                * (ps.num_warmup + post.num_draws))}
+               "seconds_per_gradient_evaluation_est": t_mogp / (post.num_chains * (
+                   per_warmup_iteration * ps.num_warmup + per_iteration * post.num_draws))}
     return {"case": spec, "d": d, "n": n, "units": units, "activation": act,
             "mogp": {**s_mogp, "rmse_f": f_err["mogp"], "rmse_f_fresh": float(np.sqrt(np.mean((fresh.mean[:, 0] -
                                                                                                f_new) ** 2))),

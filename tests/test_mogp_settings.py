@@ -30,6 +30,7 @@ def test_frozen_and_replace_makes_a_new_record():
 
 @pytest.mark.parametrize("change, message", [
     ({"depth": 0}, "depth"), ({"num_jumps": 1.5}, "num_jumps"), ({"max_tree_depth": 13}, "max_tree_depth"),
+    ({"warmup_tree_depth": 0}, "warmup_tree_depth"), ({"warmup_tree_depth": 2.5}, "warmup_tree_depth"),
     ({"w_var": -1.0}, "w_var"), ({"b_var": float("nan")}, "b_var"), ({"target_accept_prob": 1.0}, "target_accept_prob"),
     ({"drift": "fixed"}, "drift"), ({"activation": "tanh"}, "activation"), ({"prior": "nope"}, "prior"),
     ({"prior_hyper": [1, 2]}, "prior_hyper"), ({"rank": 0}, "rank"), ({"noise_floor": -1e-3}, "noise_floor"),
@@ -97,3 +98,15 @@ def test_the_size_check_counts_smc_moves_not_nuts_iterations():
     more = estimate_cost(500, 100, 1, s.replace(smc_particles=64))
     assert more["seconds"] > est["seconds"]
     assert estimate_cost(500, 100, 1, s.replace(num_warmup=2000))["seconds"] == est["seconds"]  # NUTS-only setting
+
+
+def test_the_size_check_counts_the_warmup_at_its_own_cap():
+    """The leapfrog steps the size check allows: warmup iterations at 2^warmup_tree_depth - 1, sampling ones at
+    2^max_tree_depth - 1, per chain."""
+    from bayes_mogp.mogp.comparison import estimate_cost
+
+    s = MoGPSettings(num_warmup=200, num_samples=100, num_chains=4, max_tree_depth=7)
+    assert estimate_cost(100, 10, 1, s)["leapfrog_steps_max"] == 4 * 300 * 127
+    short = s.replace(warmup_tree_depth=5)
+    assert estimate_cost(100, 10, 1, short)["leapfrog_steps_max"] == 4 * (200 * 31 + 100 * 127)
+    assert estimate_cost(100, 10, 1, short)["seconds"] < estimate_cost(100, 10, 1, s)["seconds"]

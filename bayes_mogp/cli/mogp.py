@@ -19,7 +19,8 @@ HELP = "MoGP regression/classification (posterior over random kernels by NUTS or
 DATA_DEFAULTS = {"dataset": "mnist", "n_train": 1000, "n_test": 1000, "source": None}
 MODEL_KEYS = ("prior", "prior_hyper", "num_jumps", "rank", "depth", "drift", "activation", "w_var", "b_var",
               "noise_floor")
-INFERENCE_KEYS = ("map_steps", "num_warmup", "num_samples", "max_tree_depth", "num_chains", "target_accept_prob",
+INFERENCE_KEYS = ("map_steps", "num_warmup", "num_samples", "max_tree_depth", "warmup_tree_depth",
+                  "num_chains", "target_accept_prob",
                   "chain_method", "dense_mass", "sampler", "smc_particles", "smc_target_ess", "smc_moves",
                   "smc_leapfrog", "rotation_dtype")
 # Spec table -> keys it may hold (TOML names are the flag names with "_" for "-").
@@ -61,6 +62,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--num-samples", type=int, default=None, help=f"default {d['num_samples']}")
     parser.add_argument("--max-tree-depth", type=int, default=None,
                         help=f"NUTS tree depth cap (default {d['max_tree_depth']})")
+    parser.add_argument("--warmup-tree-depth", type=int, default=None,
+                        help="NUTS tree depth cap during warmup only, cut to --max-tree-depth (default: "
+                             "--max-tree-depth; 5 halves a large fit's warmup but explores less)")
     parser.add_argument("--num-chains", type=int, default=None, help=f"default {d['num_chains']}")
     parser.add_argument("--chain-method", choices=CHAIN_METHODS, default=None,
                         help=f"chains in one program or one after the other (default {d['chain_method']})")

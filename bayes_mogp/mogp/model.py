@@ -126,16 +126,22 @@ def fit_map(key, kwargs: dict, *, steps: int = 1500, lr: float = 0.02):
 
 def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains: int = 2,
              init_params: dict | None = None, target_accept_prob: float = 0.85, max_tree_depth: int = 8,
-             dense_mass: bool = False, chain_method: str = "sequential", progress_bar: bool = False):
+             warmup_tree_depth: int | None = None, dense_mass: bool = False, chain_method: str = "sequential",
+             progress_bar: bool = False):
     """NUTS over the random kernel (``chain_method``: "sequential" or "vectorized"), by the package's NUTS driver
-    (:func:`bayes_mogp.nuts.sample`).  Returns its :class:`~bayes_mogp.nuts.NutsResult` (draws and the
-    ``diverging`` / ``num_steps`` statistics, ``(chains, draws, ...)``)."""
+    (:func:`bayes_mogp.nuts.sample`).  ``warmup_tree_depth``: the tree depth cap during warmup (None:
+    ``max_tree_depth``; at most ``max_tree_depth``; NumPyro's ``max_tree_depth=(warmup, sampling)``).  Returns
+    its :class:`~bayes_mogp.nuts.NutsResult` (draws and the ``diverging`` / ``num_steps`` statistics,
+    ``(chains, draws, ...)``)."""
     from numpyro.infer import NUTS, init_to_value
 
     from .. import nuts
 
     max_tree_depth = check_int("max_tree_depth", max_tree_depth, minimum=1, maximum=12)
-    kernel_kw: dict[str, Any] = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
+    warmup_tree_depth = max_tree_depth if warmup_tree_depth is None else min(max_tree_depth, check_int(
+        "warmup_tree_depth", warmup_tree_depth, minimum=1, maximum=12))
+    depth = max_tree_depth if warmup_tree_depth == max_tree_depth else (warmup_tree_depth, max_tree_depth)
+    kernel_kw: dict[str, Any] = dict(target_accept_prob=target_accept_prob, max_tree_depth=depth,
                                      dense_mass=bool(dense_mass))
     if init_params is not None:
         kernel_kw["init_strategy"] = init_to_value(values=init_params)
@@ -143,4 +149,5 @@ def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains
     schedule = nuts.Schedule(num_warmup, num_samples, num_chains, chain_method=chain_method)
     return nuts.sample(key, NUTS(mogp_model, **kernel_kw), model_kwargs=kwargs, schedule=schedule,
                        fields=("diverging", "num_steps"), settings=dict(target_accept_prob=target_accept_prob,
-                       max_tree_depth=max_tree_depth, dense_mass=bool(dense_mass)), progress_bar=progress_bar)
+                       max_tree_depth=max_tree_depth, warmup_tree_depth=warmup_tree_depth,
+                       dense_mass=bool(dense_mass)), progress_bar=progress_bar)

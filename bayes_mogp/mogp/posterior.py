@@ -93,7 +93,8 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
         if log:
             log(f"mogp: NUTS {s.num_chains} x ({s.num_warmup} + {s.num_samples})")
         res = run_nuts(k_nuts, kw, num_warmup=s.num_warmup, num_samples=s.num_samples, num_chains=s.num_chains,
-                       init_params=params, max_tree_depth=s.max_tree_depth, target_accept_prob=s.target_accept_prob,
+                       init_params=params, max_tree_depth=s.max_tree_depth,
+                       warmup_tree_depth=s.warmup_tree_depth, target_accept_prob=s.target_accept_prob,
                        dense_mass=s.dense_mass, chain_method=s.chain_method, progress_bar=progress)
         samples, stats = res.samples, res.stats
         timings = {"map_seconds": t_map, "nuts_seconds": time.perf_counter() - t0 - t_map}

@@ -36,11 +36,14 @@ class MoGPSettings:
     variance, model units).
 
     Inference: ``map_steps`` (Adam steps of the MAP start), then NUTS with ``num_warmup``, ``num_samples``,
-    ``num_chains``, ``max_tree_depth`` (1 to 12), ``target_accept_prob`` in (0, 1), ``dense_mass`` (a dense mass
-    matrix adapted in warmup, NumPyro's ``dense_mass=True``, instead of a diagonal one), ``chain_method``
-    ("vectorized", the default: all chains in one program, the gradient of every chain in one pass over the
-    n x n eigenbasis, so that 4 chains at n = 2000 cost what 2 sequential ones did; "sequential": one chain
-    after the other; the same law, other random numbers).
+    ``num_chains``, ``max_tree_depth`` (1 to 12), ``warmup_tree_depth`` (the cap during warmup only, 1 to 12, cut to
+    ``max_tree_depth``; None, the default: ``max_tree_depth``.  5 caps a warmup iteration at 31 leapfrog steps
+    instead of 127 and halves a large fit's time, but the warmup's long trajectories are also what moves the chains
+    away from the MAP start into the features of hard cases: benchmarks/bench_mogp_teacher.py),
+    ``target_accept_prob`` in (0, 1), ``dense_mass`` (a dense mass matrix adapted in warmup, NumPyro's
+    ``dense_mass=True``, instead of a diagonal one), ``chain_method`` ("vectorized", the default: all chains in
+    one program, the gradient of every chain in one pass over the n x n eigenbasis, so that 4 chains at n = 2000
+    cost what 2 sequential ones did; "sequential": one chain after the other; the same law, other random numbers).
 
     Sampler: ``sampler`` "nuts" (the MAP start and NUTS above) or "smc" (adaptive tempered SMC from the prior,
     :mod:`bayes_mogp.mogp.smc`: ``num_chains`` independent runs of ``smc_particles`` particles each, the
@@ -69,6 +72,7 @@ class MoGPSettings:
     num_samples: int = 100
     num_chains: int = 4
     max_tree_depth: int = 7
+    warmup_tree_depth: int | None = None
     target_accept_prob: float = 0.85
     dense_mass: bool = False
     chain_method: str = "vectorized"
@@ -98,6 +102,8 @@ class MoGPSettings:
             set_(name, check_int(name, getattr(self, name), low, high))
         if self.rank is not None:
             set_("rank", check_int("rank", self.rank, 1))
+        if self.warmup_tree_depth is not None:
+            set_("warmup_tree_depth", check_int("warmup_tree_depth", self.warmup_tree_depth, 1, 12))
         set_("w_var", check_positive("w_var", self.w_var))
         if self.b_var is not None:
             set_("b_var", check_nonnegative("b_var", self.b_var))
@@ -112,6 +118,13 @@ class MoGPSettings:
                                                  high_open=True))
         check_choice("activation", self.activation, FEATURE_ACTIVATIONS)
         check_choice("rotation_dtype", self.rotation_dtype, ROTATION_DTYPES)
+
+    @property
+    def effective_warmup_tree_depth(self) -> int:
+        """The tree depth cap of NUTS's warmup: ``warmup_tree_depth`` (None: ``max_tree_depth``), at most
+        ``max_tree_depth``."""
+        wd = self.max_tree_depth if self.warmup_tree_depth is None else self.warmup_tree_depth
+        return min(wd, self.max_tree_depth)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -137,5 +150,8 @@ class MoGPSettings:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "MoGPSettings":
-        """The inverse of :meth:`to_dict` (unknown names refused)."""
-        return cls().replace(**dict(d))
+        """The inverse of :meth:`to_dict` (unknown names refused).  A record without ``warmup_tree_depth`` (written
+        before the setting existed) ran its warmup at ``max_tree_depth``: it loads as None."""
+        d = dict(d)
+        d.setdefault("warmup_tree_depth", None)
+        return cls().replace(**d)
