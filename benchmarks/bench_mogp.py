@@ -1,7 +1,8 @@
 """Time per likelihood gradient: Woodbury after one eigendecomposition vs a direct n x n Cholesky; and the
 class probabilities of a MoGP classification's draws, the library's direct product against the same quadrature
-through logarithms and against the product with ``ndtr``'s CDFs; and the Woodbury gradient with the features
-rotated in float32 (the MoGP's default) against float64.
+through logarithms and against the product with ``ndtr``'s CDFs; the Woodbury gradient with the features
+rotated in float32 (the MoGP's default) against float64; and the float64 gradient with the sampler's own copy of
+U^T against U as laid out (the rotation contracting over the first axis of the row-major eigenbasis).
 
 Same data, same parameters, both jitted, in one process (absolute times are inflated by other load on
 shared machines; the ratio is what to read).  The gradient is with respect to everything NUTS moves:
@@ -88,6 +89,29 @@ def _class_probabilities(n: int, classes: int, reps: int, rng) -> dict:
                                                      np.max(np.abs(po[above] - pn[above]) / pn[above])))}
 
 
+def _sampler_gradient(base32, fac, params, chains: int, reps: int) -> dict:
+    """The gradient NUTS takes: ``chains`` vectorised chains, the features rotated in float32, against this
+    machine's limit for it: the larger of its flops (the rotation and its adjoint, 4 n^2 J per chain, at the rate
+    of a square float32 product) and its reads (U^T and U, 4 n^2 bytes each, at the rate of a float32 sum)."""
+    n = int(base32.evecs.shape[0])
+    s, noise, lam, u = params
+    j = int(lam.shape[0])
+    rng = np.random.default_rng(1)
+    us = jnp.asarray(u[None] + 0.1 * rng.normal(size=(chains,) + u.shape))
+
+    def ll(u_):
+        return lk.woodbury_log_likelihood(base32, s, noise, lam, jnp.maximum(fac @ u_.T, 0.0))
+
+    t = _median_time(jax.jit(jax.vmap(jax.grad(ll))), (us,), reps)
+    sq = jnp.asarray(rng.normal(size=(n, n)), dtype=jnp.float32)
+    sgemm = 2.0 * n**3 / _median_time(jax.jit(lambda a: a @ a), (sq,), max(3, reps // 4))
+    big = jnp.asarray(rng.normal(size=(16 * 2**20,)), dtype=jnp.float32)
+    reads = big.nbytes / _median_time(jax.jit(jnp.sum), (big,), max(3, reps // 4))
+    limit = max(4.0 * n * n * j * chains / sgemm, 2 * 4.0 * n * n / reads)
+    return {"chains": chains, "median_s": t, "limit_s": limit, "fraction_of_limit": limit / t,
+            "sgemm_flops_per_second": sgemm, "read_bytes_per_second": reads}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
@@ -96,6 +120,7 @@ def main():
     ap.add_argument("--rank", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="n = 300, 5 repeats")
+    ap.add_argument("--chains", type=int, default=4, help="vectorised chains of the sampler's gradient (default 4)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     n, reps = (300, 5) if a.quick else (a.n, a.repeats)
@@ -109,10 +134,16 @@ def main():
     jax.block_until_ready(base.evecs)
     t_eig = time.perf_counter() - t
     base32 = lk.with_rotation(base, "float32")  # the MoGP's default: the features rotated in float32
+    base64 = lk.with_rotation(base, "float64")  # the sampler's float64 path: with its own copy of U^T
+    # ``base`` has no copies: its rotation contracts over the first axis of the row-major U (the code before)
     params = (jnp.asarray(0.5), jnp.asarray(0.05), jnp.asarray(rng.gamma(0.5, size=a.num_jumps)),
               jnp.asarray(rng.normal(size=(a.num_jumps, a.rank))))
 
     def woodbury(p):
+        s, noise, lam, u = p
+        return lk.woodbury_log_likelihood(base64, s, noise, lam, jnp.maximum(fac @ u.T, 0.0))
+
+    def woodbury_laid_out(p):
         s, noise, lam, u = p
         return lk.woodbury_log_likelihood(base, s, noise, lam, jnp.maximum(fac @ u.T, 0.0))
 
@@ -126,16 +157,22 @@ def main():
 
     gw, gd = jax.jit(jax.value_and_grad(woodbury)), jax.jit(jax.value_and_grad(direct))
     g32 = jax.jit(jax.value_and_grad(woodbury32))
-    vw, vd, v32 = gw(params)[0], gd(params)[0], g32(params)[0]
+    glo = jax.jit(jax.value_and_grad(woodbury_laid_out))
+    vw, vd, v32, vlo = gw(params)[0], gd(params)[0], g32(params)[0], glo(params)[0]
     tw = _median_time(gw, (params,), reps)
+    tlo = _median_time(glo, (params,), reps)
     td = _median_time(gd, (params,), reps)
     t32 = _median_time(g32, (params,), reps)
+    sampler = _sampler_gradient(base32, fac, params, a.chains, reps)
     out = {"device": jax.devices()[0].platform, "n": n, "classes": a.classes, "num_jumps": a.num_jumps,
            "rank": a.rank, "median_s_woodbury": tw, "median_s_direct_cholesky": td, "ratio": td / tw,
            "median_s_woodbury_float32_rotation": t32, "ratio_rotation": tw / t32,
+           "median_s_woodbury_without_copy": tlo, "ratio_copy": tlo / tw,
+           "loglik_rel_diff_copy": float(abs(vlo - vw) / abs(vw)),
            "loglik_rel_diff_float32_rotation": float(abs(v32 - vw) / abs(vw)),
            "one_time_eigendecomposition_s": t_eig, "loglik_rel_diff": float(abs(vw - vd) / abs(vd)),
-           "class_probabilities": _class_probabilities(n, a.classes, max(3, reps // 4), rng)}
+           "class_probabilities": _class_probabilities(n, a.classes, max(3, reps // 4), rng),
+           "sampler_gradient": sampler}
     if a.json:
         from bayes_mogp.io import json_line
         print(json_line(out))  # strict JSON: NaN/Inf -> null
@@ -145,8 +182,15 @@ def main():
         print(f"  direct Cholesky       median {td * 1e3:8.3f} ms")
         print(f"  ratio direct/Woodbury        {td / tw:8.1f}x   (eigendecomposition once: {t_eig:.2f} s;"
               f" log-lik rel. diff {out['loglik_rel_diff']:.1e})")
+        print(f"  Woodbury, float64, U as laid out (no copy of U^T) median {tlo * 1e3:8.3f} ms: the copy is "
+              f"{tlo / tw:.2f}x faster (log-lik rel. diff {out['loglik_rel_diff_copy']:.1e})")
         print(f"  Woodbury, float32 rotation  median {t32 * 1e3:8.3f} ms: {tw / t32:.2f}x the float64 rotation"
               f" (log-lik rel. diff {out['loglik_rel_diff_float32_rotation']:.1e})")
+        sg = sampler
+        print(f"  the sampler's gradient, {sg['chains']} vectorised chains, float32 rotation: median "
+              f"{sg['median_s'] * 1e3:.3f} ms; this machine's limit {sg['limit_s'] * 1e3:.3f} ms (sgemm "
+              f"{sg['sgemm_flops_per_second'] / 1e9:.0f} Gflop/s, reads {sg['read_bytes_per_second'] / 1e9:.1f} GB/s): "
+              f"{sg['fraction_of_limit']:.2f} of it")
         cp = out["class_probabilities"]
         print(f"class probabilities, {cp['draws']} draws x {n} points x {a.classes} classes:")
         print(f"  direct product        median {cp['median_s_direct_product'] * 1e3:8.1f} ms")

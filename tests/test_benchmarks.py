@@ -61,6 +61,11 @@ def _mogp(res):
     assert res["loglik_rel_diff"] < 1e-8  # Woodbury and the direct Cholesky: the same log-likelihood
     _ratio(res["ratio_rotation"], res["median_s_woodbury"], res["median_s_woodbury_float32_rotation"])
     assert res["loglik_rel_diff_float32_rotation"] < 1e-6  # float32 rounding of the rotation only
+    _ratio(res["ratio_copy"], res["median_s_woodbury_without_copy"], res["median_s_woodbury"])
+    assert res["loglik_rel_diff_copy"] < 1e-12  # the same sums, the eigenbasis laid out differently
+    sg = res["sampler_gradient"]
+    assert sg["fraction_of_limit"] == pytest.approx(sg["limit_s"] / sg["median_s"], rel=1e-12)
+    assert sg["limit_s"] > 0 and sg["chains"] >= 1
     cp = res["class_probabilities"]
     _ratio(cp["ratio"], cp["median_s_logs"], cp["median_s_direct_product"])
     _ratio(cp["ratio_ndtr"], cp["median_s_ndtr"], cp["median_s_direct_product"])

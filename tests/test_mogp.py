@@ -86,7 +86,7 @@ def test_float32_rotation_is_within_its_rounding_error_and_prediction_stays_floa
     phi, lam = jnp.asarray(phi_all[:n]), jnp.asarray(lam)
     b64 = lk.eigen_base(k_all[:n, :n], y)
     b32 = lk.eigen_base(k_all[:n, :n], y, rotation_dtype="float32")
-    assert b64.rotation is None and b32.rotation.dtype == jnp.float32
+    assert b64.rotation is None and b32.rotation.dtype == jnp.float32 and b32.rotation_t.dtype == jnp.float32
     assert lk.with_rotation(b32, "float32") is b32  # the copy is made once per eigendecomposition
     u = 2.0**-24
     vg = jax.jit(jax.value_and_grad(lambda p, b, s, nz: lk.woodbury_log_likelihood(b, s, nz, lam, p)))
@@ -103,6 +103,28 @@ def test_float32_rotation_is_within_its_rounding_error_and_prediction_stays_floa
     np.testing.assert_array_equal(loo(b64, 0.8, 0.2, lam, phi), loo(b32, 0.8, 0.2, lam, phi))
     with pytest.raises(ValueError, match="rotation_dtype"):
         lk.eigen_base(k_all[:n, :n], y, rotation_dtype="float16")
+
+
+def test_the_samplers_copy_of_the_eigenbasis_changes_the_layout_not_the_numbers():
+    """``with_rotation(base, "float64")`` rotates with its own copy of U^T and takes the adjoint with U (a custom
+    VJP): the value and the gradient equal those of the base without copies up to the rounding of a reordered sum
+    (1e-12 relative; measured 0 and 1e-16); ``without_rotation`` drops the copies; a base without copies keeps
+    none (prediction and leave-one-out need none)."""
+    k_all, phi_all, y, lam, _ = _problem(n=150, c=2, j=5, m=10, seed=7)
+    n = 150
+    phi, lam = jnp.asarray(phi_all[:n]), jnp.asarray(lam)
+    plain = lk.eigen_base(k_all[:n, :n], y)
+    assert plain.rotation is None and plain.rotation_t is None
+    copied = lk.with_rotation(plain, "float64")
+    assert copied.rotation is None and copied.rotation_t.dtype == jnp.float64
+    np.testing.assert_array_equal(copied.rotation_t, plain.evecs.T)
+    assert lk.with_rotation(copied, "float64") is copied
+    vg = jax.jit(jax.value_and_grad(lambda p, b: lk.woodbury_log_likelihood(b, 0.7, 0.05, lam, p)))
+    (v0, g0), (v1, g1) = vg(phi, plain), vg(phi, copied)
+    assert abs(float(v1 - v0)) <= 1e-12 * abs(float(v0))
+    assert float(jnp.linalg.norm(g1 - g0) / jnp.linalg.norm(g0)) <= 1e-12
+    back = lk.without_rotation(lk.with_rotation(plain, "float32"))
+    assert back.rotation is None and back.rotation_t is None
 
 
 def test_eigen_base_refuses_nan():

@@ -55,7 +55,8 @@ def estimate_cost(n_train: int, n_test: int, num_outputs: int, settings: MoGPSet
     """Seconds and bytes a MoGP fit and its test predictions need (module docstring)."""
     s = settings
     n, m, k, j = n_train, n_test, num_outputs, s.num_jumps
-    bytes_ = 8 * (4 * n * n + 3 * n * max(m, 1) + 4 * n * (j + k)) + (4 * n * n if s.rotation_dtype == "float32" else 0)
+    # + the sampler's copies of the eigenbasis: U and U^T in float32, or U^T in float64 (8 n^2 bytes either way)
+    bytes_ = 8 * (4 * n * n + 3 * n * max(m, 1) + 4 * n * (j + k)) + 8 * n * n
     if s.sampler == "smc":  # every run's particles vectorised; no MAP start
         steps = s.num_chains * (SMC_TEMPERING_STEPS + 1) * s.smc_particles * s.smc_moves * (s.smc_leapfrog + 1)
         shared, map_steps, draws = VECTORIZED_SHARE, 0, s.num_chains * s.smc_particles

@@ -33,7 +33,7 @@ from ..posterior import FitRecord, Posterior, stats_from_arviz, stats_to_arviz
 from ..prediction import Prediction
 from ..validation import check_int
 from .features import FeatureMap, build_feature_map
-from .likelihood import with_rotation
+from .likelihood import without_rotation
 from .model import build_problem, fit_map, model_kwargs, run_nuts
 from .predictive import class_probabilities, draw_predictor, loo_draws, predict_draws, test_inputs
 from .settings import MoGPSettings
@@ -103,9 +103,9 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
                          samples=samples, stats=stats, data_info=data.describe(), input_transform=data.input_transform,
                          target_transform=data.target_transform, task=data.task, num_classes=data.num_classes,
                          timings={"seconds": seconds, **timings}, sampler_record=record)
-    # the cached_property values, computed here already; prediction and LOO rotate in float64, so the sampler's
-    # float32 copy of the eigenbasis is not kept with the posterior (as for a loaded one)
-    post.__dict__.update(limit=limit, problem=problem._replace(base=with_rotation(problem.base, "float64")))
+    # the cached_property values, computed here already; prediction and LOO rotate in float64 with the eigenvectors
+    # themselves, so the sampler's copies of the eigenbasis are not kept with the posterior (as for a loaded one)
+    post.__dict__.update(limit=limit, problem=problem._replace(base=without_rotation(problem.base)))
     return post
 
 
