@@ -39,11 +39,14 @@ The rotation :math:`U^\top \Phi` and its adjoint are the whole cost of a gradien
 eigenbasis for a skinny block).  The sampler's base keeps its own copies of the eigenbasis for them
 (:func:`with_rotation`): :math:`U^\top` as an array of its own for the rotation and :math:`U` for the adjoint
 (a custom VJP), so that each product contracts over the contiguous axis of its matrix; XLA's CPU backend
-contracts over the first axis of a row-major matrix 2-4x slower, which made the rotation cost three times its
-adjoint (a float64 gradient at n = 2000, J = 8, one chain: 2.9 ms with the copy against 4.6 ms without,
-``benchmarks/bench_mogp.py``).  The copies may be float32 (``eigen_base(..., rotation_dtype="float32")``),
-everything else in float64: 1.15x faster per gradient of one chain at n = 2000 (1.5x for 4 vectorised
-chains before the copy of :math:`U^\top`), and the error is far below any Monte Carlo error (rounding of a length-n dot product in float32 leaves a relative error of
+contracts a skinny block over the first axis of a row-major matrix 2-4x slower, which made the rotation cost
+three times its adjoint.  Measured at n = 2000, J = 8 on 2 CPU cores, alternating runs: one chain's gradient
+2.3x faster with the copies (float32: 1.58 against 3.69 ms; float64: 2.9 against 4.6 ms,
+``benchmarks/bench_mogp.py``), which is what the MAP start and sequential chains pay; 4 vectorised chains
+unchanged (4.40 against 4.46 ms: their 32-column products run at about 150 Gflop/s either way, the gradient at
+0.6 of the float32 flop limit).  The copies may be float32 (``eigen_base(..., rotation_dtype="float32")``),
+everything else in float64 (1.1-1.5x faster per gradient than float64 copies), and the error is far below
+any Monte Carlo error (rounding of a length-n dot product in float32 leaves a relative error of
 order :math:`\sqrt{n}\,2^{-24}` in :math:`\tilde\Phi`; the log-likelihood depends on it through
 quadratic forms whose large terms, :math:`\tilde Y^\top D^{-1}\tilde Y` and :math:`\log D`, do not
 involve it: measured 3e-7 absolute on a log-likelihood of 3e3 and 3e-9 relative on the gradient at
