@@ -42,8 +42,9 @@ class MoGPSettings:
     away from the MAP start into the features of hard cases: benchmarks/bench_mogp_teacher.py),
     ``target_accept_prob`` in (0, 1), ``dense_mass`` (a dense mass matrix adapted in warmup, NumPyro's
     ``dense_mass=True``, instead of a diagonal one), ``chain_method`` ("vectorized", the default: all chains in
-    one program, the gradient of every chain in one pass over the n x n eigenbasis, so that 4 chains at n = 2000
-    cost what 2 sequential ones did; "sequential": one chain after the other; the same law, other random numbers).
+    one program, the gradient of every chain in one pass over the n x n eigenbasis: at n = 2000 a step of 4 chains
+    takes 4.4 ms against 4 x 1.6 ms one after the other; "sequential": one chain after the other; the same law,
+    other random numbers).
 
     Sampler: ``sampler`` "nuts" (the MAP start and NUTS above) or "smc" (adaptive tempered SMC from the prior,
     :mod:`bayes_mogp.mogp.smc`: ``num_chains`` independent runs of ``smc_particles`` particles each, the
