@@ -187,7 +187,8 @@ def mixed_precision_cholesky_solve(a, b, *, shift: float = 0.0, max_refinements:
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise InputError(f"a must be a square matrix, got shape {a.shape}")
     if b.ndim != 2 or b.shape[0] != a.shape[0]:
-        raise InputError(f"b must be a matrix with {a.shape[0]} rows (one column per right-hand side), got shape {b.shape}")
+        raise InputError(f"b must be a matrix with {a.shape[0]} rows (one column per right-hand side), "
+                         f"got shape {b.shape}")
     n = a.shape[0]
     a_t = a.T  # Fortran-ordered view, no copy: its lower triangle is a's upper one
     diag = np.diagonal(a) + shift

@@ -39,8 +39,8 @@ from ..errors import InputTypeError
 from ..validation import check_bool, check_choice, check_in_interval, check_int, check_positive
 from .memory_model import BLOCK_SIZE, GIB, memory_estimate, memory_limit_bytes
 
-__all__ = ["SOLVERS", "STORAGES", "DENSE_MAX_N", "PRECISIONS", "MIXED_MAX_COLUMNS", "Cholesky", "CG", "Auto", "as_solver", "choose_solver",
-           "solver_from_dict", "check_key"]
+__all__ = ["SOLVERS", "STORAGES", "DENSE_MAX_N", "PRECISIONS", "MIXED_MAX_COLUMNS", "Cholesky", "CG", "Auto",
+           "as_solver", "choose_solver", "solver_from_dict", "check_key"]
 
 SOLVERS = ("auto", "cholesky", "cg")
 STORAGES = ("auto", "float32", "recompute")
@@ -83,9 +83,10 @@ class Cholesky(_Solver):
 
     ``precision``: ``"mixed"`` (default) factorises in float32 and refines the solution in float64 to a
     float64 solve's accuracy (:func:`bayes_mogp.numerics.mixed_precision_cholesky_solve`, LAPACK's ``dsposv``
-    algorithm: the factorisation about twice as fast, the whole solve about 1.4x at n = 10^4); it falls back to ``"float64"`` when the float32 factor fails
-    or refinement does not converge, and when more than :data:`MIXED_MAX_COLUMNS` right-hand sides (outputs
-    and exact-variance test points) would each need refining.  ``"float64"``: LAPACK's ``dpotrf`` with adaptive
+    algorithm: the factorisation about twice as fast, the whole solve about 1.4x at n = 10^4); it falls back to
+    ``"float64"`` when the float32 factor fails or refinement does not converge, and when more than
+    :data:`MIXED_MAX_COLUMNS` right-hand sides (outputs and exact-variance test points) would each need
+    refining.  ``"float64"``: LAPACK's ``dpotrf`` with adaptive
     jitter (:func:`bayes_mogp.numerics.lapack_cholesky_with_jitter`).  The kernel matrices are float64 in both:
     4 n^2 float64 numbers (0.8 GB at n = 10^4), the exact posterior variances at no extra cost."""
 

@@ -236,5 +236,5 @@ for k in range(1, len(lam) + 1):
 # features have a purity of 0.87 or more and detect 0, 6, 6, 7 and 0, while two mix several classes, with
 # purities 0.37 and 0.43). Eight features whose labels cover six of the ten classes cannot tell the ten apart,
 # so the pruned network starts at chance with one feature and stays far below the full MoGP with all eight;
-# most of the fit lives in the GP part (the remainder of the random kernel). The MoGP here is a GP with a handful of learned class
-# detectors on top, not a compressed eight-node network.
+# most of the fit lives in the GP part (the remainder of the random kernel). The MoGP here is a GP with a
+# handful of learned class detectors on top, not a compressed eight-node network.
