@@ -10,7 +10,10 @@ features with a bias, MAP then NUTS, 4 vectorised chains of 200 + 100) and the N
 (depth 1, noise and amplitude by marginal likelihood on the training data).  Printed per case: test RMSE of y and of the noiseless f,
 their ratio NNGP / MoGP, test NLL, 90% coverage, the cosine between each teacher direction and the best learned
 feature (posterior mean of max |cos|), R-hat, and seconds; in the JSON also the sampler's cost (``sampler``:
-leapfrog steps per iteration, gradient evaluations per effective sample, seconds per gradient evaluation).  The MoGP posterior is saved to a run folder, loaded
+leapfrog steps per iteration, gradient evaluations per effective sample, seconds per gradient evaluation), and the
+size check's estimate (:func:`bayes_mogp.mogp.comparison.estimate_cost`) against the measured seconds of the MoGP
+and its NNGP baseline (``est/s``: at least 1 when the estimate is the upper bound it means to be).  The MoGP
+posterior is saved to a run folder, loaded
 back and asked to predict 1000 *fresh* inputs from the teacher: the RMSE of f there is the "fresh" column.
 """
 
@@ -31,6 +34,7 @@ import numpy as np  # noqa: E402
 import bayes_mogp  # noqa: E402
 from bayes_mogp import metrics, mogp, nngp  # noqa: E402
 from bayes_mogp.data import TEACHER_ACTIVATIONS, teacher_network  # noqa: E402
+from bayes_mogp.mogp.comparison import estimate_cost  # noqa: E402
 
 CASES = ["20,300,1,relu", "50,500,3,relu", "100,1000,2,relu", "40,500,2,tanh", "100,500,4,relu", "30,2000,2,relu"]
 QUICK_CASES = ["10,100,1,relu"]
@@ -75,6 +79,9 @@ def run_case(spec: str, seed: int, settings: dict) -> dict:
                "gradient_evaluations_per_ess": steps / diag["ess_bulk_min"] if diag["ess_bulk_min"] > 0 else None,
                "seconds_per_gradient_evaluation_est": t_mogp / (post.num_chains * (
                    per_warmup_iteration * ps.num_warmup + per_iteration * post.num_draws))}
+    # the size check's estimate of the fit, its predictions and the NNGP baseline (what ``bayes-mogp mogp`` runs),
+    # against their measured seconds: an upper bound when the ratio is at least 1
+    estimate = estimate_cost(n, data.x_test.shape[0], 1, ps)["seconds"]
     return {"case": spec, "d": d, "n": n, "units": units, "activation": act,
             "mogp": {**s_mogp, "rmse_f": f_err["mogp"], "rmse_f_fresh": float(np.sqrt(np.mean((fresh.mean[:, 0] -
                                                                                                f_new) ** 2))),
@@ -82,6 +89,7 @@ def run_case(spec: str, seed: int, settings: dict) -> dict:
                      "teacher_cosine": post.teacher_cosines(t.weights).tolist(), "sampler": sampler},
             "nngp": {**s_nngp, "rmse_f": f_err["nngp"], "seconds": t_nngp, "relative_noise": gp.relative_noise},
             "rmse_ratio_nngp_over_mogp": s_nngp["rmse"] / s_mogp["rmse"],
+            "estimated_seconds": estimate, "estimate_over_measured": estimate / (t_mogp + t_nngp),
             "missed": _missed(s_mogp, s_nngp, t_mogp)}
 
 
@@ -135,13 +143,15 @@ def main():
         print(json_line({"device": jax.devices()[0].platform, "rows": rows}))  # strict JSON: NaN/Inf -> null
         return
     print(f"{'case':18} {'RMSE y NNGP':>11} {'MoGP':>7} {'ratio':>6} {'RMSE f NNGP':>11} {'MoGP':>7} {'fresh':>7} "
-          f"{'NLL NNGP':>9} {'MoGP':>7} {'cov90 NNGP':>10} {'MoGP':>6} {'cos':>14} {'R-hat':>6} {'s MoGP':>7}  targets")
+          f"{'NLL NNGP':>9} {'MoGP':>7} {'cov90 NNGP':>10} {'MoGP':>6} {'cos':>14} {'R-hat':>6} {'s MoGP':>7} "
+          f"{'est/s':>6}  targets")
     for r in rows:
         m, g = r["mogp"], r["nngp"]
         cos = ",".join(f"{c:.2f}" for c in m["teacher_cosine"])
         print(f"{r['case']:18} {g['rmse']:11.3f} {m['rmse']:7.3f} {r['rmse_ratio_nngp_over_mogp']:6.1f} "
               f"{g['rmse_f']:11.3f} {m['rmse_f']:7.3f} {m['rmse_f_fresh']:7.3f} {g['nll']:9.3f} {m['nll']:7.3f} "
-              f"{g['coverage_90']:10.3f} {m['coverage_90']:6.3f} {cos:>14} {m['r_hat_max']:6.2f} {m['seconds']:7.1f}  "
+              f"{g['coverage_90']:10.3f} {m['coverage_90']:6.3f} {cos:>14} {m['r_hat_max']:6.2f} {m['seconds']:7.1f} "
+              f"{r['estimate_over_measured']:6.2f}  "
               + ("met" if not r["missed"] else "missed: " + ", ".join(r["missed"])))
 
 

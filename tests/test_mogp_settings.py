@@ -110,3 +110,47 @@ def test_the_size_check_counts_the_warmup_at_its_own_cap():
     short = s.replace(warmup_tree_depth=5)
     assert estimate_cost(100, 10, 1, short)["leapfrog_steps_max"] == 4 * (200 * 31 + 100 * 127)
     assert estimate_cost(100, 10, 1, short)["seconds"] < estimate_cost(100, 10, 1, s)["seconds"]
+
+
+def test_the_size_check_adds_measured_parts():
+    """The estimate is the sum of its parts: a step is STEP_SECONDS plus 4 n^2 J flops per chain at the rotation's
+    rate; vectorised chains pay one step per iteration, sequential ones one per chain; float64 rotates at a lower
+    rate; the SMC's particles share each step."""
+    from bayes_mogp.mogp import comparison as c
+
+    assert c.step_seconds(1000, 8, 4, "float32") == pytest.approx(
+        c.STEP_SECONDS + 4 * 1000**2 * 8 * 4 / c.ROTATION_RATE["float32"], rel=1e-12)
+    s = MoGPSettings(num_warmup=200, num_samples=100, num_chains=4, max_tree_depth=7, map_steps=1500)
+    n, m = 2000, 1000
+    # the predictions: every draw's and the pruned networks' (1, 4 and 8 jumps), 4 passes
+    fixed = (c.COMPILE_SECONDS + c.EIGH_SECONDS_PER_N3 * n**3 + c.NNGP_SECONDS + c.NNGP_SECONDS_PER_N3 * n**3
+             + 4 * 400 * 4 * n * m * 9 * 3 / c.FLOP_RATE)
+    vec = c.estimate_cost(n, m, 1, s)["seconds"]
+    assert vec == pytest.approx(fixed + 1500 * c.step_seconds(n, 8, 1, "float32")
+                                + 300 * 127 * c.step_seconds(n, 8, 4, "float32"), rel=1e-12)
+    seq = c.estimate_cost(n, m, 1, s.replace(chain_method="sequential"))["seconds"]
+    assert seq == pytest.approx(vec + 300 * 127 * (4 * c.step_seconds(n, 8, 1, "float32")
+                                                   - c.step_seconds(n, 8, 4, "float32")), rel=1e-12)
+    assert c.estimate_cost(n, m, 1, s.replace(rotation_dtype="float64"))["seconds"] > vec
+    # classification adds the quadrature of each pass's class probabilities (C (C - 1) CDFs per node, 48 nodes)
+    ten = c.estimate_cost(n, m, 10, s)["seconds"]
+    per_draw = 4 * n * m * 9 * 3 / c.FLOP_RATE + m * 90 * 48 * c.CDF_SECONDS
+    assert ten == pytest.approx(vec + 4 * 400 * per_draw, rel=1e-12)
+    assert c.estimate_cost(n, m, 10, s, classification=False)["seconds"] == pytest.approx(
+        vec + 4 * 400 * 4 * n * m * 9 * 3 / c.FLOP_RATE, rel=1e-12)
+    smc = s.replace(sampler="smc", smc_particles=32, smc_moves=5, smc_leapfrog=7)
+    rounds = (c.SMC_TEMPERING_STEPS + 1) * 5 * 8
+    assert c.estimate_cost(n, m, 1, smc)["seconds"] == pytest.approx(
+        fixed - 4 * 400 * 4 * n * m * 9 * 3 / c.FLOP_RATE + 4 * 128 * 4 * n * m * 9 * 3 / c.FLOP_RATE
+        + rounds * c.step_seconds(n, 8, 4 * 32, "float32"), rel=1e-12)
+
+
+def test_the_size_check_lets_a_fit_that_finishes_in_minutes_through():
+    """``bayes-mogp mogp`` at n = 3000 with the defaults took 8.0 minutes on 2 CPU cores (the teacher
+    30,3000,2,relu, docs/benchmarks.md): the estimate must be at least that (it is an upper bound) and within the
+    default budget (--max-minutes 60).  The estimate before it counted 12 n^2 (J + k) flops per gradient at
+    1e10 flop/s and refused the run (115 min)."""
+    from bayes_mogp.mogp.comparison import estimate_cost
+
+    minutes = estimate_cost(3000, 1000, 1, MoGPSettings(), classification=False)["seconds"] / 60
+    assert 8.0 <= minutes <= 60, minutes

@@ -146,7 +146,8 @@ def run(args) -> dict:
                                      dataset=data_settings["dataset"])
     select = args.select or ("cv" if args.spec is None and not (args.data_npz or args.data_csv) else "off")
     grid = _selection_grid(args) if select != "off" else None
-    estimate = estimate_cost(data.n_train, data.n_test, data.num_outputs, settings)
+    estimate = estimate_cost(data.n_train, data.n_test, data.num_outputs, settings,
+                             classification=data.task == "classification")
     if grid is not None:
         extra = selection_cost(data.n_train, data.num_outputs, settings, grid=grid, criterion=select)
         estimate = {**estimate, "seconds": estimate["seconds"] + extra}
@@ -165,7 +166,7 @@ def run(args) -> dict:
                                            f"_s{args.seed}")
     comp = compare(key, data, settings, log=_common.log, progress=args.progress)
     comp.mogp.save(out)
-    result = {"spec": args.spec, **comp.result, "run": out}
+    result = {"spec": args.spec, **comp.result, "run": out, "estimated_seconds": estimate["seconds"]}
     if selection is not None:
         result["selection"] = selection.to_dict()
     if comp.mogp.settings.depth == 1 and result["active_features"] is not None:

@@ -8,13 +8,19 @@ the MoGP's draws of the exact conditional terms, the exact LOO of the NNGP), and
 pruned network's score and, at depth 1, the learned feature directions.
 
 :func:`estimate_cost` is the size check run before any of it: memory of the (n, n) eigendecomposition
-and of the (n, m) train-test kernels, and time of the eigendecomposition plus NUTS, with the gradient
-cost :math:`\approx 12\, n^2 (J + k)` flops (the rotation :math:`U^\top\Phi` and its adjoint dominate),
-:math:`2^{\text{max\_tree\_depth}} - 1` leapfrog steps per iteration (the cap: MoGP trajectories reach
-it), :data:`VECTORIZED_SHARE` of that per chain when the chains are vectorised, :data:`ROTATION_SHARE` of it
-with the rotation in float32, and a stated machine rate.
+and of the (n, m) train-test kernels, and time.  The time is a sum of measured parts (rates of 2 CPU cores,
+below): the compilation of the MAP and NUTS programs (a constant), the eigendecomposition (:math:`n^3`), the
+MAP's Adam steps and NUTS's leapfrog steps, each a fixed cost plus the rotation :math:`U^\top\Phi` and its
+adjoint, :math:`4 n^2 J` flops per chain at a rate measured for each rotation precision (one pass over the
+eigenbasis serves every vectorised chain), the NNGP baseline (:math:`n^3`) and the predictions of every draw,
+then of the pruned networks (the report's pruning curve), with the class probabilities' quadrature for
+classification.  NUTS is counted
+at :math:`2^{\text{depth}} - 1` leapfrog steps per iteration (the warmup at its own cap): an upper bound that
+the MoGP's trajectories reach (127 steps per iteration at the default depth 7 on the six teacher cases of
+``benchmarks/bench_mogp_teacher.py``), so the estimate is what a fit takes at most on such a machine, not a
+guess of what it usually takes.
 With ``sampler="smc"``: :data:`SMC_TEMPERING_STEPS` (+1 final) rounds of HMC moves of every particle of every
-run instead of the MAP and NUTS, vectorised.
+run instead of the MAP and NUTS, all vectorised.
 """
 
 from __future__ import annotations
@@ -29,20 +35,38 @@ from .posterior import MoGPPosterior, fit
 from .settings import MoGPSettings
 from ..errors import InputError
 
-__all__ = ["Comparison", "compare", "estimate_cost", "FLOP_RATE", "VECTORIZED_SHARE", "ROTATION_SHARE",
+__all__ = ["Comparison", "compare", "estimate_cost", "step_seconds", "COMPILE_SECONDS", "STEP_SECONDS", "ROTATION_RATE",
+           "EIGH_SECONDS_PER_N3", "NNGP_SECONDS_PER_N3", "NNGP_SECONDS", "FLOP_RATE", "CDF_SECONDS",
            "SMC_TEMPERING_STEPS"]
 
-#: sustained float64 flop rate assumed by :func:`estimate_cost` (measured on 2 CPU cores: 1e10 to 2e10)
+#: the rates behind :func:`estimate_cost`, measured on 2 CPU cores (Intel Xeon, JAX's CPU backend, 2026-12-06) with
+#: ``benchmarks/bench_mogp_teacher.py`` (seconds of each whole fit against its step counts) and the isolated
+#: gradients of ``benchmarks/bench_mogp.py``.  Each is rounded to the slow side, so that the estimate stays an
+#: upper bound on a loaded machine.
+#:
+#: seconds to trace and compile the MAP and NUTS programs (measured 25-28 s at n = 300 in a fresh process, two
+#: thirds of it the many small programs of NumPyro's eager initialisation; a whole fit at n = 100 took 35 s)
+COMPILE_SECONDS = 36.0
+#: seconds per MAP or NUTS step besides the rotation (NUTS's tree building and the gradient's other terms;
+#: measured: 0.38 ms per vectorised step of 4 chains at n = 300, where the rotation takes 0.13 ms)
+STEP_SECONDS = 3e-4
+#: flop rate of the rotation and its adjoint (4 n^2 J flops per chain and gradient) in each precision (float32:
+#: 512 Mflop in 4.4-4.9 ms per vectorised step of 4 chains at n = 2000, J = 8; 1.4 ms for one chain; float64
+#: about half as fast)
+ROTATION_RATE = {"float32": 9e10, "float64": 4.5e10}
+#: seconds per n^3 of the float64 eigendecomposition of the base kernel (1.2 s at n = 2000, 3.4 s at 3000)
+EIGH_SECONDS_PER_N3 = 1.6e-10
+#: seconds per n^3 of the NNGP baseline (its kernel, the noise by marginal likelihood and its predictions; 2.2-3.6 s at
+#: n = 300-2000, most of it compilation at the smaller sizes)
+NNGP_SECONDS_PER_N3 = 5e-10
+#: seconds of the NNGP baseline besides its n^3 part
+NNGP_SECONDS = 4.0
+#: sustained float64 flop rate of the predictions (every draw's mean and variance at the test inputs: 10 s for 400
+#: draws at n = m = 1000, J = 8, C = 10)
 FLOP_RATE = 1e10
-#: cost per chain of vectorised chains relative to sequential ones (4 chains against 2 on 2 CPU cores: 0.54 at
-#: n = 2000, 0.63 at n = 300; the larger is kept).  Measured before the sampler kept its own copy of U^T, which
-#: made a single chain's gradient 2.3x cheaper and left the vectorised one as it was (now about 0.7 per chain).
-#: The estimate is a loose upper bound: 3070 s for `30,2000,2,relu` at the defaults, which take 190-210 s on 2 cores
-#: (a vectorised step of 4 chains takes 4.4 ms where this model counts 79 ms)
-VECTORIZED_SHARE = 0.65
-#: cost of a gradient with the features rotated in each precision, relative to float64 (float32: 6.1 against 9.0 ms
-#: per step of 4 vectorised chains at n = 2000 on 2 CPU cores)
-ROTATION_SHARE = {"float64": 1.0, "float32": 0.7}
+#: seconds per normal CDF of the classification's quadrature (C (C - 1) per node, 48 nodes per test point and draw:
+#: 24 s for 400 draws at m = 1000, C = 10, 14-15 ns each)
+CDF_SECONDS = 2e-8
 #: tempering steps assumed per SMC run by :func:`estimate_cost` (measured 37-58 on the teacher cases at the
 #: default target ESS of 0.9; the schedule is adaptive, so this is an estimate, not a cap)
 SMC_TEMPERING_STEPS = 60
@@ -54,25 +78,47 @@ class Comparison(NamedTuple):
     result: dict  # the JSON-able report
 
 
-def estimate_cost(n_train: int, n_test: int, num_outputs: int, settings: MoGPSettings) -> dict:
-    """Seconds and bytes a MoGP fit and its test predictions need (module docstring)."""
+def step_seconds(n: int, num_features: int, columns: int, rotation_dtype: str) -> float:
+    """Seconds of one MAP or leapfrog step at ``n`` training points for ``columns`` vectorised chains (or
+    particles) of ``num_features`` (J) features each: :data:`STEP_SECONDS` plus the rotation and its adjoint at
+    :data:`ROTATION_RATE`."""
+    return STEP_SECONDS + 4.0 * n * n * num_features * columns / ROTATION_RATE[rotation_dtype]
+
+
+def estimate_cost(n_train: int, n_test: int, num_outputs: int, settings: MoGPSettings, *,
+                  classification: bool | None = None) -> dict:
+    """Seconds (at most, module docstring) and bytes a MoGP fit, its NNGP baseline and its test predictions need;
+    ``leapfrog_steps_max``: the gradient evaluations of the sampler, summed over chains (and particles).
+    ``classification``: whether the ``num_outputs`` are classes (None: when there are more than one)."""
     s = settings
     n, m, k, j = n_train, n_test, num_outputs, s.num_jumps
     # + the sampler's copies of the eigenbasis: U and U^T in float32, or U^T in float64 (8 n^2 bytes either way)
     bytes_ = 8 * (4 * n * n + 3 * n * max(m, 1) + 4 * n * (j + k)) + 8 * n * n
-    if s.sampler == "smc":  # every run's particles vectorised; no MAP start
-        steps = s.num_chains * (SMC_TEMPERING_STEPS + 1) * s.smc_particles * s.smc_moves * (s.smc_leapfrog + 1)
-        shared, map_steps, draws = VECTORIZED_SHARE, 0, s.num_chains * s.smc_particles
+    rot = s.rotation_dtype
+    if s.sampler == "smc":  # every run's particles vectorised in one step; no MAP start
+        rounds = (SMC_TEMPERING_STEPS + 1) * s.smc_moves * (s.smc_leapfrog + 1)
+        columns = s.num_chains * s.smc_particles
+        steps, draws = rounds * columns, columns
+        sampling = rounds * step_seconds(n, j, columns, rot)
+        map_seconds = 0.0
     else:
-        steps = s.num_chains * (s.num_warmup * (2 ** s.effective_warmup_tree_depth - 1)
-                                + s.num_samples * (2 ** s.max_tree_depth - 1))
-        # vectorised chains share each pass over the eigenbasis: measured 0.54-0.63 of the sequential cost per chain
-        shared = VECTORIZED_SHARE if s.chain_method == "vectorized" and s.num_chains > 1 else 1.0
-        map_steps, draws = s.map_steps, s.num_chains * s.num_samples
-    rot = ROTATION_SHARE[s.rotation_dtype]
-    flops = 10 * n**3 * 2 + rot * (map_steps + shared * steps) * 12 * n * n * (j + k)
-    flops += draws * 4 * n * m * (j + k) * 3
-    return {"seconds": flops / FLOP_RATE, "bytes": bytes_, "leapfrog_steps_max": steps}
+        per_chain = (s.num_warmup * (2 ** s.effective_warmup_tree_depth - 1)
+                     + s.num_samples * (2 ** s.max_tree_depth - 1))
+        steps, draws = s.num_chains * per_chain, s.num_chains * s.num_samples
+        if s.chain_method == "vectorized" and s.num_chains > 1:  # one pass over the eigenbasis serves every chain
+            sampling = per_chain * step_seconds(n, j, s.num_chains, rot)
+        else:
+            sampling = steps * step_seconds(n, j, 1, rot)
+        map_seconds = s.map_steps * step_seconds(n, j, 1, rot)
+    # the test predictions: every draw's, then those of the pruned networks (1, J/2 and J jumps, no GP part); for
+    # classification each with its class probabilities by quadrature (48 nodes)
+    passes = 1 + len({1, max(1, j // 2), j})
+    classes = k > 1 if classification is None else bool(classification)
+    quadrature = m * k * (k - 1) * 48 * CDF_SECONDS if classes else 0.0
+    predict = passes * draws * (4 * n * m * (j + k) * 3 / FLOP_RATE + quadrature)
+    seconds = (COMPILE_SECONDS + EIGH_SECONDS_PER_N3 * n**3 + map_seconds + sampling
+               + NNGP_SECONDS + NNGP_SECONDS_PER_N3 * n**3 + predict)
+    return {"seconds": seconds, "bytes": bytes_, "leapfrog_steps_max": steps}
 
 
 def compare(key, data, settings: MoGPSettings | None = None, *, log=None, progress: bool = False,

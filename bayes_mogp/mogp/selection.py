@@ -50,7 +50,8 @@ from .model import build_problem, fit_map, mogp_model, model_kwargs
 from .predictive import loo_draws
 from .settings import MoGPSettings
 
-__all__ = ["Selection", "select_settings", "selection_cost", "candidate_grid", "CRITERIA", "DEFAULT_DEPTHS", "DEFAULT_RANKS"]
+__all__ = ["Selection", "select_settings", "selection_cost", "candidate_grid", "CRITERIA", "DEFAULT_DEPTHS",
+           "DEFAULT_RANKS", "SELECTION_FIT_SECONDS"]
 
 #: the grid of :func:`select_settings` when none is given (J: the settings' ``num_jumps``)
 DEFAULT_DEPTHS = (1, 3)
@@ -72,6 +73,10 @@ class Selection(NamedTuple):
 
 
 CRITERIA = ("cv", "loo")
+#: seconds per MAP fit of the selection besides its Adam steps: the compilation of its program (each candidate's
+#: shapes are new) and NumPyro's eager initialisation (measured on 2 CPU cores: MNIST, n = 1000, 3 folds, the 6
+#: candidates of the default grid, 102 s for the 18 MAP fits of 1500 steps, 9.6-33 s per candidate)
+SELECTION_FIT_SECONDS = 6.0
 
 
 def _tuple_of_ints(name, values) -> tuple:
@@ -231,17 +236,18 @@ def _one_se_rule(rows: list, pointwise: list, *, classification: bool) -> dict:
 
 def selection_cost(n_train: int, num_outputs: int, settings: MoGPSettings, *, grid: dict | None = None,
                    criterion: str = "cv", folds: int = 3) -> float:
-    """Seconds :func:`select_settings` needs, estimated as :func:`bayes_mogp.mogp.comparison.estimate_cost`
-    estimates a fit: the MAP steps of every candidate (and fold) at :math:`12 n^2 (J + k)` flops each (times the
-    rotation's share), one eigendecomposition per depth and fold, at the same flop rate."""
-    from .comparison import FLOP_RATE, ROTATION_SHARE
+    """Seconds :func:`select_settings` needs (at most), at the rates of
+    :func:`bayes_mogp.mogp.comparison.estimate_cost`: the MAP steps of every candidate (and fold), each fit's
+    compilation and eager initialisation (:data:`SELECTION_FIT_SECONDS`), and one eigendecomposition per depth
+    and fold."""
+    from .comparison import EIGH_SECONDS_PER_N3, step_seconds
 
     grid = dict(grid or {})
     j = max(grid.get("num_jumps", (settings.num_jumps,)))
-    n = n_train * (folds - 1) / folds if criterion == "cv" else n_train
-    fits = len(candidate_grid(n_train, 10**6, depths=grid.get("depths", DEFAULT_DEPTHS),
-                              ranks=grid.get("ranks", DEFAULT_RANKS), num_jumps=grid.get("num_jumps", (j,))))
-    fits *= folds if criterion == "cv" else 1
-    flops = fits * (ROTATION_SHARE[settings.rotation_dtype] * settings.map_steps * 12 * n * n * (j + num_outputs)
-                    + 20 * n**3)
-    return flops / FLOP_RATE
+    n = int(np.ceil(n_train * (folds - 1) / folds)) if criterion == "cv" else n_train
+    depths = grid.get("depths", DEFAULT_DEPTHS)
+    fits = len(candidate_grid(n_train, 10**6, depths=depths, ranks=grid.get("ranks", DEFAULT_RANKS),
+                              num_jumps=grid.get("num_jumps", (j,))))
+    sets = folds if criterion == "cv" else 1
+    per_fit = SELECTION_FIT_SECONDS + settings.map_steps * step_seconds(n, j, 1, settings.rotation_dtype)
+    return fits * sets * per_fit + len(depths) * sets * EIGH_SECONDS_PER_N3 * n**3
