@@ -4,7 +4,8 @@ Each command module (``bayes_mogp/cli/<name>.py``) follows the protocol document
 :mod:`bayes_mogp.cli._common`.  Heavy imports live inside each command's ``run`` so that ``--help`` is
 fast.  Errors that come from the user (bad flags, bad values, missing or corrupt files) become one
 line on stderr and exit code 2; anything else is a bug and keeps its traceback.
-Set ``BAYES_MOGP_DEBUG=1`` to see the traceback of a user error too.
+Set ``BAYES_MOGP_DEBUG=1`` to see the traceback of a user error too.  Every command keeps XLA's compiled programs in
+a persistent cache (:mod:`bayes_mogp.compilation`; ``BAYES_MOGP_COMPILATION_CACHE=off`` to run without it).
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def main(argv=None) -> int:
 
     # float64 for every Cholesky and log-likelihood the commands compute (numerics.require_x64).
     jax.config.update("jax_enable_x64", True)
+    # XLA's persistent compilation cache (bayes_mogp.compilation): a second run of the same shapes compiles nothing
+    from ..compilation import configure_from_environment
+    from ._common import log
+
+    configure_from_environment(log)
     module = args._module
     try:
         result = module.run(args)
