@@ -171,12 +171,16 @@ def gaussian_class_probabilities(mean, var, *, num_nodes: int = 48) -> np.ndarra
     (..., m) -> (..., m, C), rows renormalised to sum to 1 (quadrature error below 1e-6 at 48 nodes).
     Jittable (``jax.numpy``).
 
-    The C(C-1) normal CDFs per node are multiplied directly (no logarithms, the diagonal never evaluated):
-    1.5x faster than through ``log`` on the CPU, and equal to 1e-15; a product can underflow to 0 only below
-    1e-308, far under the floor of every reported metric (:data:`bayes_mogp.metrics.MIN_PROB`).  Each CDF is
-    :math:`\Phi(x) = \tfrac12 \operatorname{erfc}(-x/\sqrt2)`, one special function, where
-    ``jax.scipy.special.ndtr`` evaluates both ``erf`` and ``erfc`` and selects (so that :math:`1 - \Phi` keeps
-    its relative accuracy for large x, which a product of CDFs never needs): 1.8x faster, equal to 1e-15.
+    The product over :math:`c` is a running product, one class :math:`c` at a time, of arrays (..., m, C,
+    nodes), so that XLA fuses the whole into one loop and never holds the C(C-1) CDFs of every node (276 MB for 8
+    draws at m = 1000, C = 10): 1.9-2.0x faster than the product of the materialised pairs on 2 CPU cores (226
+    against 435-455 ms there), equal to 1e-14 relative, near the cost of the C^2 special functions themselves
+    (``benchmarks/bench_mogp.py``).  The CDFs are multiplied directly (no logarithms: 1.5x faster, equal to
+    1e-15); a product can underflow to 0 only below 1e-308, far under the floor of every reported metric
+    (:data:`bayes_mogp.metrics.MIN_PROB`).  Each CDF is :math:`\Phi(x) = \tfrac12 \operatorname{erfc}(-x/\sqrt2)`,
+    one special function, where ``jax.scipy.special.ndtr`` evaluates both ``erf`` and ``erfc`` and selects (so
+    that :math:`1 - \Phi` keeps its relative accuracy for large x, which a product of CDFs never needs): 1.8x
+    faster, equal to 1e-15.
     """
     import jax.numpy as jnp
     from jax import lax
@@ -185,12 +189,14 @@ def gaussian_class_probabilities(mean, var, *, num_nodes: int = 48) -> np.ndarra
     a, w = jnp.asarray(np.sqrt(2.0) * t), jnp.asarray(w / np.sqrt(np.pi))
     mean = jnp.asarray(mean)
     c = mean.shape[-1]
-    sd = jnp.sqrt(jnp.maximum(jnp.asarray(var), 1e-300))[..., None]  # (..., m, 1)
     if c == 1:
         return jnp.ones_like(mean)
-    pairs = np.array([(k, j) for k in range(c) for j in range(c) if j != k])  # (k, c != k), k-major
-    delta = (mean[..., pairs[:, 0]] - mean[..., pairs[:, 1]]) / sd  # (..., m, C(C-1))
-    cdf = 0.5 * lax.erfc(-np.sqrt(0.5) * (delta[..., None] + a))
-    cdf = cdf.reshape(delta.shape[:-1] + (c, c - 1, a.shape[0]))
-    p = jnp.sum(w * jnp.prod(cdf, axis=-2), axis=-1)  # (..., m, C)
+    sd = jnp.sqrt(jnp.maximum(jnp.asarray(var), 1e-300))[..., None]  # (..., m, 1)
+    prod = None
+    for j in range(c):  # times Phi(z + (m_k - m_j)/sqrt v) for every k != j, at every node
+        delta = (mean - mean[..., j:j + 1]) / sd  # (..., m, C)
+        cdf = 0.5 * lax.erfc(-np.sqrt(0.5) * (delta[..., None] + a))  # (..., m, C, nodes)
+        cdf = jnp.where((np.arange(c) == j)[:, None], 1.0, cdf)
+        prod = cdf if prod is None else prod * cdf
+    p = jnp.sum(w * prod, axis=-1)  # (..., m, C)
     return p / jnp.sum(p, axis=-1, keepdims=True)

@@ -69,6 +69,7 @@ def _mogp(res):
     cp = res["class_probabilities"]
     _ratio(cp["ratio"], cp["median_s_logs"], cp["median_s_direct_product"])
     _ratio(cp["ratio_ndtr"], cp["median_s_ndtr"], cp["median_s_direct_product"])
+    _ratio(cp["ratio_pairs"], cp["median_s_pairs"], cp["median_s_direct_product"])
     # the same quadrature two ways: equal to rounding wherever a metric can see the probability
     assert cp["max_abs_diff"] < 1e-12 and cp["max_rel_diff_above_min_prob"] < 1e-9
 
