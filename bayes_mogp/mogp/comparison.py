@@ -64,9 +64,9 @@ NNGP_SECONDS = 4.0
 #: sustained float64 flop rate of the predictions (every draw's mean and variance at the test inputs: 10 s for 400
 #: draws at n = m = 1000, J = 8, C = 10)
 FLOP_RATE = 1e10
-#: seconds per normal CDF of the classification's quadrature (C (C - 1) per node, 48 nodes per test point and draw:
-#: 24 s for 400 draws at m = 1000, C = 10, 14-15 ns each)
-CDF_SECONDS = 2e-8
+#: seconds per normal CDF of the classification's quadrature, counted as C (C - 1) per node, 48 nodes per test point
+#: and draw (12.9 s for 400 draws at m = 1000, C = 10: 7.4 ns each)
+CDF_SECONDS = 1e-8
 #: tempering steps assumed per SMC run by :func:`estimate_cost` (measured 37-58 on the teacher cases at the
 #: default target ESS of 0.9; the schedule is adaptive, so this is an estimate, not a cap)
 SMC_TEMPERING_STEPS = 60

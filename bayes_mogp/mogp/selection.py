@@ -75,7 +75,7 @@ class Selection(NamedTuple):
 CRITERIA = ("cv", "loo")
 #: seconds per MAP fit of the selection besides its Adam steps: the compilation of its program (each candidate's
 #: shapes are new) and NumPyro's eager initialisation (measured on 2 CPU cores: MNIST, n = 1000, 3 folds, the 6
-#: candidates of the default grid, 102 s for the 18 MAP fits of 1500 steps, 9.6-33 s per candidate)
+#: candidates of the default grid, 81-102 s for the 18 MAP fits of 1500 steps, 5-33 s per candidate)
 SELECTION_FIT_SECONDS = 6.0
 
 
