@@ -55,37 +55,32 @@ def _class_probabilities_by_logs(mean, var, num_nodes=48):
     return p / jnp.sum(p, axis=-1, keepdims=True)
 
 
+def _erfc_cdf(x):
+    from jax import lax
+
+    return 0.5 * lax.erfc(-np.sqrt(0.5) * x)
+
+
+def _class_probabilities_pairs(mean, var, num_nodes=48, cdf=_erfc_cdf):
+    """The library's quadrature with the C(C-1) CDFs of every node materialised as one (..., m, C, C-1, nodes)
+    array and multiplied along its C-1 axis (the library's form before its running product over the classes)."""
+    t, w = np.polynomial.hermite.hermgauss(num_nodes)
+    a, w = jnp.asarray(np.sqrt(2.0) * t), jnp.asarray(w / np.sqrt(np.pi))
+    c = mean.shape[-1]
+    sd = jnp.sqrt(jnp.maximum(var, 1e-300))[..., None]
+    pairs = np.array([(k, j) for k in range(c) for j in range(c) if j != k])
+    delta = (mean[..., pairs[:, 0]] - mean[..., pairs[:, 1]]) / sd
+    cdfs = cdf(delta[..., None] + a).reshape(delta.shape[:-1] + (c, c - 1, a.shape[0]))
+    p = jnp.sum(w * jnp.prod(cdfs, axis=-2), axis=-1)
+    return p / jnp.sum(p, axis=-1, keepdims=True)
+
+
 def _class_probabilities_ndtr(mean, var, num_nodes=48):
-    """The library's direct product with each CDF from ``jax.scipy.special.ndtr`` (erf and erfc evaluated, one
+    """The materialised pairs with each CDF from ``jax.scipy.special.ndtr`` (erf and erfc evaluated, one
     selected: the library's form before it took one erfc)."""
     from jax.scipy.special import ndtr
 
-    t, w = np.polynomial.hermite.hermgauss(num_nodes)
-    a, w = jnp.asarray(np.sqrt(2.0) * t), jnp.asarray(w / np.sqrt(np.pi))
-    c = mean.shape[-1]
-    sd = jnp.sqrt(jnp.maximum(var, 1e-300))[..., None]
-    pairs = np.array([(k, j) for k in range(c) for j in range(c) if j != k])
-    delta = (mean[..., pairs[:, 0]] - mean[..., pairs[:, 1]]) / sd
-    cdf = ndtr(delta[..., None] + a).reshape(delta.shape[:-1] + (c, c - 1, a.shape[0]))
-    p = jnp.sum(w * jnp.prod(cdf, axis=-2), axis=-1)
-    return p / jnp.sum(p, axis=-1, keepdims=True)
-
-
-def _class_probabilities_pairs(mean, var, num_nodes=48):
-    """The library's quadrature with the C(C-1) CDFs of every node materialised as one (..., m, C, C-1, nodes)
-    array and multiplied along its C-1 axis (the library's form before its running product over the classes)."""
-    from jax import lax
-
-    t, w = np.polynomial.hermite.hermgauss(num_nodes)
-    a, w = jnp.asarray(np.sqrt(2.0) * t), jnp.asarray(w / np.sqrt(np.pi))
-    c = mean.shape[-1]
-    sd = jnp.sqrt(jnp.maximum(var, 1e-300))[..., None]
-    pairs = np.array([(k, j) for k in range(c) for j in range(c) if j != k])
-    delta = (mean[..., pairs[:, 0]] - mean[..., pairs[:, 1]]) / sd
-    cdf = 0.5 * lax.erfc(-np.sqrt(0.5) * (delta[..., None] + a))
-    cdf = cdf.reshape(delta.shape[:-1] + (c, c - 1, a.shape[0]))
-    p = jnp.sum(w * jnp.prod(cdf, axis=-2), axis=-1)
-    return p / jnp.sum(p, axis=-1, keepdims=True)
+    return _class_probabilities_pairs(mean, var, num_nodes, cdf=ndtr)
 
 
 def _class_probabilities(n: int, classes: int, reps: int, rng) -> dict:
