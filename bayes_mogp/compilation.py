@@ -65,17 +65,22 @@ def enable_compilation_cache(path: str | os.PathLike | None = None, *, max_bytes
     return path
 
 
+def _jax_cache_dir() -> str | None:
+    """The cache directory JAX has now (its ``JAX_COMPILATION_CACHE_DIR`` or a ``jax.config`` update), or None."""
+    import jax
+
+    return jax.config.jax_compilation_cache_dir or None
+
+
 def configure_from_environment(log=None) -> str | None:
     """The CLI's cache: none when :data:`ENV_VAR` says "off"; the user's own when JAX already has a cache
     directory (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``), left as it is; otherwise :data:`ENV_VAR`'s
     directory, or :func:`default_cache_dir`.  A directory that cannot be created or written leaves the cache off
     with one line through ``log``; a command never fails for its cache.  Returns the directory in use, or None."""
-    import jax
-
     value = os.environ.get(ENV_VAR, "").strip()
     if value.lower() in _OFF:
         return None
-    own = jax.config.jax_compilation_cache_dir
+    own = _jax_cache_dir()
     if own:
         return own
     try:

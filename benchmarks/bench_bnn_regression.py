@@ -30,7 +30,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/bench_bnn_regression", help="folder for diabetes.csv and the run")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="2 chains x (40 + 40): a smoke test, not the benchmark")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 chains x (40 + 40), tree depth 6: a smoke test, not the benchmark")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -62,7 +63,7 @@ def main(argv=None) -> dict:
         import shutil
 
         shutil.rmtree(run)
-    over = {"num_warmup": 40, "num_samples": 40, "num_chains": 2} if args.quick else {}
+    over = {"num_warmup": 40, "num_samples": 40, "num_chains": 2, "max_tree_depth": 6} if args.quick else {}
     t0 = time.perf_counter()
     post = bnn.fit(jax.random.PRNGKey(args.seed), "bnn_regression_horseshoe", data, out=run,
                    log=lambda m: print(m, file=sys.stderr, flush=True), **over)

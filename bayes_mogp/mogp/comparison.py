@@ -14,11 +14,10 @@ MAP's Adam steps and NUTS's leapfrog steps, each a fixed cost plus the rotation 
 adjoint, :math:`4 n^2 J` flops per chain at a rate measured for each rotation precision (one pass over the
 eigenbasis serves every vectorised chain), the NNGP baseline (:math:`n^3`) and the predictions of every draw,
 then of the pruned networks (the report's pruning curve), with the class probabilities' quadrature for
-classification.  NUTS is counted
-at :math:`2^{\text{depth}} - 1` leapfrog steps per iteration (the warmup at its own cap): an upper bound that
-the MoGP's trajectories reach (127 steps per iteration at the default depth 7 on the six teacher cases of
-``benchmarks/bench_mogp_teacher.py``), so the estimate is what a fit takes at most on such a machine, not a
-guess of what it usually takes.
+classification.  NUTS is counted at :math:`2^{\text{depth}} - 1` leapfrog steps per iteration (the warmup at
+its own cap): an upper bound that the MoGP's trajectories reach (127 steps per iteration at the default depth 7
+on the six teacher cases of ``benchmarks/bench_mogp_teacher.py``), so the estimate is what a fit takes at most
+on such a machine, not a guess of what it usually takes.
 With ``sampler="smc"``: :data:`SMC_TEMPERING_STEPS` (+1 final) rounds of HMC moves of every particle of every
 run instead of the MAP and NUTS, all vectorised.
 """
@@ -35,8 +34,8 @@ from .posterior import MoGPPosterior, fit
 from .settings import MoGPSettings
 from ..errors import InputError
 
-__all__ = ["Comparison", "compare", "estimate_cost", "step_seconds", "COMPILE_SECONDS", "STEP_SECONDS", "ROTATION_RATE",
-           "EIGH_SECONDS_PER_N3", "NNGP_SECONDS_PER_N3", "NNGP_SECONDS", "FLOP_RATE", "CDF_SECONDS",
+__all__ = ["Comparison", "compare", "estimate_cost", "step_seconds", "COMPILE_SECONDS", "STEP_SECONDS",
+           "ROTATION_RATE", "EIGH_SECONDS_PER_N3", "NNGP_SECONDS_PER_N3", "NNGP_SECONDS", "FLOP_RATE", "CDF_SECONDS",
            "SMC_TEMPERING_STEPS"]
 
 #: the rates behind :func:`estimate_cost`, measured on 2 CPU cores (Intel Xeon, JAX's CPU backend, 2026-12-06) with
