@@ -15,9 +15,9 @@ adjoint, :math:`4 n^2 J` flops per chain at a rate measured for each rotation pr
 eigenbasis serves every vectorised chain), the NNGP baseline (:math:`n^3`) and the predictions of every draw,
 then of the pruned networks (the report's pruning curve), with the class probabilities' quadrature for
 classification.  NUTS is counted at :math:`2^{\text{depth}} - 1` leapfrog steps per iteration (the warmup at
-its own cap): an upper bound that the MoGP's trajectories reach (127 steps per iteration at the default depth 7
-on the six teacher cases of ``benchmarks/bench_mogp_teacher.py``), so the estimate is what a fit takes at most
-on such a machine, not a guess of what it usually takes.
+its own cap): an upper bound that the MoGP's trajectories reach (127 steps per sampling iteration at the default
+depth 7 on five of the six teacher cases of ``benchmarks/bench_mogp_teacher.py``, 121.7 on the sixth), so the
+estimate is what a fit takes at most on such a machine, not a guess of what it usually takes.
 With ``sampler="smc"``: :data:`SMC_TEMPERING_STEPS` (+1 final) rounds of HMC moves of every particle of every
 run instead of the MAP and NUTS, all vectorised.
 """
