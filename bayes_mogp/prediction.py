@@ -34,7 +34,7 @@ from scipy import special, stats
 
 from .errors import InputError
 
-__all__ = ["Prediction", "gaussian_class_probabilities"]
+__all__ = ["Prediction", "gaussian_class_probabilities", "CLASS_PROBABILITY_NODES"]
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,11 @@ class Prediction:
         return out
 
 
-def gaussian_class_probabilities(mean, var, *, num_nodes: int = 48) -> np.ndarray:
+#: Gauss-Hermite nodes of :func:`gaussian_class_probabilities` (its quadrature error is below 1e-6 at 48)
+CLASS_PROBABILITY_NODES = 48
+
+
+def gaussian_class_probabilities(mean, var, *, num_nodes: int = CLASS_PROBABILITY_NODES) -> np.ndarray:
     r""":math:`P(\arg\max_c y_c = k)` for independent :math:`y_c \sim N(m_c, v)` sharing one variance.
 
     Gauss-Hermite quadrature in :math:`z = (y_k - m_k)/\sqrt v`:

@@ -15,7 +15,7 @@ import os
 import sys
 
 from ..errors import InputError
-from ._common import OneLineArgumentParser, add_common_arguments, emit
+from ._common import OneLineArgumentParser, add_common_arguments, emit, log
 
 # Order shown in --help.  Every module ``bayes_mogp/cli/<name>.py`` other than ``main`` and the private
 # ``_*`` helpers is a command and must be listed here (tests/test_cli.py holds the two sets equal).
@@ -68,7 +68,6 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     # XLA's persistent compilation cache (bayes_mogp.compilation): a second run of the same shapes compiles nothing
     from ..compilation import configure_from_environment
-    from ._common import log
 
     configure_from_environment(log)
     module = args._module

@@ -30,9 +30,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .posterior import MoGPPosterior, fit
+from .posterior import MoGPPosterior, fit, pruned_sizes
 from .settings import MoGPSettings
 from ..errors import InputError
+from ..prediction import CLASS_PROBABILITY_NODES
 
 __all__ = ["Comparison", "compare", "estimate_cost", "step_seconds", "COMPILE_SECONDS", "STEP_SECONDS",
            "ROTATION_RATE", "EIGH_SECONDS_PER_N3", "NNGP_SECONDS_PER_N3", "NNGP_SECONDS", "FLOP_RATE", "CDF_SECONDS",
@@ -111,9 +112,9 @@ def estimate_cost(n_train: int, n_test: int, num_outputs: int, settings: MoGPSet
         map_seconds = s.map_steps * step_seconds(n, j, 1, rot)
     # the test predictions: every draw's, then those of the pruned networks (1, J/2 and J jumps, no GP part); for
     # classification each with its class probabilities by quadrature (48 nodes)
-    passes = 1 + len({1, max(1, j // 2), j})
+    passes = 1 + len(pruned_sizes(j))
     classes = k > 1 if classification is None else bool(classification)
-    quadrature = m * k * (k - 1) * 48 * CDF_SECONDS if classes else 0.0
+    quadrature = m * k * (k - 1) * CLASS_PROBABILITY_NODES * CDF_SECONDS if classes else 0.0
     predict = passes * draws * (4 * n * m * (j + k) * 3 / FLOP_RATE + quadrature)
     seconds = (COMPILE_SECONDS + EIGH_SECONDS_PER_N3 * n**3 + map_seconds + sampling
                + NNGP_SECONDS + NNGP_SECONDS_PER_N3 * n**3 + predict)

@@ -39,9 +39,15 @@ from .predictive import class_probabilities, draw_predictor, loo_draws, predict_
 from .settings import MoGPSettings
 from ..errors import InputError, InputTypeError
 
-__all__ = ["fit", "MoGPPosterior", "MoGPSettings"]
+__all__ = ["fit", "MoGPPosterior", "MoGPSettings", "pruned_sizes"]
 
 _IDENT = ("log_marginal_likelihood", "gp_scale", "noise", "sigma_v2", "jumps", "drift")
+
+
+def pruned_sizes(num_jumps: int) -> list[int]:
+    """The numbers of largest jumps kept by the pruned networks :meth:`MoGPPosterior.evaluate` scores: 1, J/2
+    and J (without repeats)."""
+    return sorted({1, max(1, num_jumps // 2), num_jumps})
 
 
 def _limit(prior, hyper):
@@ -255,7 +261,7 @@ class MoGPPosterior(FitRecord, Posterior):
             j = self.samples["features"].shape[2]
             metric = "accuracy" if self.task == "classification" else "rmse"
             pruned = {k: self.predict_components(x, keep=k, gp_part=False, tests=tests)
-                      for k in sorted({1, max(1, j // 2), j})}
+                      for k in pruned_sizes(j)}
             out[f"pruned_{metric}"] = {str(k): score(self.prediction_from_components(*c), targets)[metric]
                                        for k, c in pruned.items()}
         return out
