@@ -93,8 +93,9 @@ def tiny(tiny_bnn):
     return tiny_bnn
 
 
-@pytest.mark.slow  # NumPyro's eager initialisation compiles a few hundred small programs (30-36 s of a busy worker in the
+# slow pass: NumPyro's eager initialisation compiles a few hundred small programs (30-36 s of a busy worker in the
 # default pass); every minibatch test of the default pass starts from the staged initialisation
+@pytest.mark.slow
 def test_staged_initialisation_equals_numpyros_eager_one(tiny):
     """The minibatch methods initialise in one compiled program (sgmcmc.staged_initializer): the same position and
     the same postprocess as NumPyro's eager initialize_model (a horseshoe with a learned global scale: positive
