@@ -192,7 +192,8 @@ def decide(m: dict) -> dict:
 
 #: nodes per second behind :func:`estimate_cost` (a variance, a feature and two output weights per node), for
 #: the gamma-based priors, the slowest (about 1 us per gamma draw): measured 1.5e6 (beta) to 1.9e6 on 2 CPU
-#: cores, float64, as the marginal cost of more networks (iid: 3e7); the slow pass holds it within 5x
+#: cores, float64, as the marginal cost of more networks (iid: 3e7); 4.4e5 for beta on 2026-12-06 (3.4x below,
+#: more than this machine's drift of about a third; the cause not traced); the slow pass holds it within 5x
 NODES_PER_SECOND = 1e6
 #: seconds of compilation per model and width behind :func:`estimate_cost`
 COMPILE_SECONDS = 3.0
