@@ -191,10 +191,11 @@ def decide(m: dict) -> dict:
 
 
 #: nodes per second behind :func:`estimate_cost` (a variance, a feature and two output weights per node), for
-#: the gamma-based priors, the slowest (about 1 us per gamma draw): measured 1.5e6 (beta) to 1.9e6 on 2 CPU
-#: cores, float64, as the marginal cost of more networks (iid: 3e7); 4.4e5 for beta on 2026-12-06 (3.4x below,
-#: more than this machine's drift of about a third; the cause not traced); the slow pass holds it within 5x
-NODES_PER_SECOND = 1e6
+#: the gamma-based priors, the slowest: measured as the marginal cost of more networks, float64, on 2 CPU cores,
+#: 4.4e5 for beta on 2026-12-06 (500 x 3000 nodes in 3.43 s; iid: 3e7).  It was 1e6 from an earlier measurement
+#: of 1.5e6 (beta) to 1.9e6, 3.4x above today's, more than this machine's drift of about a third (the cause not
+#: traced); the slow pass holds it within 5x of a timed run
+NODES_PER_SECOND = 5e5
 #: seconds of compilation per model and width behind :func:`estimate_cost`
 COMPILE_SECONDS = 3.0
 
