@@ -32,7 +32,7 @@ import numpy as np
 from numpyro.infer import MCMC, DiscreteHMCGibbs
 
 from .checkpoint import load_checkpoint, restore_state, save_checkpoint
-from .errors import InputTypeError
+from .errors import InputError, InputTypeError
 from .validation import check_choice, check_int
 
 __all__ = ["NutsResult", "Schedule", "Checkpoint", "sample", "resume", "precision", "resolve_chain_method", "raw_key", "CHAIN_METHODS",
@@ -158,7 +158,7 @@ def _mcmc(kernel, num_warmup, num_samples, num_chains, chain_method, progress_ba
 
 def sample(key, kernel, model_args=(), model_kwargs=None, *, schedule: Schedule, fields=None,
            settings: dict | None = None, checkpoint: Checkpoint | None = None, log=None, label: str = "nuts",
-           progress_bar: bool = False) -> NutsResult:
+           progress_bar: bool = False, select_window: int | None = None) -> NutsResult:
     """Warmup, then ``schedule.num_samples`` draws per chain of ``kernel`` on ``model(*model_args, **model_kwargs)``.
 
     Same ``key``, same draws (chunked or not).  ``schedule``: a :class:`Schedule`.  ``fields``: the extra
@@ -168,6 +168,15 @@ def sample(key, kernel, model_args=(), model_kwargs=None, *, schedule: Schedule,
     path; ``stop_after`` interrupts the run).  ``log``: a callable receiving one line per chunk, prefixed
     by ``label``.  ``progress_bar``: NumPyro's per-draw progress bar on stderr (sequential chains: the
     sampling loop then returns to the host at every draw, which costs little only when a draw is slow).
+
+    ``select_window`` (None: off; needs 2 or more chains): the warmup runs first, then every chain continues
+    from the state of the chain whose last ``select_window`` warmup iterations have the highest mean log
+    density (the lowest mean potential energy), that chain's adapted step size and mass matrix included; each
+    chain keeps its own random numbers.  Chains that a warmup left in different modes then sample the best mode
+    found, and R-hat across them measures the mixing within it, not whether the modes agree: the settings
+    record ``chain_selection`` (each chain's mean warmup log density over the window, the chain selected) keeps
+    what the warmup found.  The draws differ from a run without selection (the warmup and the sampling take
+    two keys split from ``key``).
     """
     if not isinstance(schedule, Schedule):
         raise InputTypeError(f"schedule must be a bayes_mogp.nuts.Schedule, got {type(schedule).__name__}")
@@ -183,7 +192,12 @@ def sample(key, kernel, model_args=(), model_kwargs=None, *, schedule: Schedule,
     first = min(chunk, num_samples, ck.stop_after or num_samples)
     t0 = time.perf_counter()
     mcmc = _mcmc(kernel, num_warmup, first, num_chains, chain_method, progress_bar)
-    mcmc.run(raw_key(key), *model_args, extra_fields=fields, **model_kwargs)
+    if select_window is None:
+        mcmc.run(raw_key(key), *model_args, extra_fields=fields, **model_kwargs)
+    else:
+        settings["chain_selection"] = _warmup_and_select(mcmc, key, model_args, model_kwargs, num_chains,
+                                                         num_warmup, select_window)
+        mcmc.run(jax.random.split(raw_key(key))[1], *model_args, extra_fields=fields, **model_kwargs)
     samples = _to_host(mcmc.get_samples(group_by_chain=True))
     stats = _stats(mcmc)
     seconds = time.perf_counter() - t0
@@ -196,6 +210,26 @@ def sample(key, kernel, model_args=(), model_kwargs=None, *, schedule: Schedule,
             f"({chain_method}, {settings['dtype']}, {settings['backend']}) in {seconds:.1f} s")
     return _continue(mcmc, mcmc.last_state, (model_args, model_kwargs, fields), draws, settings, ck._replace(
         every=chunk), log, label)
+
+
+def _warmup_and_select(mcmc, key, model_args, model_kwargs, num_chains: int, num_warmup: int, window: int) -> dict:
+    """Run ``mcmc``'s warmup, then set its post-warmup state to the best chain's in every chain (:func:`sample`'s
+    ``select_window``); returns the record of what was selected."""
+    window = check_int("select_window", window, minimum=1, maximum=num_warmup)
+    if num_chains < 2:
+        raise InputError(f"select_window needs 2 or more chains to select among, got num_chains={num_chains}")
+    mcmc.warmup(jax.random.split(raw_key(key))[0], *model_args, collect_warmup=True,
+                extra_fields=("potential_energy",), **model_kwargs)
+    potential = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["potential_energy"], dtype=np.float64)
+    tail = potential[:, -window:].mean(axis=1)
+    best = int(np.argmin(tail))
+    state = mcmc.post_warmup_state
+    leaves = jax.tree.leaves(state)
+    if not all(np.ndim(x) >= 1 and np.shape(x)[0] == num_chains for x in leaves):
+        raise InputError("select_window needs a sampler state with one row per chain (chain_method 'vectorized' "
+                         "or 'sequential')")
+    mcmc.post_warmup_state = jax.tree.map(lambda x: jax.numpy.broadcast_to(x[best], x.shape), state)
+    return {"window": window, "warmup_log_density": [float(-v) for v in tail], "selected": best}
 
 
 def _as_checkpoint(checkpoint) -> Checkpoint:

@@ -97,9 +97,11 @@ def draws_kind(idata) -> str:
     return "mcmc"
 
 
-def diagnostic_rule(kind: str, method: str | None = None, num_chains: int = 1) -> str:
+def diagnostic_rule(kind: str, method: str | None = None, num_chains: int = 1, *,
+                    selected_chain: bool = False) -> str:
     """The check that applies to draws of ``kind`` (:func:`draws_kind`) made by ``method`` in ``num_chains`` chains,
-    in words; the report and ``summary.json`` carry it as ``diagnostic_rule``."""
+    in words; the report and ``summary.json`` carry it as ``diagnostic_rule``.  ``selected_chain``: every chain
+    continued from the best warmup chain (:func:`bayes_mogp.nuts.sample`'s ``select_window``)."""
     if kind == "none":
         return "none: a point estimate or an exact posterior, no draws to diagnose"
     if kind == "independent":
@@ -118,6 +120,9 @@ def diagnostic_rule(kind: str, method: str | None = None, num_chains: int = 1) -
     if num_chains > 1:
         rule = (f"rank-normalised split R-hat across the {num_chains} chains (Vehtari et al. 2021) on the "
                 f"identifiable quantities, below {R_HAT_THRESHOLD}")
+        if selected_chain:
+            rule += (" (every chain continued from the warmup chain of highest log density, so R-hat measures the "
+                     "mixing within the mode it found; each chain's warmup log density is in chain_selection)")
     else:
         rule = (f"rank-normalised split R-hat within the one chain (its two halves) on the identifiable quantities, "
                 f"below {R_HAT_THRESHOLD}; it cannot see modes the chain never visited: run 4 or more chains")
@@ -362,7 +367,8 @@ def write_report(idata, out_dir, *, var_names=None, extra: dict | None = None, t
                            "diagnostics")
     summary["draws"] = kind
     chains = int(idata.posterior.sizes.get("chain", 1)) if kind != "none" else 0
-    summary["diagnostic_rule"] = diagnostic_rule(kind, extra.get("method"), chains)
+    summary["diagnostic_rule"] = diagnostic_rule(kind, extra.get("method"), chains,
+                                                 selected_chain="chain_selection" in extra)
     if kind == "mcmc":
         summary["r_hat_threshold"] = R_HAT_THRESHOLD
         summary["r_hat_ok"] = bool(diag["r_hat_max"] < R_HAT_THRESHOLD)
@@ -430,6 +436,9 @@ def report_run(run_dir) -> dict:
     extra = {"kind": post.kind, "task": post.task, "seconds": post.seconds}
     if post.method is not None:
         extra["method"] = post.method
+    selection = (getattr(post, "sampler_record", None) or {}).get("chain_selection")
+    if selection is not None:
+        extra["chain_selection"] = selection
     if post.test_data is not None:
         extra.update({("n_test" if k == "n" else k): v for k, v in post.evaluate(*post.test_data).items()})
     title = f"{post.kind.upper()} fit" + (f" ({post.method})" if post.method else "")

@@ -86,7 +86,8 @@ def run_case(spec: str, seed: int, settings: dict) -> dict:
             "mogp": {**s_mogp, "rmse_f": f_err["mogp"], "rmse_f_fresh": float(np.sqrt(np.mean((fresh.mean[:, 0] -
                                                                                                f_new) ** 2))),
                      "seconds": t_mogp, "r_hat_max": diag["r_hat_max"], "divergences": diag["divergences"],
-                     "teacher_cosine": post.teacher_cosines(t.weights).tolist(), "sampler": sampler},
+                     "teacher_cosine": post.teacher_cosines(t.weights).tolist(), "sampler": sampler,
+                     **({"chain_selection": diag["chain_selection"]} if "chain_selection" in diag else {})},
             "nngp": {**s_nngp, "rmse_f": f_err["nngp"], "seconds": t_nngp, "relative_noise": gp.relative_noise},
             "rmse_ratio_nngp_over_mogp": s_nngp["rmse"] / s_mogp["rmse"],
             "estimated_seconds": estimate, "estimate_over_measured": estimate / (t_mogp + t_nngp),

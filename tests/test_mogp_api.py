@@ -140,6 +140,24 @@ def test_warmup_tree_depth_caps_only_the_warmup(reg_post, teacher):
     assert mogp.MoGPSettings.from_dict(old).warmup_tree_depth is None
 
 
+def test_chains_continue_from_the_best_warmup_chain_when_asked(reg_post, teacher, tmp_path):
+    """``chain_selection="best"``: the record names the chain whose last warmup iterations had the highest mean log
+    density, both chains' values are kept through save and load, the diagnostics and the report carry them, and the
+    report's rule says that R-hat then measures the mixing within one mode."""
+    from bayes_mogp.report import report_run
+
+    best = mogp.fit(jax.random.key(0), teacher.data, **{**TINY, "chain_selection": "best"})
+    sel = best.diagnostics()["chain_selection"]
+    assert sel["window"] == TINY["num_warmup"] and len(sel["warmup_log_density"]) == TINY["num_chains"]
+    assert sel["selected"] == int(np.argmax(sel["warmup_log_density"]))
+    assert not np.array_equal(best.samples["features"], reg_post.samples["features"])
+    assert "chain_selection" not in reg_post.diagnostics() and reg_post.settings.chain_selection == "none"
+    best.save(tmp_path / "run")
+    assert bayes_mogp.load(tmp_path / "run").sampler_record["chain_selection"] == sel
+    summary = report_run(tmp_path / "run")
+    assert summary["chain_selection"] == sel and "within the mode it found" in summary["diagnostic_rule"]
+
+
 CLI_TINY = dict(num_jumps=3, map_steps=100, num_warmup=15, num_samples=15, max_tree_depth=4)
 
 

@@ -25,7 +25,7 @@ def cli_run(tmp_path_factory, clusters):
     out = tmp / "run"
     argv = ["mogp", "--data-npz", str(path), "--json", "-J", "3", "--map-steps", "100", "--num-warmup", "15",
             "--num-samples", "15", "--max-tree-depth", "4", "--out", str(out), "--seed", "0", "--no-progress",
-            "--select", "cv", "--depth", "1"]
+            "--select", "cv", "--depth", "1", "--chain-selection", "best"]
     return main, argv, path, out, labels
 
 
@@ -41,6 +41,9 @@ def test_cli_json_end_to_end_on_own_data(cli_run, capsys):
     d = res["diagnostics"]
     assert set(d) >= {"r_hat_max", "ess_bulk_min", "divergences", "per_chain"}
     assert len(d["per_chain"]["accuracy"]) == len(d["per_chain"]["log_likelihood_mean"]) == 4  # the default: 4 chains
+    # --chain-selection best: every chain continued from the warmup chain of highest mean log density
+    sel = d["chain_selection"]
+    assert len(sel["warmup_log_density"]) == 4 and sel["selected"] == int(np.argmax(sel["warmup_log_density"]))
     assert res["results"]["mogp"]["accuracy"] >= 0.8  # separated clusters; chance is 1/3
     acc = res["results"]["mogp"]["accuracy"]
     assert abs(acc * 30 - round(acc * 30)) < 1e-12  # a float64 fraction of the 30 test points

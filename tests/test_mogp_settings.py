@@ -37,6 +37,7 @@ def test_frozen_and_replace_makes_a_new_record():
     ({"dense_mass": "yes"}, "dense_mass"), ({"chain_method": "parallel"}, "chain_method"),
     ({"sampler": "pt"}, "sampler"), ({"smc_particles": 1}, "smc_particles"), ({"smc_target_ess": 1.0}, "smc_target_ess"),
     ({"smc_moves": 0}, "smc_moves"), ({"smc_leapfrog": 0}, "smc_leapfrog"), ({"rotation_dtype": "float16"}, "rotation_dtype"),
+    ({"chain_selection": "all"}, "chain_selection"), ({"chain_selection": "best", "num_chains": 1}, "chain_selection"),
 ])
 def test_each_field_is_checked_with_its_name(change, message):
     with pytest.raises((InputError, InputTypeError), match=message):

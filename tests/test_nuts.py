@@ -132,3 +132,49 @@ def test_precision_scopes_x64_and_raw_key_unwraps_typed_keys():
         nuts.precision("float16")
     raw = nuts.raw_key(jax.random.key(7))
     np.testing.assert_array_equal(raw, jax.random.PRNGKey(7))
+
+
+def bimodal():
+    """Two normal modes at -3 and +3, the one at +3 holding 99% of the mass (log density 4.6 nats higher at its
+    centre): NUTS cannot cross between them (the barrier is ~4 nats below the lower mode and 10 leapfrog
+    steps of a step size near 1 do not reach across)."""
+    numpyro.sample("x", dist.MixtureSameFamily(dist.Categorical(probs=jnp.array([0.01, 0.99])),
+                                               dist.Normal(jnp.array([-3.0, 3.0]), 0.3)))
+
+
+def test_chains_continue_from_the_best_warmup_chain(monkeypatch):
+    # four chains, two started in each mode (NumPyro's init_params, one row per chain, passed to the driver's MCMC)
+    starts = {"x": jnp.array([-3.0, 3.0, -3.0, 3.0])}
+    make = nuts._mcmc
+
+    def with_starts(*args, **kwargs):
+        mcmc = make(*args, **kwargs)
+        for name in ("run", "warmup"):
+            method = getattr(mcmc, name)
+            setattr(mcmc, name, lambda *a, _m=method, **k: _m(*a, **{"init_params": starts, **k}))
+        return mcmc
+
+    monkeypatch.setattr(nuts, "_mcmc", with_starts)
+
+    def run(select):
+        return nuts.sample(jax.random.key(5), NUTS(bimodal, max_tree_depth=3), select_window=select,
+                           schedule=nuts.Schedule(50, 30, num_chains=4, chain_method="vectorized"))
+
+    plain, chosen, again = run(None), run(10), run(10)
+    # without selection the chains stay where they started; with it every chain samples the heavier mode
+    assert (plain.samples["x"][[0, 2]] < 0).all() and (plain.samples["x"][[1, 3]] > 0).all()
+    assert (chosen.samples["x"] > 0).all()
+    rec = chosen.settings["chain_selection"]
+    assert rec["window"] == 10 and rec["selected"] in (1, 3)
+    assert rec["selected"] == int(np.argmax(rec["warmup_log_density"]))
+    # the chains keep their own random numbers: they agree in law, not draw for draw
+    assert not np.array_equal(chosen.samples["x"][0], chosen.samples["x"][1])
+    np.testing.assert_array_equal(again.samples["x"], chosen.samples["x"])
+    assert "chain_selection" not in plain.settings
+
+
+def test_chain_selection_is_validated():
+    with pytest.raises(InputError, match="2 or more chains"):
+        _run(nuts.Schedule(20, 5, num_chains=1), select_window=5)
+    with pytest.raises(InputError, match="select_window"):
+        _run(nuts.Schedule(20, 5, num_chains=2, chain_method="vectorized"), select_window=30)

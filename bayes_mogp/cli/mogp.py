@@ -20,9 +20,8 @@ DATA_DEFAULTS = {"dataset": "mnist", "n_train": 1000, "n_test": 1000, "source": 
 MODEL_KEYS = ("prior", "prior_hyper", "num_jumps", "rank", "depth", "drift", "activation", "w_var", "b_var",
               "noise_floor")
 INFERENCE_KEYS = ("map_steps", "num_warmup", "num_samples", "max_tree_depth", "warmup_tree_depth",
-                  "num_chains", "target_accept_prob",
-                  "chain_method", "dense_mass", "sampler", "smc_particles", "smc_target_ess", "smc_moves",
-                  "smc_leapfrog", "rotation_dtype")
+                  "num_chains", "target_accept_prob", "chain_method", "chain_selection", "dense_mass", "sampler",
+                  "smc_particles", "smc_target_ess", "smc_moves", "smc_leapfrog", "rotation_dtype")
 # Spec table -> keys it may hold (TOML names are the flag names with "_" for "-").
 SPEC_KEYS = {"model": MODEL_KEYS, "data": tuple(DATA_DEFAULTS), "inference": INFERENCE_KEYS}
 QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30, "smc_particles": 16, "smc_moves": 2, "smc_leapfrog": 5}
@@ -31,7 +30,7 @@ QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30, "smc_particles":
 def add_arguments(parser) -> None:
     from ..mogp import MoGPSettings
     from ..mogp.likelihood import ROTATION_DTYPES
-    from ..mogp.model import CHAIN_METHODS, SAMPLERS
+    from ..mogp.model import CHAIN_METHODS, CHAIN_SELECTIONS, SAMPLERS
     from ..mogp.selection import CRITERIA
 
     d = MoGPSettings().to_dict()
@@ -68,6 +67,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--num-chains", type=int, default=None, help=f"default {d['num_chains']}")
     parser.add_argument("--chain-method", choices=CHAIN_METHODS, default=None,
                         help=f"chains in one program or one after the other (default {d['chain_method']})")
+    parser.add_argument("--chain-selection", choices=CHAIN_SELECTIONS, default=None,
+                        help=f"NUTS: best: after the warmup every chain continues from the chain with the highest "
+                             f"mean log density over the warmup's last iterations (the chains then sample one mode; "
+                             f"each chain's warmup log density is reported); none: each chain from its own "
+                             f"(default {d['chain_selection']})")
     parser.add_argument("--sampler", choices=SAMPLERS, default=None,
                         help=f"nuts: MAP start then NUTS; smc: adaptive tempered SMC from the prior, --num-chains "
                              f"independent runs (default {d['sampler']})")
@@ -209,6 +213,10 @@ def format_text(result: dict) -> str:
                      + ", ".join(f"{v:.1f}" for v in smc["per_run"]) + "); tempering steps "
                      + ", ".join(str(v) for v in smc["tempering_steps"]) + "; particle ESS "
                      + ", ".join(f"{v:.2f}" for v in smc["particle_ess"]))
+    if "chain_selection" in d:
+        sel = d["chain_selection"]
+        lines.append(f"  chains continued from chain {sel['selected']}: mean log density over the last {sel['window']} "
+                     f"warmup iterations " + ", ".join(f"{v:.1f}" for v in sel["warmup_log_density"]))
     pc = d["per_chain"]
     metric = "accuracy" if result["task"] == "classification" else "rmse"
     lines.append("  per chain: log-likelihood " + ", ".join(f"{v:.1f}" for v in pc["log_likelihood_mean"])

@@ -38,10 +38,14 @@ from ..validation import check_choice, check_finite_array, check_int, check_nonn
 from . import likelihood as lk
 from .features import FeatureMap
 
-__all__ = ["MoGPProblem", "build_problem", "mogp_model", "model_kwargs", "fit_map", "run_nuts", "DRIFTS"]
+__all__ = ["MoGPProblem", "build_problem", "mogp_model", "model_kwargs", "fit_map", "run_nuts", "DRIFTS",
+           "CHAIN_SELECTIONS", "CHAIN_SELECTION_WINDOW"]
 
 DRIFTS = ("prior", "free")
 CHAIN_METHODS = ("sequential", "vectorized")
+CHAIN_SELECTIONS = ("none", "best")  # each chain from its own warmup, or every chain from the best warmup chain
+#: ``chain_selection="best"``: the last warmup iterations whose mean log density ranks the chains
+CHAIN_SELECTION_WINDOW = 50
 SAMPLERS = ("nuts", "smc")  # NUTS from the MAP start, or adaptive tempered SMC from the prior (.smc)
 
 
@@ -127,7 +131,7 @@ def fit_map(key, kwargs: dict, *, steps: int = 1500, lr: float = 0.02):
 def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains: int = 2,
              init_params: dict | None = None, target_accept_prob: float = 0.85, max_tree_depth: int = 8,
              warmup_tree_depth: int | None = None, dense_mass: bool = False, chain_method: str = "sequential",
-             progress_bar: bool = False):
+             chain_selection: str = "none", progress_bar: bool = False):
     """NUTS over the random kernel (``chain_method``: "sequential" or "vectorized"), by the package's NUTS driver
     (:func:`bayes_mogp.nuts.sample`).  ``warmup_tree_depth``: the tree depth cap during warmup (None:
     ``max_tree_depth``; at most ``max_tree_depth``; NumPyro's ``max_tree_depth=(warmup, sampling)``).  Returns
@@ -146,8 +150,10 @@ def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains
     if init_params is not None:
         kernel_kw["init_strategy"] = init_to_value(values=init_params)
     check_choice("chain_method", chain_method, CHAIN_METHODS)
+    check_choice("chain_selection", chain_selection, CHAIN_SELECTIONS)
+    window = min(CHAIN_SELECTION_WINDOW, int(num_warmup)) if chain_selection == "best" else None
     schedule = nuts.Schedule(num_warmup, num_samples, num_chains, chain_method=chain_method)
     return nuts.sample(key, NUTS(mogp_model, **kernel_kw), model_kwargs=kwargs, schedule=schedule,
                        fields=("diverging", "num_steps"), settings=dict(target_accept_prob=target_accept_prob,
                        max_tree_depth=max_tree_depth, warmup_tree_depth=warmup_tree_depth,
-                       dense_mass=bool(dense_mass)), progress_bar=progress_bar)
+                       dense_mass=bool(dense_mass)), progress_bar=progress_bar, select_window=window)

@@ -101,8 +101,11 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
         res = run_nuts(k_nuts, kw, num_warmup=s.num_warmup, num_samples=s.num_samples, num_chains=s.num_chains,
                        init_params=params, max_tree_depth=s.max_tree_depth,
                        warmup_tree_depth=s.warmup_tree_depth, target_accept_prob=s.target_accept_prob,
-                       dense_mass=s.dense_mass, chain_method=s.chain_method, progress_bar=progress)
+                       dense_mass=s.dense_mass, chain_method=s.chain_method, chain_selection=s.chain_selection,
+                       progress_bar=progress)
         samples, stats = res.samples, res.stats
+        if "chain_selection" in res.settings:
+            record = {"chain_selection": res.settings["chain_selection"]}
         timings = {"map_seconds": t_map, "nuts_seconds": time.perf_counter() - t0 - t_map}
     seconds = time.perf_counter() - t0
     post = MoGPPosterior(settings=s.replace(rank=fmap.rank), feature_map=fmap, x_train=np.asarray(x), y_train=np.asarray(yt),
@@ -357,7 +360,9 @@ class MoGPPosterior(FitRecord, Posterior):
                 "mean_leapfrog_steps": float(np.mean(self.stats["num_steps"]))
                 if "num_steps" in self.stats else None,
                 "quantities": sorted(ident), "per_chain": per_chain,
-                **({"smc": dict(self.sampler_record)} if self.settings.sampler == "smc" else {})}
+                **({"smc": dict(self.sampler_record)} if self.settings.sampler == "smc" else {}),
+                **({"chain_selection": self.sampler_record["chain_selection"]}
+                   if "chain_selection" in self.sampler_record else {})}
 
     @cached_property
     def _pointwise_loo(self) -> np.ndarray:

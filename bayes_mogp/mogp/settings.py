@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from ..errors import InputTypeError
+from ..errors import InputError, InputTypeError
 from ..validation import check_bool, check_choice, check_in_interval, check_int, check_nonnegative, check_positive
 
 __all__ = ["MoGPSettings"]
@@ -44,7 +44,12 @@ class MoGPSettings:
     ``dense_mass=True``, instead of a diagonal one), ``chain_method`` ("vectorized", the default: all chains in
     one program, the gradient of every chain in one pass over the n x n eigenbasis: at n = 2000 a step of 4 chains
     takes 4.4 ms against 4 x 1.6 ms one after the other; "sequential": one chain after the other; the same law,
-    other random numbers).
+    other random numbers), ``chain_selection`` ("none", the default: every chain samples from where its warmup
+    left it; "best": after the warmup every chain continues from the chain whose last
+    :data:`~bayes_mogp.mogp.model.CHAIN_SELECTION_WINDOW` warmup iterations have the highest mean log posterior
+    density, :func:`bayes_mogp.nuts.sample`'s ``select_window``: the chains then sample the best mode the warmup
+    found, R-hat across them measures the mixing within it, and the diagnostics keep each chain's warmup log
+    density; NUTS only).
 
     Sampler: ``sampler`` "nuts" (the MAP start and NUTS above) or "smc" (adaptive tempered SMC from the prior,
     :mod:`bayes_mogp.mogp.smc`: ``num_chains`` independent runs of ``smc_particles`` particles each, the
@@ -77,6 +82,7 @@ class MoGPSettings:
     target_accept_prob: float = 0.85
     dense_mass: bool = False
     chain_method: str = "vectorized"
+    chain_selection: str = "none"
     sampler: str = "nuts"
     smc_particles: int = 64
     smc_target_ess: float = 0.9
@@ -87,7 +93,7 @@ class MoGPSettings:
     def __post_init__(self):
         from .features import FEATURE_ACTIVATIONS
         from .likelihood import ROTATION_DTYPES
-        from .model import CHAIN_METHODS, DRIFTS, SAMPLERS
+        from .model import CHAIN_METHODS, CHAIN_SELECTIONS, DRIFTS, SAMPLERS
         from .posterior import _limit
 
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen: validated copies)
@@ -114,6 +120,10 @@ class MoGPSettings:
         set_("dense_mass", check_bool("dense_mass", self.dense_mass))
         check_choice("drift", self.drift, DRIFTS)
         check_choice("chain_method", self.chain_method, CHAIN_METHODS)
+        check_choice("chain_selection", self.chain_selection, CHAIN_SELECTIONS)
+        if self.chain_selection != "none" and self.num_chains < 2:
+            raise InputError(f"chain_selection={self.chain_selection!r} selects among chains: it needs "
+                             f"num_chains >= 2, got {self.num_chains}")
         check_choice("sampler", self.sampler, SAMPLERS)
         set_("smc_target_ess", check_in_interval("smc_target_ess", self.smc_target_ess, 0.0, 1.0, low_open=True,
                                                  high_open=True))
