@@ -140,7 +140,8 @@ def test_warmup_tree_depth_caps_only_the_warmup(reg_post, teacher):
     assert mogp.MoGPSettings.from_dict(old).warmup_tree_depth is None
 
 
-def test_chains_continue_from_the_best_warmup_chain_when_asked(reg_post, teacher, tmp_path):
+@pytest.mark.slow  # slow pass (a fit of its own, 15 s); the default run keeps tests/test_nuts.py's selection test
+def test_chains_continue_from_the_best_warmup_chain_when_asked(teacher, tmp_path):
     """``chain_selection="best"``: the record names the chain whose last warmup iterations had the highest mean log
     density, both chains' values are kept through save and load, the diagnostics and the report carry them, and the
     report's rule says that R-hat then measures the mixing within one mode."""
@@ -150,8 +151,7 @@ def test_chains_continue_from_the_best_warmup_chain_when_asked(reg_post, teacher
     sel = best.diagnostics()["chain_selection"]
     assert sel["window"] == TINY["num_warmup"] and len(sel["warmup_log_density"]) == TINY["num_chains"]
     assert sel["selected"] == int(np.argmax(sel["warmup_log_density"]))
-    assert not np.array_equal(best.samples["features"], reg_post.samples["features"])
-    assert "chain_selection" not in reg_post.diagnostics() and reg_post.settings.chain_selection == "none"
+    assert best.settings.chain_selection == "best" and mogp.MoGPSettings().chain_selection == "none"
     best.save(tmp_path / "run")
     assert bayes_mogp.load(tmp_path / "run").sampler_record["chain_selection"] == sel
     summary = report_run(tmp_path / "run")
