@@ -195,9 +195,10 @@ def sample(key, kernel, model_args=(), model_kwargs=None, *, schedule: Schedule,
     if select_window is None:
         mcmc.run(raw_key(key), *model_args, extra_fields=fields, **model_kwargs)
     else:
-        settings["chain_selection"] = _warmup_and_select(mcmc, key, model_args, model_kwargs, num_chains,
+        k_warmup, k_run = jax.random.split(raw_key(key))
+        settings["chain_selection"] = _warmup_and_select(mcmc, k_warmup, model_args, model_kwargs, num_chains,
                                                          num_warmup, select_window)
-        mcmc.run(jax.random.split(raw_key(key))[1], *model_args, extra_fields=fields, **model_kwargs)
+        mcmc.run(k_run, *model_args, extra_fields=fields, **model_kwargs)
     samples = _to_host(mcmc.get_samples(group_by_chain=True))
     stats = _stats(mcmc)
     seconds = time.perf_counter() - t0
@@ -213,13 +214,12 @@ def sample(key, kernel, model_args=(), model_kwargs=None, *, schedule: Schedule,
 
 
 def _warmup_and_select(mcmc, key, model_args, model_kwargs, num_chains: int, num_warmup: int, window: int) -> dict:
-    """Run ``mcmc``'s warmup, then set its post-warmup state to the best chain's in every chain (:func:`sample`'s
-    ``select_window``); returns the record of what was selected."""
+    """Run ``mcmc``'s warmup with ``key``, then set its post-warmup state to the best chain's in every chain
+    (:func:`sample`'s ``select_window``); returns the record of what was selected."""
     window = check_int("select_window", window, minimum=1, maximum=num_warmup)
     if num_chains < 2:
         raise InputError(f"select_window needs 2 or more chains to select among, got num_chains={num_chains}")
-    mcmc.warmup(jax.random.split(raw_key(key))[0], *model_args, collect_warmup=True,
-                extra_fields=("potential_energy",), **model_kwargs)
+    mcmc.warmup(key, *model_args, collect_warmup=True, extra_fields=("potential_energy",), **model_kwargs)
     potential = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["potential_energy"], dtype=np.float64)
     tail = potential[:, -window:].mean(axis=1)
     best = int(np.argmin(tail))
