@@ -3,8 +3,8 @@ r"""Diagnostics and the self-contained HTML report of any run: MCMC, variational
 * :func:`diagnostics`: R-hat (rank-normalised split) and ESS bulk/tail on the *identifiable* quantities
   a posterior names (``diagnostic_vars``: e.g. test predictions, total log-likelihood, sorted per-node
   variances, global scales; raw BNN weights are not identified under the permutation and sign
-  symmetries of hidden units, so their R-hat is reported but not targeted), divergences, E-BFMI, LOO
-  and WAIC.
+  symmetries of hidden units, so their R-hat is reported but not targeted; likewise the variables a posterior
+  names ``unidentified_vars``, such as the MoGP's raw scales and jumps), divergences, E-BFMI, LOO and WAIC.
 * :func:`write_report`: PNG plots and one HTML page with the PNGs embedded (base64), plus
   ``summary.json`` with the keys ``r_hat_max, ess_bulk_min, divergences, seconds, ess_per_second``
   (``ess_bulk_min / seconds``) and the test scores the caller passes (``accuracy, nll, ece`` or
@@ -131,9 +131,11 @@ def diagnostic_rule(kind: str, method: str | None = None, num_chains: int = 1, *
     return rule + ", and no divergences"
 
 
-def diagnostics(idata, var_names=None, method: str | None = None) -> dict:
+def diagnostics(idata, var_names=None, method: str | None = None, *, unidentified=None) -> dict:
     """R-hat/ESS on ``var_names`` (default :func:`identifiable_names`) and on raw weights, divergences,
-    BFMI, LOO, WAIC; ``per_quantity`` gives each quantity's worst R-hat and ESS.  For a ``method`` of
+    BFMI, LOO, WAIC; ``per_quantity`` gives each quantity's worst R-hat and ESS.  ``unidentified``: posterior
+    variables the data do not identify (a posterior's ``unidentified_vars``), whose worst R-hat is reported as
+    ``unidentified_r_hat_max``, not targeted.  For a ``method`` of
     :data:`WITHIN_CHAIN_METHODS` every chain is judged on its own (:func:`diagnostic_rule`), and the R-hat across
     chains is ``r_hat_across_chains_max``."""
     import arviz as az
@@ -166,6 +168,11 @@ def diagnostics(idata, var_names=None, method: str | None = None) -> dict:
         if raw:
             rs = np.concatenate([np.ravel(rank_normalized_rhat(idata.posterior[v].values)) for v in raw])
             out["raw_weights_r_hat_max"] = float(np.nanmax(rs)) if np.isfinite(rs).any() else float("nan")
+        un = [v for v in (unidentified or ()) if v in idata.posterior]
+        if un:
+            rs = np.concatenate([np.ravel(rank_normalized_rhat(idata.posterior[v].values)) for v in un])
+            out["unidentified_r_hat_max"] = float(np.nanmax(rs)) if np.isfinite(rs).any() else float("nan")
+            out["unidentified"] = un
         stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
         out["divergences"] = int(stats["diverging"].sum()) if "diverging" in stats else 0
         if "energy" in stats:
@@ -338,10 +345,11 @@ def _figures(idata, names, kind: str, losses=None, pruning=None) -> dict[str, by
 
 # ------------------------------------------------------------------------------------------------ report
 def write_report(idata, out_dir, *, var_names=None, extra: dict | None = None, title: str = "BNN fit",
-                 losses=None) -> dict:
+                 losses=None, unidentified=None) -> dict:
     """Write ``report.html``, ``report_<plot>.png`` and ``summary.json`` into ``out_dir``; return the summary.
 
-    ``var_names``: the identifiable quantities (default :func:`identifiable_names`); ``extra`` (test
+    ``var_names``: the identifiable quantities (default :func:`identifiable_names`); ``unidentified``: variables
+    whose R-hat is reported, not targeted (:func:`diagnostics`); ``extra`` (test
     scores, ``seconds``, ...) is merged into the summary; ``seconds`` is the fitting time and
     ``ess_per_second = ess_bulk_min / seconds``; ``losses``: an SVI loss curve to plot.
     """
@@ -351,7 +359,7 @@ def write_report(idata, out_dir, *, var_names=None, extra: dict | None = None, t
     pruning = extra.get("pruning")
     names = []
     if kind == "mcmc":
-        diag = diagnostics(idata, var_names, extra.get("method"))
+        diag = diagnostics(idata, var_names, extra.get("method"), unidentified=unidentified)
         names = list(diag["per_quantity"])
         summary = {"r_hat_max": diag["r_hat_max"], "ess_bulk_min": diag["ess_bulk_min"],
                    "divergences": diag["divergences"]}
@@ -398,6 +406,10 @@ def write_report(idata, out_dir, *, var_names=None, extra: dict | None = None, t
         if "raw_weights_r_hat_max" in diag:
             parts.append("<p>Raw weights are not identified (hidden-unit permutations and signs): their R-hat max "
                          f"is {diag['raw_weights_r_hat_max']:.3f}, reported, not targeted.</p>")
+        if "unidentified_r_hat_max" in diag:
+            parts.append(f"<p>{html.escape(', '.join(diag['unidentified']))}: the likelihood depends on these only "
+                         "through the quantities above, so they are not identified; their R-hat max is "
+                         f"{diag['unidentified_r_hat_max']:.3f}, reported, not targeted.</p>")
     if pruning:
         parts.append("<h2>Pruning</h2><table border=1 cellpadding=3><tr>"
                      + "".join(f"<th>{html.escape(k)}</th>" for k in pruning) + "</tr>")
@@ -446,4 +458,5 @@ def report_run(run_dir) -> dict:
         extra["prior"] = post.prior_name
         title += f": {post.prior_name} prior"
     return write_report(idata, run_dir, var_names=list(post.diagnostic_vars) or None,
-                        extra=extra, title=title, losses=post.losses)
+                        extra=extra, title=title, losses=post.losses,
+                        unidentified=list(getattr(post, "unidentified_vars", ())) or None)

@@ -152,6 +152,10 @@ def _mogp_teacher(res):
         assert 1 <= sm["warmup_tree_depth"] <= sm["max_tree_depth"]
         assert sm["gradient_evaluations_per_ess"] == pytest.approx(sm["gradient_evaluations_sampling"]
                                                                    / sm["ess_bulk_min"], rel=1e-9)
+        # R-hat over the identified quantities and five test predictions, the raw scales and jumps apart
+        by = row["mogp"]["r_hat_by_quantity"]
+        assert {"kernel_weights", "test_prediction"} <= set(by) and row["mogp"]["r_hat_max"] == max(by.values())
+        assert row["mogp"]["r_hat_unidentified_max"] > 0
 
 
 def _mogp_smc(res):

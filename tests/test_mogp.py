@@ -47,6 +47,40 @@ def test_woodbury_gradient_matches_direct():
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("activation", ["relu", "abs", "identity", "erf"])
+def test_likelihood_sees_the_kernel_weights_not_the_jumps_and_lengths_apart(activation):
+    """A positively homogeneous activation: scaling feature j by c_j and its jump by 1 / c_j^2 leaves the
+    log-likelihood unchanged (to rounding) and so do the kernel weights by which R-hat is judged; erf is not
+    homogeneous, its likelihood moves and its kernel weights leave the lengths out."""
+    from bayes_mogp.mogp import kernel_weights
+    from bayes_mogp.mogp.features import FEATURE_ACTIVATIONS
+
+    k_all, _, y, lam, n = _problem(seed=4)
+    rng = np.random.default_rng(4)
+    basis = rng.normal(size=(n, 6))
+    u = rng.normal(size=(5, 6))
+    c = np.array([0.3, 0.8, 1.0, 2.0, 5.0])
+    base = lk.eigen_base(k_all[:n, :n], y)
+    phi = FEATURE_ACTIVATIONS[activation]
+
+    def loglik(lam_, u_):
+        feats = phi(jnp.asarray(basis @ u_.T))
+        return float(lk.woodbury_log_likelihood(base, 0.7, 0.05, jnp.asarray(0.9 * lam_), feats))
+
+    moved = dict(jumps=lam / c ** 2, features=u * c[:, None], sigma_v2=np.asarray(0.9))
+    here = dict(jumps=lam, features=u, sigma_v2=np.asarray(0.9))
+    a, b = loglik(lam, u), loglik(moved["jumps"], moved["features"])
+    w_here, w_moved = kernel_weights(here, activation), kernel_weights(moved, activation)
+    assert np.all(np.diff(w_here) <= 0)  # largest first
+    if activation == "erf":
+        assert abs(a - b) > 1.0
+        np.testing.assert_allclose(w_here, -np.sort(-0.9 * lam))
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-10)  # float64 throughout: rounding only
+        np.testing.assert_allclose(w_here, w_moved, rtol=1e-12)
+        np.testing.assert_allclose(w_here, -np.sort(-0.9 * lam * (u ** 2).sum(1)), rtol=1e-12)
+
+
 def test_zero_jumps_and_empty_network_are_the_gp():
     k_all, phi_all, y, lam, n = _problem(seed=2)
     base = lk.eigen_base(k_all[:n, :n], y)

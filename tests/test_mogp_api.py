@@ -112,8 +112,29 @@ def test_save_load_same_predictions_and_inference_data(reg_post, teacher, tmp_pa
         loo = az.loo(idata)
     assert np.isfinite(loo.elpd_loo) and idata.log_likelihood["y"].shape == (2, 15, 60)
     assert idata.posterior["features"].dims == ("chain", "draw", "jump", "latent")
+    # the sorted kernel weights are computed from the draws, saved with the InferenceData and recomputed on load
+    assert "kernel_weights" not in back.samples and idata.posterior["kernel_weights"].dims == ("chain", "draw", "jump")
+    np.testing.assert_allclose(idata.posterior["kernel_weights"].values,
+                               reg_post.to_inference_data().posterior["kernel_weights"].values, rtol=1e-12)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["kind"] == "mogp" and manifest["data"]["fingerprint"] == teacher.data.fingerprint
+
+
+def test_r_hat_is_targeted_on_the_identified_quantities(reg_post, teacher):
+    """The diagnostics' R-hat is the worst over the identified quantities and five test predictions, each one's
+    kept; the raw scales and jumps, which the likelihood sees only through them, are reported apart."""
+    import arviz as az
+
+    d = reg_post.diagnostics(teacher.data.x_test)
+    assert set(d["r_hat_by_quantity"]) == {"log_marginal_likelihood", "gp_scale", "noise", "kernel_weights",
+                                           "test_prediction"} == set(d["quantities"])
+    assert d["r_hat_max"] == max(d["r_hat_by_quantity"].values())
+    def rhat(values):
+        return float(az.rhat(az.convert_to_dataset({"v": values}))["v"].max())
+
+    assert rhat(mogp.kernel_weights(reg_post.samples, "relu")) == d["r_hat_by_quantity"]["kernel_weights"]
+    raw = max(rhat(reg_post.samples[k]) for k in ("sigma_v2", "jumps", "drift"))
+    assert d["r_hat_unidentified_max"] == pytest.approx(raw, rel=1e-12)
 
 
 def test_same_key_same_posterior(reg_post, teacher):
@@ -138,24 +159,6 @@ def test_warmup_tree_depth_caps_only_the_warmup(reg_post, teacher):
     assert mogp.MoGPSettings(max_tree_depth=3, warmup_tree_depth=6).effective_warmup_tree_depth == 3
     old = {k: v for k, v in reg_post.settings.to_dict().items() if k != "warmup_tree_depth"}
     assert mogp.MoGPSettings.from_dict(old).warmup_tree_depth is None
-
-
-@pytest.mark.slow  # slow pass (a fit of its own, 15 s); the default run keeps tests/test_nuts.py's selection test
-def test_chains_continue_from_the_best_warmup_chain_when_asked(teacher, tmp_path):
-    """``chain_selection="best"``: the record names the chain whose last warmup iterations had the highest mean log
-    density, both chains' values are kept through save and load, the diagnostics and the report carry them, and the
-    report's rule says that R-hat then measures the mixing within one mode."""
-    from bayes_mogp.report import report_run
-
-    best = mogp.fit(jax.random.key(0), teacher.data, **{**TINY, "chain_selection": "best"})
-    sel = best.diagnostics()["chain_selection"]
-    assert sel["window"] == TINY["num_warmup"] and len(sel["warmup_log_density"]) == TINY["num_chains"]
-    assert sel["selected"] == int(np.argmax(sel["warmup_log_density"]))
-    assert best.settings.chain_selection == "best" and mogp.MoGPSettings().chain_selection == "none"
-    best.save(tmp_path / "run")
-    assert bayes_mogp.load(tmp_path / "run").sampler_record["chain_selection"] == sel
-    summary = report_run(tmp_path / "run")
-    assert summary["chain_selection"] == sel and "within the mode it found" in summary["diagnostic_rule"]
 
 
 CLI_TINY = dict(num_jumps=3, map_steps=100, num_warmup=15, num_samples=15, max_tree_depth=4)

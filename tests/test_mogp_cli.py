@@ -67,13 +67,27 @@ def test_cli_json_end_to_end_on_own_data(cli_run, capsys):
     assert main(["report", str(out), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["kind"] == "mogp" and (out / "report.html").exists() and (out / "summary.json").exists()
-    # the report's R-hat is ArviZ's over the identifiable quantities; the fit's also covers five test predictions
+    # the report's R-hat is ArviZ's summary over the identified quantities; the fit's (ArviZ's rhat) also covers five
+    # test predictions.  With an odd number of draws (15) the two ArviZ functions differ slightly: rhat folds the
+    # split chains about their median, summary folds about the median of all draws, which includes the dropped middle
+    import warnings
+
     import arviz as az
 
     post = bayes_mogp.load(out)
     ident = post.to_inference_data().posterior[list(post.diagnostic_vars)]
-    assert rep["r_hat_max"] == pytest.approx(float(az.rhat(ident).to_array().max()), rel=1e-9)
-    assert rep["r_hat_max"] <= d["r_hat_max"] * (1 + 1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summ = az.summary(ident, kind="diagnostics", round_to="none")
+    assert rep["r_hat_max"] == pytest.approx(float(summ["r_hat"].max()), rel=1e-9)
+    assert float(az.rhat(ident).to_array().max()) <= d["r_hat_max"] * (1 + 1e-12)
+    # the raw scales and jumps: reported apart, not targeted
+    assert rep["unidentified"] == ["sigma_v2", "drift", "jumps"] and rep["unidentified_r_hat_max"] > 0
+    # --chain-selection best: the record survives save and load, the report carries it and says what R-hat measures
+    chosen = d["chain_selection"]
+    assert chosen["window"] == 15  # the warmup's length, shorter than the default window of 50
+    assert post.settings.chain_selection == "best" and post.sampler_record["chain_selection"] == chosen
+    assert rep["chain_selection"] == chosen and "within the mode it found" in rep["diagnostic_rule"]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -117,10 +117,18 @@ def test_report_names_its_rule_and_shows_failing_r_hat_in_red(tmp_path):
     from bayes_mogp.cli.report import format_text
     from bayes_mogp.report import diagnostic_rule
 
-    good = write_report(_draws(draws=2000), tmp_path / "good", extra={"method": "nuts"})
+    idata = _draws(draws=2000)
+    # a quantity the data do not identify, its chains 3 sd apart: reported apart, never failing the rule
+    idata.posterior["raw_scale"] = (("chain", "draw"),
+                                    np.random.default_rng(1).normal(size=(4, 2000)) + 3.0 * np.arange(4)[:, None])
+    good = write_report(idata, tmp_path / "good", extra={"method": "nuts"}, unidentified=["raw_scale", "absent"])
     bad = write_report(_draws(shift=3.0), tmp_path / "bad", extra={"method": "nuts"})
     # 8000 iid draws: R-hat - 1 is O(1e-3) per quantity; chain means 3 sd apart give R-hat > 1.5 (test above)
     assert good["r_hat_max"] < 1.01 and good["r_hat_ok"] is True and bad["r_hat_ok"] is False
+    assert good["unidentified"] == ["raw_scale"] and good["unidentified_r_hat_max"] > 1.5
+    assert "raw_scale" not in good["per_quantity"] and "unidentified_r_hat_max" not in bad
+    assert "raw_scale: the likelihood depends on these only" in (tmp_path / "good" / "report.html").read_text()
+    assert "not identified, reported, not targeted" in format_text(good, color=False)
     for s in (good, bad):
         assert s["r_hat_threshold"] == 1.01 and "across the 4 chains" in s["diagnostic_rule"]
         assert s == json.loads((tmp_path / ("good" if s is good else "bad") / "summary.json").read_text())

@@ -207,6 +207,10 @@ def format_text(result: dict) -> str:
         m = r[name]
         lines.append(f"  {name:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in keys) + f"  ({m['seconds']:.1f} s)")
     lines.append(f"  r_hat_max {d['r_hat_max']}  ess_bulk_min {d['ess_bulk_min']:.1f}  divergences {d['divergences']}")
+    if d.get("r_hat_by_quantity"):
+        lines.append("  R-hat by quantity: " + ", ".join(f"{k} {v:.3f}" for k, v in d["r_hat_by_quantity"].items())
+                     + (f"; raw scales and jumps (not identified, not targeted) {d['r_hat_unidentified_max']:.3f}"
+                        if d.get("r_hat_unidentified_max") is not None else ""))
     if "smc" in d:
         smc = d["smc"]
         lines.append(f"  SMC: log evidence {smc['log_evidence']:.2f} +- {smc['log_evidence_se']:.2f} (runs "

@@ -30,8 +30,9 @@ def format_text(result, *, color: bool | None = None) -> str:
     from ..report import R_HAT_THRESHOLD, _above
 
     color = sys.stdout.isatty() if color is None else color
-    keys = [k for k in ("kind", "method", "r_hat_max", "ess_bulk_min", "divergences", "accuracy", "nll", "ece",
-                        "rmse", "coverage_90", "seconds", "ess_per_second", "diagnostic_rule", "note")
+    keys = [k for k in ("kind", "method", "r_hat_max", "unidentified_r_hat_max", "ess_bulk_min", "divergences",
+                        "accuracy", "nll", "ece", "rmse", "coverage_90", "seconds", "ess_per_second", "diagnostic_rule",
+                        "note")
             if result.get(k) is not None]
 
     def show(k):
@@ -40,6 +41,8 @@ def format_text(result, *, color: bool | None = None) -> str:
             return format_seconds(v)
         if k == "ess_per_second":
             return f"{float(v):.3g}"
+        if k == "unidentified_r_hat_max":
+            return f"{float(v):.4f} ({', '.join(result.get('unidentified', []))}: not identified, reported, not targeted)"
         if k == "r_hat_max" and _above(v):
             text = f"{float(v):.4f} (above {R_HAT_THRESHOLD}: the chains disagree)"
             return f"\033[31m{text}\033[0m" if color else text

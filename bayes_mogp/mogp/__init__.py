@@ -9,15 +9,16 @@
 - :mod:`.model`: the NumPyro model, MAP start, NUTS.
 - :mod:`.predictive`: the mixture-of-GPs predictive and its class probabilities.
 - :mod:`.posterior`: ``fit(key, data) -> MoGPPosterior`` with ``predict``, ``score``, ``to_inference_data``,
-  ``save``/``load``, feature directions.
+  ``save``/``load``, feature directions; ``kernel_weights``, the identified weights of the features.
 - :mod:`.selection`: depth, feature rank and J chosen by the exact LOO on the training data.
 """
 
 from . import features, likelihood, model, posterior, predictive, prior, selection
-from .posterior import MoGPPosterior, fit
+from .posterior import MoGPPosterior, fit, kernel_weights
 from .settings import MoGPSettings
 from .selection import Selection, select_settings
 from .prior import finite_width_kernel, sample_outputs, sample_random_kernel
 
 __all__ = ["features", "likelihood", "model", "posterior", "predictive", "prior", "selection", "fit", "MoGPPosterior",
-           "MoGPSettings", "Selection", "select_settings", "finite_width_kernel", "sample_outputs", "sample_random_kernel"]
+           "kernel_weights", "MoGPSettings", "Selection", "select_settings", "finite_width_kernel", "sample_outputs",
+           "sample_random_kernel"]

@@ -39,9 +39,36 @@ from .predictive import class_probabilities, draw_predictor, loo_draws, predict_
 from .settings import MoGPSettings
 from ..errors import InputError, InputTypeError
 
-__all__ = ["fit", "MoGPPosterior", "MoGPSettings", "pruned_sizes"]
+__all__ = ["fit", "MoGPPosterior", "MoGPSettings", "pruned_sizes", "kernel_weights",
+           "HOMOGENEOUS_ACTIVATIONS"]
 
-_IDENT = ("log_marginal_likelihood", "gp_scale", "noise", "sigma_v2", "jumps", "drift")
+#: what the data identify: the log-likelihood, the GP part's scale sigma_v^2 (a + R), the noise and the sorted
+#: kernel weights of the features (:func:`kernel_weights`); R-hat is targeted on these (and test predictions)
+_IDENT = ("log_marginal_likelihood", "gp_scale", "noise", "kernel_weights")
+#: the raw scales and jumps: the likelihood depends on them only through the quantities above, so they move
+#: along ridges the prior alone shapes; their R-hat is reported, not targeted
+_UNIDENTIFIED = ("sigma_v2", "drift", "jumps")
+#: feature activations with phi(c h) = c phi(h) for c > 0: a feature's length trades off against its jump
+HOMOGENEOUS_ACTIVATIONS = ("relu", "abs", "identity")
+#: computed from the draws for the InferenceData, never stored as draws
+_DERIVED = ("kernel_weights",)
+
+
+def kernel_weights(samples: dict, activation: str) -> np.ndarray | None:
+    r"""Each draw's kernel weights of its J features, largest first, ``(..., J)`` (None without jumps).
+
+    The random kernel is :math:`\sigma_v^2[(a + R)K_\phi + \sum_j \lambda_j \phi(Bu_j)\phi(Bu_j)^\top]`.
+    For a positively homogeneous :math:`\phi` (:data:`HOMOGENEOUS_ACTIVATIONS`),
+    :math:`\phi(Bu_j)\phi(Bu_j)^\top = |u_j|^2 \phi(B\hat u_j)\phi(B\hat u_j)^\top`, so the data see
+    :math:`w_j = \sigma_v^2\lambda_j|u_j|^2` and the direction :math:`\hat u_j`, never :math:`\lambda_j`,
+    :math:`|u_j|` or :math:`\sigma_v^2` apart; for other activations :math:`w_j = \sigma_v^2\lambda_j`.  Sorted
+    within each draw, so that chains whose features swap places agree."""
+    if "jumps" not in samples or "features" not in samples:
+        return None
+    w = np.asarray(samples["jumps"]) * np.asarray(samples["sigma_v2"])[..., None]
+    if activation in HOMOGENEOUS_ACTIVATIONS:
+        w = w * np.sum(np.square(np.asarray(samples["features"])), axis=-1)
+    return -np.sort(-w, axis=-1)
 
 
 def pruned_sizes(num_jumps: int) -> list[int]:
@@ -160,6 +187,7 @@ class MoGPPosterior(FitRecord, Posterior):
     sampler_record: dict = field(default_factory=dict)
     kind = "mogp"
     diagnostic_vars = _IDENT
+    unidentified_vars = _UNIDENTIFIED
 
     # -- cached pieces -------------------------------------------------------------------------------
     @cached_property
@@ -193,6 +221,12 @@ class MoGPPosterior(FitRecord, Posterior):
 
     def flat_samples(self) -> dict:
         return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.samples.items()}
+
+    @cached_property
+    def _derived(self) -> dict:
+        """The identified quantities computed from the draws (``kernel_weights``), ``(chain, draw, ...)``."""
+        w = kernel_weights(self.samples, self.feature_map.activation)
+        return {} if w is None else {"kernel_weights": w}
 
     # -- prediction ------------------------------------------------------------------------------------
     @float64
@@ -325,9 +359,11 @@ class MoGPPosterior(FitRecord, Posterior):
 
     # -- diagnostics ---------------------------------------------------------------------------------------
     def diagnostics(self, x=None, targets=None, *, components=None, chain_probs=None) -> dict:
-        """R-hat (max) and bulk ESS (min) over the identifiable quantities (log-likelihood, ordered jumps,
-        scales; and five test predictions when ``x`` is given), divergences, leapfrog steps, and what each
-        chain says on its own (mean log-likelihood; its own predictive's accuracy or RMSE).
+        """R-hat (max) and bulk ESS (min) over the identified quantities (log-likelihood, the GP part's scale,
+        the noise, the sorted kernel weights :func:`kernel_weights`; and five test predictions when ``x`` is
+        given), each quantity's R-hat (``r_hat_by_quantity``), the R-hat of the raw scales and jumps, which the
+        data do not identify (``r_hat_unidentified_max``: reported, not targeted), divergences, leapfrog steps,
+        and what each chain says on its own (mean log-likelihood; its own predictive's accuracy or RMSE).
         ``components``: the output of :meth:`predict_components` at ``x``, if already computed;
         ``chain_probs``: their :meth:`chain_class_probabilities`, likewise."""
         import arviz as az
@@ -335,7 +371,9 @@ class MoGPPosterior(FitRecord, Posterior):
         from ..metrics import score
 
         nc, nd = self.num_chains, self.num_draws
-        ident = {k: self.samples[k] for k in self.diagnostic_vars if k in self.samples}
+        found = {**self.samples, **self._derived}
+        ident = {k: found[k] for k in self.diagnostic_vars if k in found}
+        raw = {k: found[k] for k in self.unidentified_vars if k in found}
         per_chain = {"log_likelihood_mean": [float(v) for v in self.samples["log_marginal_likelihood"].mean(1)]}
         if x is not None or components is not None:
             means, var, noise = components if components is not None else self.predict_components(x)
@@ -354,7 +392,12 @@ class MoGPPosterior(FitRecord, Posterior):
         ds = az.convert_to_dataset(ident)
         rhat = az.rhat(ds) if nc > 1 else None
         ess = az.ess(ds, method="bulk")
-        return {"r_hat_max": float(max(float(rhat[v].max()) for v in rhat.data_vars)) if rhat is not None else None,
+        by = {v: float(rhat[v].max()) for v in rhat.data_vars} if rhat is not None else None
+        raw_rhat = az.rhat(az.convert_to_dataset(raw)) if nc > 1 and raw else None
+        return {"r_hat_max": max(by.values()) if by is not None else None,
+                "r_hat_by_quantity": by,
+                "r_hat_unidentified_max": float(max(float(raw_rhat[v].max()) for v in raw_rhat.data_vars))
+                if raw_rhat is not None else None,
                 "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
                 "divergences": int(np.sum(self.stats.get("diverging", 0))),
                 "mean_leapfrog_steps": float(np.mean(self.stats["num_steps"]))
@@ -379,14 +422,15 @@ class MoGPPosterior(FitRecord, Posterior):
 
     # -- ArviZ and run folders ------------------------------------------------------------------------------
     def to_inference_data(self):
-        """ArviZ InferenceData: ``posterior`` (every sampled and deterministic site, ``(chain, draw, ...)``),
-        ``sample_stats`` (``diverging``, ``n_steps``), ``log_likelihood`` (``y``: :meth:`pointwise_loo`, so that
+        """ArviZ InferenceData: ``posterior`` (every sampled and deterministic site, ``(chain, draw, ...)``, and the
+        sorted kernel weights :func:`kernel_weights`), ``sample_stats`` (``diverging``, ``n_steps``),
+        ``log_likelihood`` (``y``: :meth:`pointwise_loo`, so that
         ``arviz.loo`` is the leave-one-out of this model) and ``observed_data`` (the training targets in the
         user's units, or labels)."""
         import arviz as az
 
-        dims = {"jumps": ["jump"], "arrivals": ["jump"], "features": ["jump", "latent"]}
-        return az.from_dict(posterior=self.samples, sample_stats=stats_to_arviz(self.stats),
+        dims = {"jumps": ["jump"], "arrivals": ["jump"], "features": ["jump", "latent"], "kernel_weights": ["jump"]}
+        return az.from_dict(posterior={**self.samples, **self._derived}, sample_stats=stats_to_arviz(self.stats),
                             log_likelihood={"y": self.pointwise_loo()}, observed_data={"y": self.y_observed},
                             dims=dims)
 
@@ -409,7 +453,7 @@ class MoGPPosterior(FitRecord, Posterior):
     def _from_run(cls, spec, a, idata, data_info) -> "MoGPPosterior":
         from ..runs import task_from_arrays
 
-        samples = {k: np.asarray(v.values) for k, v in idata.posterior.data_vars.items()}
+        samples = {k: np.asarray(v.values) for k, v in idata.posterior.data_vars.items() if k not in _DERIVED}
         timings = spec.pop("timings", {})
         record = spec.pop("sampler_record", {})
         if "seconds" not in timings and "map_seconds" in timings:  # runs written before the total was kept
