@@ -166,12 +166,10 @@ def diagnostics(idata, var_names=None, method: str | None = None, *, unidentifie
         out["per_quantity"] = per
         raw = [v for v in idata.posterior.data_vars if v.startswith(("V", "W"))]
         if raw:
-            rs = np.concatenate([np.ravel(rank_normalized_rhat(idata.posterior[v].values)) for v in raw])
-            out["raw_weights_r_hat_max"] = float(np.nanmax(rs)) if np.isfinite(rs).any() else float("nan")
+            out["raw_weights_r_hat_max"] = _worst_rhat(idata.posterior, raw)
         un = [v for v in (unidentified or ()) if v in idata.posterior]
         if un:
-            rs = np.concatenate([np.ravel(rank_normalized_rhat(idata.posterior[v].values)) for v in un])
-            out["unidentified_r_hat_max"] = float(np.nanmax(rs)) if np.isfinite(rs).any() else float("nan")
+            out["unidentified_r_hat_max"] = _worst_rhat(idata.posterior, un)
             out["unidentified"] = un
         stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
         out["divergences"] = int(stats["diverging"].sum()) if "diverging" in stats else 0
@@ -191,6 +189,12 @@ def diagnostics(idata, var_names=None, method: str | None = None, *, unidentifie
                           "pareto_k_max": float(np.max(loo.pareto_k))}
             out["waic"] = {"elpd": float(waic.elpd_waic), "se": float(waic.se), "p": float(waic.p_waic)}
     return out
+
+
+def _worst_rhat(posterior, names) -> float:
+    """The largest :func:`rank_normalized_rhat` over every scalar of the ``names`` variables (NaN if none is defined)."""
+    rs = np.concatenate([np.ravel(rank_normalized_rhat(posterior[v].values)) for v in names])
+    return float(np.nanmax(rs)) if np.isfinite(rs).any() else float("nan")
 
 
 def _within_chains(idata, names):
