@@ -129,6 +129,7 @@ def test_r_hat_is_targeted_on_the_identified_quantities(reg_post, teacher):
     assert set(d["r_hat_by_quantity"]) == {"log_marginal_likelihood", "gp_scale", "noise", "kernel_weights",
                                            "test_prediction"} == set(d["quantities"])
     assert d["r_hat_max"] == max(d["r_hat_by_quantity"].values())
+
     def rhat(values):
         return float(az.rhat(az.convert_to_dataset({"v": values}))["v"].max())
 

@@ -14,7 +14,7 @@ from bayes_mogp.mogp import MoGPSettings
 def test_defaults_round_trip_through_a_dict():
     s = MoGPSettings()
     assert (s.prior, s.depth, s.num_jumps, s.num_warmup, s.num_samples, s.num_chains) == ("horseshoe", 1, 8, 200, 100, 4)
-    assert (s.chain_method, s.dense_mass, s.sampler) == ("vectorized", False, "nuts")
+    assert (s.chain_method, s.dense_mass, s.sampler, s.chain_selection) == ("vectorized", False, "nuts", "none")
     back = MoGPSettings.from_dict(s.replace(prior="beta", prior_hyper={"c": 0.5}, rank=4).to_dict())
     assert back == s.replace(prior="beta", prior_hyper={"c": 0.5}, rank=4)
     assert back.to_dict()["prior_hyper"] == {"c": 0.5}
