@@ -35,7 +35,7 @@ import numpy as np
 from .io import atomic_path, atomic_write_json, atomic_write_text
 from .errors import InputError
 
-__all__ = ["to_inference_data", "identifiable_names", "diagnostics", "draws_kind", "diagnostic_rule",
+__all__ = ["to_inference_data", "identifiable_names", "diagnostics", "worst_rhat", "draws_kind", "diagnostic_rule",
            "WITHIN_CHAIN_METHODS", "rank_normalized_rhat", "write_report", "report_run", "R_HAT_THRESHOLD"]
 
 #: the R-hat above which a run's chains are said not to agree (Vehtari et al. 2021)
@@ -166,10 +166,10 @@ def diagnostics(idata, var_names=None, method: str | None = None, *, unidentifie
         out["per_quantity"] = per
         raw = [v for v in idata.posterior.data_vars if v.startswith(("V", "W"))]
         if raw:
-            out["raw_weights_r_hat_max"] = _worst_rhat(idata.posterior, raw)
+            out["raw_weights_r_hat_max"] = worst_rhat(idata.posterior, raw)
         un = [v for v in (unidentified or ()) if v in idata.posterior]
         if un:
-            out["unidentified_r_hat_max"] = _worst_rhat(idata.posterior, un)
+            out["unidentified_r_hat_max"] = worst_rhat(idata.posterior, un)
             out["unidentified"] = un
         stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
         out["divergences"] = int(stats["diverging"].sum()) if "diverging" in stats else 0
@@ -191,9 +191,10 @@ def diagnostics(idata, var_names=None, method: str | None = None, *, unidentifie
     return out
 
 
-def _worst_rhat(posterior, names) -> float:
-    """The largest :func:`rank_normalized_rhat` over every scalar of the ``names`` variables (NaN if none is defined)."""
-    rs = np.concatenate([np.ravel(rank_normalized_rhat(posterior[v].values)) for v in names])
+def worst_rhat(draws, names) -> float:
+    """The largest :func:`rank_normalized_rhat` over every scalar of the ``names`` variables of ``draws`` (a posterior
+    group, or a dict of ``(chain, draw, ...)`` arrays); NaN if none is defined."""
+    rs = np.concatenate([np.ravel(rank_normalized_rhat(np.asarray(draws[v]))) for v in names])
     return float(np.nanmax(rs)) if np.isfinite(rs).any() else float("nan")
 
 

@@ -175,7 +175,8 @@ class MoGPPosterior(FitRecord, Posterior):
     independent runs and the draws their equally weighted final particles); ``x_train``/``y_train`` in the model's
     units; ``settings``: the :class:`MoGPSettings` of the fit (resolved: ``b_var``, ``rank``);
     ``sampler_record``: what the sampler reports beyond the draws (SMC: the log evidence and its standard error
-    across runs, tempering steps, particle ESS; empty for NUTS).
+    across runs, tempering steps, particle ESS; NUTS: ``chain_selection`` with ``chain_selection="best"``, else
+    empty).
     """
 
     settings: MoGPSettings
@@ -369,6 +370,7 @@ class MoGPPosterior(FitRecord, Posterior):
         import arviz as az
 
         from ..metrics import score
+        from ..report import worst_rhat
 
         nc, nd = self.num_chains, self.num_draws
         found = {**self.samples, **self._derived}
@@ -393,11 +395,9 @@ class MoGPPosterior(FitRecord, Posterior):
         rhat = az.rhat(ds) if nc > 1 else None
         ess = az.ess(ds, method="bulk")
         by = {v: float(rhat[v].max()) for v in rhat.data_vars} if rhat is not None else None
-        raw_rhat = az.rhat(az.convert_to_dataset(raw)) if nc > 1 and raw else None
         return {"r_hat_max": max(by.values()) if by is not None else None,
                 "r_hat_by_quantity": by,
-                "r_hat_unidentified_max": float(max(float(raw_rhat[v].max()) for v in raw_rhat.data_vars))
-                if raw_rhat is not None else None,
+                "r_hat_unidentified_max": worst_rhat(raw, list(raw)) if nc > 1 and raw else None,
                 "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
                 "divergences": int(np.sum(self.stats.get("diverging", 0))),
                 "mean_leapfrog_steps": float(np.mean(self.stats["num_steps"]))
