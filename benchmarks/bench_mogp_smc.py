@@ -8,9 +8,10 @@ Each case is a teacher network of ``benchmarks/bench_mogp_teacher.py`` (same dat
 (b) :func:`bayes_mogp.mogp.fit` with ``sampler="smc"`` (R independent adaptive tempered SMC runs from the prior, the runs in
 place of chains), the same model.  Printed side by side: test RMSE of y, NLL, 90% coverage, R-hat max across
 chains / runs over the identified quantities (log marginal likelihood, gp_scale, noise, the sorted kernel weights:
-:meth:`bayes_mogp.mogp.MoGPPosterior.diagnostics`) and with five test-prediction means added, seconds (compilation included) and gradient evaluations (NUTS: leapfrog
-steps of the sampling phase, plus the warmup's at the sampling phase's mean, plus the MAP's Adam steps; SMC:
-leapfrog steps and one initial gradient per HMC move, all runs).  For SMC also the tempering steps, the mean
+:meth:`bayes_mogp.mogp.MoGPPosterior.diagnostics`) and with five test-prediction means added, seconds (compilation
+included) and gradient evaluations (NUTS: leapfrog steps of the sampling phase, plus the warmup's at the sampling
+phase's mean, plus the MAP's Adam steps; SMC: leapfrog steps and one initial gradient per HMC move, all runs).  For
+SMC also the tempering steps, the mean
 acceptance, the relative ESS of the final weights and the log evidence with its standard error across runs.
 ``--quick``: one tiny case with tiny NUTS and SMC settings (a smoke test); ``--json``: one JSON object on stdout.
 """

@@ -136,8 +136,8 @@ def test_precision_scopes_x64_and_raw_key_unwraps_typed_keys():
 
 def bimodal():
     """Two normal modes at -3 and +3, the one at +3 holding 99% of the mass (log density 4.6 nats higher at its
-    centre): NUTS cannot cross between them (the barrier is ~4 nats below the lower mode and 10 leapfrog
-    steps of a step size near 1 do not reach across)."""
+    centre): NUTS cannot cross between them (the barrier is ~4 nats below the lower mode and the at most 7 leapfrog
+    steps of tree depth 3, at a step size near the modes' width, do not reach across)."""
     numpyro.sample("x", dist.MixtureSameFamily(dist.Categorical(probs=jnp.array([0.01, 0.99])),
                                                dist.Normal(jnp.array([-3.0, 3.0]), 0.3)))
 

@@ -100,14 +100,15 @@ teacher = teacher_network(0, **TEACHER)
 data = teacher.data
 post = mogp.fit(jax.random.key(0), data, **FIT_QUICK)
 gp = nngp.fit(jax.random.key(0), data, depth=1)
-pred, gpred = post.predict(data.x_test), gp.predict(data.x_test)
+components = post.predict_components(data.x_test)  # per-draw predictions: the mixture and the diagnostics share them
+pred, gpred = post.prediction_from_components(*components), gp.predict(data.x_test)
 print(f"{data.name}: {data.n_train} train / {data.n_test} test; MoGP fit {post.seconds:.0f} s")
 print(f"{'':6}{'RMSE y':>8}{'RMSE f':>8}{'NLL':>8}{'cov 90':>8}")
 for name, p, s in (("NNGP", gpred, gp.score(data.x_test, data.y_test)),
                    ("MoGP", pred, post.score(data.x_test, data.y_test))):
     rf = np.sqrt(np.mean((p.mean[:, 0] - teacher.f_test) ** 2))
     print(f"{name:6}{s['rmse']:8.3f}{rf:8.3f}{s['nll']:8.3f}{s['coverage_90']:8.3f}")
-diag = post.diagnostics(components=post.predict_components(data.x_test))  # five test predictions among them
+diag = post.diagnostics(components=components)  # five test predictions among them
 print(f"R-hat max {diag['r_hat_max']:.3f}, bulk ESS min {diag['ess_bulk_min']:.0f}, divergences {diag['divergences']}")
 print("R-hat by quantity: " + ", ".join(f"{k} {v:.3f}" for k, v in diag["r_hat_by_quantity"].items())
       + f"; raw scales and jumps (not identified) {diag['r_hat_unidentified_max']:.3f}")
