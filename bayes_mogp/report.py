@@ -117,6 +117,12 @@ def diagnostic_rule(kind: str, method: str | None = None, num_chains: int = 1, *
                 f"weighted final particles as one chain) on the identifiable quantities, below {R_HAT_THRESHOLD}; "
                 f"with each run's particle ESS and the log evidence's standard error across runs (SMC has no "
                 f"divergences to count)")
+    if method == "pt":
+        return (f"rank-normalised split R-hat across the {num_chains} chains of parallel tempering (the beta = 1 "
+                f"replica of each) on the identifiable quantities, below {R_HAT_THRESHOLD}; with the swap acceptance "
+                f"of each neighbouring pair of temperatures and each chain's round trips between the coldest and "
+                f"the hottest (none: the tempered replicas have not reached the posterior's draws), and no "
+                f"divergences counted (fixed-length HMC moves)")
     if num_chains > 1:
         rule = (f"rank-normalised split R-hat across the {num_chains} chains (Vehtari et al. 2021) on the "
                 f"identifiable quantities, below {R_HAT_THRESHOLD}")

@@ -13,7 +13,9 @@ feature (posterior mean of max |cos|), R-hat across the chains over the identifi
 predictions (:meth:`bayes_mogp.mogp.MoGPPosterior.diagnostics`) and that of the raw scales and jumps, which the data
 do not identify ("raw": reported, not targeted), and seconds; in the JSON also each quantity's R-hat, the sampler's
 cost (``sampler``:
-leapfrog steps per iteration, gradient evaluations per effective sample, seconds per gradient evaluation), and the
+leapfrog steps per iteration, gradient evaluations per effective sample, seconds per gradient evaluation; with
+``--set sampler=pt`` or ``smc`` the run's own gradient count, and parallel tempering's ladder, swap acceptance and
+round trips), and the
 size check's estimate (:func:`bayes_mogp.mogp.comparison.estimate_cost`) against the measured seconds of the MoGP
 and its NNGP baseline (``est/s``: at least 1 when the estimate is the upper bound it means to be).  The MoGP
 posterior is saved to a run folder, loaded
@@ -70,19 +72,28 @@ def run_case(spec: str, seed: int, settings: dict) -> dict:
         fresh = bayes_mogp.load(tmp).predict(x_new)
     diag = post.diagnostics(components=components)  # five test predictions among the quantities
     st, ps = post.stats, post.settings
-    steps = int(np.sum(st["num_steps"]))
-    # the sampler's cost: leapfrog steps (one gradient evaluation each) of the kept draws, per effective sample of
-    # the least-mixed identifiable quantity, and the seconds per step over the whole fit with the warmup's steps
-    # taken at the sampling phase's mean or the warmup's cap, whichever is smaller (NumPyro does not keep the
-    # warmup's statistics)
-    per_iteration = steps / (post.num_chains * post.num_draws)
-    per_warmup_iteration = min(per_iteration, 2 ** ps.effective_warmup_tree_depth - 1)
-    sampler = {"mean_leapfrog_steps": per_iteration, "max_tree_depth": ps.max_tree_depth,
-               "warmup_tree_depth": ps.effective_warmup_tree_depth,
-               "gradient_evaluations_sampling": steps, "ess_bulk_min": diag["ess_bulk_min"],
-               "gradient_evaluations_per_ess": steps / diag["ess_bulk_min"] if diag["ess_bulk_min"] > 0 else None,
-               "seconds_per_gradient_evaluation_est": t_mogp / (post.num_chains * (
-                   per_warmup_iteration * ps.num_warmup + per_iteration * post.num_draws))}
+    ess = diag["ess_bulk_min"]
+    if "num_steps" in st:  # NUTS
+        steps = int(np.sum(st["num_steps"]))
+        # the sampler's cost: leapfrog steps (one gradient evaluation each) of the kept draws, per effective sample
+        # of the least-mixed identifiable quantity, and the seconds per step over the whole fit with the warmup's
+        # steps taken at the sampling phase's mean or the warmup's cap, whichever is smaller (NumPyro does not keep
+        # the warmup's statistics)
+        per_iteration = steps / (post.num_chains * post.num_draws)
+        per_warmup_iteration = min(per_iteration, 2 ** ps.effective_warmup_tree_depth - 1)
+        sampler = {"mean_leapfrog_steps": per_iteration, "max_tree_depth": ps.max_tree_depth,
+                   "warmup_tree_depth": ps.effective_warmup_tree_depth,
+                   "gradient_evaluations_sampling": steps, "ess_bulk_min": ess,
+                   "gradient_evaluations_per_ess": steps / ess if ess > 0 else None,
+                   "seconds_per_gradient_evaluation_est": t_mogp / (post.num_chains * (
+                       per_warmup_iteration * ps.num_warmup + per_iteration * post.num_draws))}
+    else:  # SMC or parallel tempering: every gradient evaluation of the run, in its record
+        grads = post.sampler_record["gradient_evaluations"]
+        sampler = {"sampler": ps.sampler, "gradient_evaluations": grads, "ess_bulk_min": ess,
+                   "gradient_evaluations_per_ess": grads / ess if ess > 0 else None,
+                   "seconds_per_gradient_evaluation_est": t_mogp / grads,
+                   **{k: post.sampler_record[k] for k in ("betas", "swap_acceptance", "hmc_acceptance", "round_trips")
+                      if k in post.sampler_record}}
     # the size check's estimate of the fit, its predictions and the NNGP baseline (what ``bayes-mogp mogp`` runs),
     # against their measured seconds: an upper bound when the ratio is at least 1
     estimate = estimate_cost(n, data.x_test.shape[0], 1, ps)["seconds"]

@@ -35,8 +35,10 @@ def test_frozen_and_replace_makes_a_new_record():
     ({"drift": "fixed"}, "drift"), ({"activation": "tanh"}, "activation"), ({"prior": "nope"}, "prior"),
     ({"prior_hyper": [1, 2]}, "prior_hyper"), ({"rank": 0}, "rank"), ({"noise_floor": -1e-3}, "noise_floor"),
     ({"dense_mass": "yes"}, "dense_mass"), ({"chain_method": "parallel"}, "chain_method"),
-    ({"sampler": "pt"}, "sampler"), ({"smc_particles": 1}, "smc_particles"), ({"smc_target_ess": 1.0}, "smc_target_ess"),
+    ({"sampler": "tempering"}, "sampler"), ({"smc_particles": 1}, "smc_particles"), ({"smc_target_ess": 1.0}, "smc_target_ess"),
     ({"smc_moves": 0}, "smc_moves"), ({"smc_leapfrog": 0}, "smc_leapfrog"), ({"rotation_dtype": "float16"}, "rotation_dtype"),
+    ({"pt_temperatures": 0}, "pt_temperatures"), ({"pt_beta_min": 1.0}, "pt_beta_min"),
+    ({"pt_leapfrog": 0}, "pt_leapfrog"),
     ({"chain_selection": "all"}, "chain_selection"), ({"chain_selection": "best", "num_chains": 1}, "chain_selection"),
 ])
 def test_each_field_is_checked_with_its_name(change, message):

@@ -13,7 +13,8 @@ import os
 from . import _common
 
 NAME = "mogp"
-HELP = "MoGP regression/classification (posterior over random kernels by NUTS or SMC) vs the NNGP, on any data"
+HELP = ("MoGP regression/classification (posterior over random kernels by NUTS, SMC or parallel tempering) vs the "
+        "NNGP, on any data")
 
 # Data-size defaults of the built-in data sets; the model and inference defaults are the library's.
 DATA_DEFAULTS = {"dataset": "mnist", "n_train": 1000, "n_test": 1000, "source": None}
@@ -21,10 +22,12 @@ MODEL_KEYS = ("prior", "prior_hyper", "num_jumps", "rank", "depth", "drift", "ac
               "noise_floor")
 INFERENCE_KEYS = ("map_steps", "num_warmup", "num_samples", "max_tree_depth", "warmup_tree_depth",
                   "num_chains", "target_accept_prob", "chain_method", "chain_selection", "dense_mass", "sampler",
-                  "smc_particles", "smc_target_ess", "smc_moves", "smc_leapfrog", "rotation_dtype")
+                  "smc_particles", "smc_target_ess", "smc_moves", "smc_leapfrog", "pt_temperatures", "pt_beta_min",
+                  "pt_leapfrog", "rotation_dtype")
 # Spec table -> keys it may hold (TOML names are the flag names with "_" for "-").
 SPEC_KEYS = {"model": MODEL_KEYS, "data": tuple(DATA_DEFAULTS), "inference": INFERENCE_KEYS}
-QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30, "smc_particles": 16, "smc_moves": 2, "smc_leapfrog": 5}
+QUICK = {"map_steps": 300, "num_warmup": 30, "num_samples": 30, "smc_particles": 16, "smc_moves": 2, "smc_leapfrog": 5,
+         "pt_temperatures": 4, "pt_leapfrog": 5}
 
 
 def add_arguments(parser) -> None:
@@ -74,7 +77,8 @@ def add_arguments(parser) -> None:
                              f"(default {d['chain_selection']})")
     parser.add_argument("--sampler", choices=SAMPLERS, default=None,
                         help=f"nuts: MAP start then NUTS; smc: adaptive tempered SMC from the prior, --num-chains "
-                             f"independent runs (default {d['sampler']})")
+                             f"independent runs; pt: MAP start then parallel tempering, --num-chains chains of "
+                             f"--pt-temperatures replicas (default {d['sampler']})")
     parser.add_argument("--smc-particles", type=int, default=None,
                         help=f"SMC: particles per run (default {d['smc_particles']})")
     parser.add_argument("--smc-target-ess", type=float, default=None,
@@ -83,6 +87,13 @@ def add_arguments(parser) -> None:
                         help=f"SMC: HMC moves per tempering step (default {d['smc_moves']})")
     parser.add_argument("--smc-leapfrog", type=int, default=None,
                         help=f"SMC: leapfrog steps per HMC move (default {d['smc_leapfrog']})")
+    parser.add_argument("--pt-temperatures", type=int, default=None,
+                        help=f"parallel tempering: temperatures per chain (default {d['pt_temperatures']})")
+    parser.add_argument("--pt-beta-min", type=float, default=None,
+                        help=f"parallel tempering: the hottest replica's power of the likelihood, in (0, 1) "
+                             f"(default {d['pt_beta_min']})")
+    parser.add_argument("--pt-leapfrog", type=int, default=None,
+                        help=f"parallel tempering: leapfrog steps per HMC move (default {d['pt_leapfrog']})")
     parser.add_argument("--rotation-dtype", choices=ROTATION_DTYPES, default=None,
                         help=f"precision of the likelihood's rotation of the features into the base kernel's "
                              f"eigenbasis, its one O(n^2 J) step; all else is float64 (default {d['rotation_dtype']})")
@@ -217,6 +228,12 @@ def format_text(result: dict) -> str:
                      + ", ".join(f"{v:.1f}" for v in smc["per_run"]) + "); tempering steps "
                      + ", ".join(str(v) for v in smc["tempering_steps"]) + "; particle ESS "
                      + ", ".join(f"{v:.2f}" for v in smc["particle_ess"]))
+    if "pt" in d:
+        pt = d["pt"]
+        lines.append(f"  parallel tempering: {len(pt['betas'])} temperatures down to {pt['betas'][-1]:.3g}; swap "
+                     f"acceptance {min(pt['swap_acceptance'], default=float('nan')):.2f}-"
+                     f"{max(pt['swap_acceptance'], default=float('nan')):.2f}; round trips per chain "
+                     + ", ".join(str(v) for v in pt["round_trips"]))
     if "chain_selection" in d:
         sel = d["chain_selection"]
         lines.append(f"  chains continued from chain {sel['selected']}: mean log density over the last {sel['window']} "

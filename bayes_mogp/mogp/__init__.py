@@ -7,6 +7,8 @@
 - :mod:`.features`: the learned features as functions of the input (input-space weights with a bias at
   depth 1, a Nystrom map for deeper base kernels).
 - :mod:`.model`: the NumPyro model, MAP start, NUTS.
+- :mod:`.smc`, :mod:`.tempering`: the samplers besides NUTS, adaptive tempered SMC from the prior and parallel
+  tempering from the MAP start (``fit(..., sampler="smc" | "pt")``).
 - :mod:`.predictive`: the mixture-of-GPs predictive and its class probabilities.
 - :mod:`.posterior`: ``fit(key, data) -> MoGPPosterior`` with ``predict``, ``score``, ``to_inference_data``,
   ``save``/``load``, feature directions; ``kernel_weights``, the identified weights of the features.

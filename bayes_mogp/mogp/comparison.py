@@ -19,7 +19,8 @@ its own cap): an upper bound that the MoGP's trajectories reach (127 steps per s
 depth 7 on five of the six teacher cases of ``benchmarks/bench_mogp_teacher.py``, 121.7 on the sixth), so the
 estimate is what a fit takes at most on such a machine, not a guess of what it usually takes.
 With ``sampler="smc"``: :data:`SMC_TEMPERING_STEPS` (+1 final) rounds of HMC moves of every particle of every
-run instead of the MAP and NUTS, all vectorised.
+run instead of the MAP and NUTS, all vectorised; with ``sampler="pt"``: the MAP, then one HMC move of every
+replica of every chain per iteration (warmup and sampling, each rounded up to a multiple of 10), all vectorised.
 """
 
 from __future__ import annotations
@@ -101,6 +102,15 @@ def estimate_cost(n_train: int, n_test: int, num_outputs: int, settings: MoGPSet
         steps, draws = rounds * columns, columns
         sampling = rounds * step_seconds(n, j, columns, rot)
         map_seconds = 0.0
+    elif s.sampler == "pt":  # every replica of every chain vectorised in one step, after the MAP
+        from .tempering import PTConfig
+
+        blocks = PTConfig(num_warmup=s.num_warmup, num_samples=s.num_samples).blocks()
+        rounds = sum(blocks) * PTConfig().block * (s.pt_leapfrog + 1)
+        columns = s.num_chains * s.pt_temperatures
+        steps, draws = rounds * columns, s.num_chains * s.num_samples
+        sampling = rounds * step_seconds(n, j, columns, rot)
+        map_seconds = s.map_steps * step_seconds(n, j, 1, rot)
     else:
         per_chain = (s.num_warmup * (2 ** s.effective_warmup_tree_depth - 1)
                      + s.num_samples * (2 ** s.max_tree_depth - 1))

@@ -46,7 +46,8 @@ CHAIN_METHODS = ("sequential", "vectorized")
 CHAIN_SELECTIONS = ("none", "best")  # each chain from its own warmup, or every chain from the best warmup chain
 #: ``chain_selection="best"``: the last warmup iterations whose mean log density ranks the chains
 CHAIN_SELECTION_WINDOW = 50
-SAMPLERS = ("nuts", "smc")  # NUTS from the MAP start, or adaptive tempered SMC from the prior (.smc)
+SAMPLERS = ("nuts", "smc", "pt")  # NUTS from the MAP start, tempered SMC from the prior (.smc), or parallel
+# tempering from the MAP start (.tempering)
 
 
 class MoGPProblem(NamedTuple):

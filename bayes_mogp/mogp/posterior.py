@@ -118,6 +118,13 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
         t_smc = time.perf_counter()
         samples, stats, record = _run_smc(k_nuts, kw, s, log)
         timings = {"smc_seconds": time.perf_counter() - t_smc}
+    elif s.sampler == "pt":
+        if log:
+            log(f"mogp: MAP ({s.map_steps} steps), n = {data.n_train}, rank {fmap.rank}, J = {kw['num_jumps']}")
+        params, _ = fit_map(k_map, kw, steps=s.map_steps)
+        t_map = time.perf_counter() - t0
+        samples, stats, record = _run_pt(k_nuts, kw, params, s, log)
+        timings = {"map_seconds": t_map, "pt_seconds": time.perf_counter() - t0 - t_map}
     else:
         if log:
             log(f"mogp: MAP ({s.map_steps} steps), n = {data.n_train}, rank {fmap.rank}, J = {kw['num_jumps']}")
@@ -167,6 +174,26 @@ def _run_smc(key, kw: dict, s: MoGPSettings, log):
     return res.samples, stats, record
 
 
+def _run_pt(key, kw: dict, params: dict, s: MoGPSettings, log):
+    """Parallel tempering (:mod:`.tempering`) of ``s.num_chains`` chains from the MAP point ``params``: the draws of
+    the beta = 1 replicas (chain, draw, ...), the stats and the record (ladder, swap and HMC acceptance, round
+    trips, gradient evaluations)."""
+    from .tempering import PTConfig, flat_point, sample
+
+    cfg = PTConfig(num_temperatures=s.pt_temperatures, beta_min=s.pt_beta_min, num_leapfrog=s.pt_leapfrog,
+                   num_warmup=s.num_warmup, num_samples=s.num_samples, target_accept=s.target_accept_prob)
+    if log:
+        log(f"mogp: parallel tempering, {s.num_chains} chains x {s.pt_temperatures} temperatures (beta down to "
+            f"{s.pt_beta_min}), HMC moves of {s.pt_leapfrog} leapfrog steps, {s.num_warmup} + {s.num_samples}")
+    res = sample(key, kw, flat_point(kw, params), num_chains=s.num_chains, config=cfg, log=log)
+    record = {"sampler": "pt", "betas": res.betas.tolist(), "swap_acceptance": res.swap_acceptance.tolist(),
+              "hmc_acceptance": res.hmc_acceptance.tolist(), "round_trips": res.round_trips.tolist(),
+              "round_trips_warmup": res.round_trips_warmup.tolist(), "step_size": res.step_size.tolist(),
+              "gradient_evaluations": int(res.gradient_evaluations)}
+    stats = {"diverging": np.zeros(res.log_likelihood.shape[:2], dtype=bool)}
+    return res.samples, stats, record
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class MoGPPosterior(FitRecord, Posterior):
     """Posterior draws of the random kernel and everything needed to predict new inputs.
@@ -175,8 +202,8 @@ class MoGPPosterior(FitRecord, Posterior):
     independent runs and the draws their equally weighted final particles); ``x_train``/``y_train`` in the model's
     units; ``settings``: the :class:`MoGPSettings` of the fit (resolved: ``b_var``, ``rank``);
     ``sampler_record``: what the sampler reports beyond the draws (SMC: the log evidence and its standard error
-    across runs, tempering steps, particle ESS; NUTS: ``chain_selection`` with ``chain_selection="best"``, else
-    empty).
+    across runs, tempering steps, particle ESS; parallel tempering: the ladder, swap and HMC acceptance, round
+    trips; NUTS: ``chain_selection`` with ``chain_selection="best"``, else empty).
     """
 
     settings: MoGPSettings
@@ -209,7 +236,7 @@ class MoGPPosterior(FitRecord, Posterior):
 
     @property
     def method(self) -> str:
-        """The sampler that made the draws ("nuts" or "smc"): the report's diagnostic rule follows it."""
+        """The sampler that made the draws ("nuts", "smc" or "pt"): the report's diagnostic rule follows it."""
         return self.settings.sampler
 
     @property
@@ -403,7 +430,8 @@ class MoGPPosterior(FitRecord, Posterior):
                 "mean_leapfrog_steps": float(np.mean(self.stats["num_steps"]))
                 if "num_steps" in self.stats else None,
                 "quantities": sorted(ident), "per_chain": per_chain,
-                **({"smc": dict(self.sampler_record)} if self.settings.sampler == "smc" else {}),
+                **({self.settings.sampler: dict(self.sampler_record)} if self.settings.sampler in ("smc", "pt")
+                   else {}),
                 **({"chain_selection": self.sampler_record["chain_selection"]}
                    if "chain_selection" in self.sampler_record else {})}
 

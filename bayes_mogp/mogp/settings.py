@@ -51,11 +51,16 @@ class MoGPSettings:
     found, R-hat across them measures the mixing within it, and the diagnostics keep each chain's warmup log
     density; NUTS only).
 
-    Sampler: ``sampler`` "nuts" (the MAP start and NUTS above) or "smc" (adaptive tempered SMC from the prior,
+    Sampler: ``sampler`` "nuts" (the MAP start and NUTS above), "smc" (adaptive tempered SMC from the prior,
     :mod:`bayes_mogp.mogp.smc`: ``num_chains`` independent runs of ``smc_particles`` particles each, the
     tempering schedule keeping a relative ESS of ``smc_target_ess`` in (0, 1), ``smc_moves`` HMC moves of
     ``smc_leapfrog`` leapfrog steps per tempering step; no MAP start, and ``num_warmup``, ``num_samples``,
-    ``max_tree_depth``, ``target_accept_prob``, ``dense_mass``, ``chain_method`` are NUTS's only).
+    ``max_tree_depth``, ``target_accept_prob``, ``dense_mass``, ``chain_method`` are NUTS's only) or "pt"
+    (parallel tempering from the MAP start, :mod:`bayes_mogp.mogp.tempering`: ``num_chains`` chains of
+    ``pt_temperatures`` replicas, the hottest at the likelihood's power ``pt_beta_min`` in (0, 1), HMC moves of
+    ``pt_leapfrog`` leapfrog steps tuned to ``target_accept_prob``, ``num_warmup`` and ``num_samples`` iterations
+    rounded up to multiples of 10; ``max_tree_depth``, ``dense_mass``, ``chain_method`` and ``chain_selection``
+    are NUTS's only).
 
     Numerics: ``rotation_dtype`` "float32" (default) or "float64", the precision in which the sampler's
     likelihood rotates the features into the base kernel's eigenbasis, its one O(n^2 J) operation (float32:
@@ -88,6 +93,9 @@ class MoGPSettings:
     smc_target_ess: float = 0.9
     smc_moves: int = 10
     smc_leapfrog: int = 10
+    pt_temperatures: int = 32
+    pt_beta_min: float = 0.1
+    pt_leapfrog: int = 16
     rotation_dtype: str = "float32"
 
     def __post_init__(self):
@@ -105,7 +113,7 @@ class MoGPSettings:
         for name, low, high in (("depth", 1, None), ("num_jumps", 1, None), ("map_steps", 1, None),
                                 ("num_warmup", 1, None), ("num_samples", 1, None), ("num_chains", 1, None),
                                 ("max_tree_depth", 1, 12), ("smc_particles", 2, None), ("smc_moves", 1, None),
-                                ("smc_leapfrog", 1, None)):
+                                ("smc_leapfrog", 1, None), ("pt_temperatures", 1, None), ("pt_leapfrog", 1, None)):
             set_(name, check_int(name, getattr(self, name), low, high))
         if self.rank is not None:
             set_("rank", check_int("rank", self.rank, 1))
@@ -127,6 +135,8 @@ class MoGPSettings:
         check_choice("sampler", self.sampler, SAMPLERS)
         set_("smc_target_ess", check_in_interval("smc_target_ess", self.smc_target_ess, 0.0, 1.0, low_open=True,
                                                  high_open=True))
+        set_("pt_beta_min", check_in_interval("pt_beta_min", self.pt_beta_min, 0.0, 1.0, low_open=True,
+                                              high_open=True))
         check_choice("activation", self.activation, FEATURE_ACTIVATIONS)
         check_choice("rotation_dtype", self.rotation_dtype, ROTATION_DTYPES)
 
@@ -162,7 +172,8 @@ class MoGPSettings:
     @classmethod
     def from_dict(cls, d: Mapping) -> "MoGPSettings":
         """The inverse of :meth:`to_dict` (unknown names refused).  A record without ``warmup_tree_depth`` (written
-        before the setting existed) ran its warmup at ``max_tree_depth``: it loads as None."""
+        before the setting existed) ran its warmup at ``max_tree_depth``: it loads as None; one without the
+        ``pt_`` settings (written before parallel tempering existed) gets their defaults."""
         d = dict(d)
         d.setdefault("warmup_tree_depth", None)
         return cls().replace(**d)

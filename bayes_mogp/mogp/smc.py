@@ -83,7 +83,8 @@ class SMCConfig(NamedTuple):
 class SplitTarget(NamedTuple):
     """The model on a flat unconstrained vector: log-prior (Jacobians included), log-likelihood, NumPyro's
     potential (for checks), ``unravel`` (flat -> unconstrained dict), ``postprocess`` (flat -> constrained
-    values with the deterministic sites), ``dim`` and the ``sites`` sampled."""
+    values with the deterministic sites), ``dim``, the ``sites`` sampled, and ``joint`` (flat -> (log-joint,
+    log-likelihood) from one trace of the model)."""
 
     logprior: Callable
     loglik: Callable
@@ -92,6 +93,7 @@ class SplitTarget(NamedTuple):
     postprocess: Callable
     dim: int
     sites: tuple
+    joint: Callable
 
 
 def _joint_and_loglik(model, kwargs, unravel, flat):
@@ -127,7 +129,7 @@ def split_target(key, kwargs: dict, *, model=mogp_model) -> SplitTarget:
 
     return SplitTarget(logprior=logprior, loglik=loglik, potential=lambda flat: init.potential_fn(unravel(flat)),
                        unravel=unravel, postprocess=lambda flat: init.postprocess_fn(unravel(flat)),
-                       dim=int(flat0.shape[0]), sites=tuple(sorted(init.param_info.z)))
+                       dim=int(flat0.shape[0]), sites=tuple(sorted(init.param_info.z)), joint=joint)
 
 
 def prior_particles(key, kwargs: dict, target: SplitTarget, num: int, *, model=mogp_model) -> jax.Array:
