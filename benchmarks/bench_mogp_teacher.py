@@ -78,9 +78,10 @@ def run_case(spec: str, seed: int, settings: dict) -> dict:
         # the sampler's cost: leapfrog steps (one gradient evaluation each) of the kept draws, per effective sample
         # of the least-mixed identifiable quantity, and the seconds per step over the whole fit with the warmup's
         # steps taken at the sampling phase's mean or the warmup's cap, whichever is smaller (NumPyro does not keep
-        # the warmup's statistics)
+        # the warmup's statistics), or at the warmup's cap when the warmup's trees may be deeper than the sampling's
         per_iteration = steps / (post.num_chains * post.num_draws)
-        per_warmup_iteration = min(per_iteration, 2 ** ps.effective_warmup_tree_depth - 1)
+        wd = ps.effective_warmup_tree_depth
+        per_warmup_iteration = 2 ** wd - 1 if wd > ps.max_tree_depth else min(per_iteration, 2 ** wd - 1)
         sampler = {"mean_leapfrog_steps": per_iteration, "max_tree_depth": ps.max_tree_depth,
                    "warmup_tree_depth": ps.effective_warmup_tree_depth,
                    "gradient_evaluations_sampling": steps, "ess_bulk_min": ess,

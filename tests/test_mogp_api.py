@@ -149,7 +149,8 @@ def test_same_key_same_posterior(reg_post, teacher):
 def test_warmup_tree_depth_caps_only_the_warmup(reg_post, teacher):
     """``warmup_tree_depth=1``: every warmup iteration is one leapfrog step, so the warmup adapts another step size
     and the draws differ from the fixture's (warmup at the full depth 5); the sampling phase keeps its own cap of 5
-    (trees longer than one step).  A cap above ``max_tree_depth`` is cut to it; old records load as None."""
+    (trees longer than one step).  A cap above ``max_tree_depth`` stays (a deeper warmup); old records load as
+    None."""
     short = mogp.fit(jax.random.key(0), teacher.data, **{**TINY, "warmup_tree_depth": 1})
     assert short.settings.warmup_tree_depth == 1 and short.settings.effective_warmup_tree_depth == 1
     steps = np.asarray(short.stats["num_steps"])
@@ -157,7 +158,7 @@ def test_warmup_tree_depth_caps_only_the_warmup(reg_post, teacher):
     assert not np.array_equal(short.samples["features"], reg_post.samples["features"])
     assert reg_post.settings.warmup_tree_depth is None  # the default: the warmup at max_tree_depth
     assert reg_post.settings.effective_warmup_tree_depth == 5
-    assert mogp.MoGPSettings(max_tree_depth=3, warmup_tree_depth=6).effective_warmup_tree_depth == 3
+    assert mogp.MoGPSettings(max_tree_depth=3, warmup_tree_depth=6).effective_warmup_tree_depth == 6
     old = {k: v for k, v in reg_post.settings.to_dict().items() if k != "warmup_tree_depth"}
     assert mogp.MoGPSettings.from_dict(old).warmup_tree_depth is None
 

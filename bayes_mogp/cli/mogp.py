@@ -65,7 +65,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-tree-depth", type=int, default=None,
                         help=f"NUTS tree depth cap (default {d['max_tree_depth']})")
     parser.add_argument("--warmup-tree-depth", type=int, default=None,
-                        help="NUTS tree depth cap during warmup only, cut to --max-tree-depth (default: "
+                        help="NUTS tree depth cap during warmup only, above or below --max-tree-depth (default: "
                              "--max-tree-depth; 5 halves a large fit's warmup but explores less)")
     parser.add_argument("--num-chains", type=int, default=None, help=f"default {d['num_chains']}")
     parser.add_argument("--chain-method", choices=CHAIN_METHODS, default=None,

@@ -135,7 +135,7 @@ def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains
              chain_selection: str = "none", progress_bar: bool = False):
     """NUTS over the random kernel (``chain_method``: "sequential" or "vectorized"), by the package's NUTS driver
     (:func:`bayes_mogp.nuts.sample`).  ``warmup_tree_depth``: the tree depth cap during warmup (None:
-    ``max_tree_depth``; at most ``max_tree_depth``; NumPyro's ``max_tree_depth=(warmup, sampling)``).  Returns
+    ``max_tree_depth``; above or below it; NumPyro's ``max_tree_depth=(warmup, sampling)``).  Returns
     its :class:`~bayes_mogp.nuts.NutsResult` (draws and the ``diverging`` / ``num_steps`` statistics,
     ``(chains, draws, ...)``)."""
     from numpyro.infer import NUTS, init_to_value
@@ -143,8 +143,8 @@ def run_nuts(key, kwargs: dict, *, num_warmup: int, num_samples: int, num_chains
     from .. import nuts
 
     max_tree_depth = check_int("max_tree_depth", max_tree_depth, minimum=1, maximum=12)
-    warmup_tree_depth = max_tree_depth if warmup_tree_depth is None else min(max_tree_depth, check_int(
-        "warmup_tree_depth", warmup_tree_depth, minimum=1, maximum=12))
+    warmup_tree_depth = max_tree_depth if warmup_tree_depth is None else check_int(
+        "warmup_tree_depth", warmup_tree_depth, minimum=1, maximum=12)
     depth = max_tree_depth if warmup_tree_depth == max_tree_depth else (warmup_tree_depth, max_tree_depth)
     kernel_kw: dict[str, Any] = dict(target_accept_prob=target_accept_prob, max_tree_depth=depth,
                                      dense_mass=bool(dense_mass))

@@ -36,10 +36,12 @@ class MoGPSettings:
     variance, model units).
 
     Inference: ``map_steps`` (Adam steps of the MAP start), then NUTS with ``num_warmup``, ``num_samples``,
-    ``num_chains``, ``max_tree_depth`` (1 to 12), ``warmup_tree_depth`` (the cap during warmup only, 1 to 12, cut to
-    ``max_tree_depth``; None, the default: ``max_tree_depth``.  5 caps a warmup iteration at 31 leapfrog steps
-    instead of 127 and halves a large fit's time, but the warmup's long trajectories are also what moves the chains
-    away from the MAP start into the features of hard cases: benchmarks/bench_mogp_teacher.py),
+    ``num_chains``, ``max_tree_depth`` (1 to 12), ``warmup_tree_depth`` (the cap during warmup only, 1 to 12, above or below
+    ``max_tree_depth``, NumPyro's ``max_tree_depth=(warmup, sampling)``; None, the default: ``max_tree_depth``.  5
+    caps a warmup iteration at 31 leapfrog steps instead of 127 and halves a large fit's time, but the warmup's long
+    trajectories are also what moves the chains away from the MAP start into the features of hard cases; a deeper
+    warmup than sampling keeps those and spends the sampling phase's gradients on more, shorter trajectories:
+    benchmarks/bench_mogp_teacher.py),
     ``target_accept_prob`` in (0, 1), ``dense_mass`` (a dense mass matrix adapted in warmup, NumPyro's
     ``dense_mass=True``, instead of a diagonal one), ``chain_method`` ("vectorized", the default: all chains in
     one program, the gradient of every chain in one pass over the n x n eigenbasis: at n = 2000 a step of 4 chains
@@ -142,10 +144,8 @@ class MoGPSettings:
 
     @property
     def effective_warmup_tree_depth(self) -> int:
-        """The tree depth cap of NUTS's warmup: ``warmup_tree_depth`` (None: ``max_tree_depth``), at most
-        ``max_tree_depth``."""
-        wd = self.max_tree_depth if self.warmup_tree_depth is None else self.warmup_tree_depth
-        return min(wd, self.max_tree_depth)
+        """The tree depth cap of NUTS's warmup: ``warmup_tree_depth`` (None: ``max_tree_depth``)."""
+        return self.max_tree_depth if self.warmup_tree_depth is None else self.warmup_tree_depth
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
