@@ -140,3 +140,8 @@ def test_the_cli_text_names_the_ladder_swaps_and_round_trips():
                               "per_chain": {"log_likelihood_mean": [1.0, 2.0], "rmse": [0.1, 0.1]}}}
     text = format_text(result)
     assert "parallel tempering: 3 temperatures down to 0.1; swap acceptance 0.42-0.81; round trips per chain 3, 0" in text
+
+
+def test_short_warmups_are_rounded_up_to_three_blocks():
+    cfg = pt.PTConfig(num_warmup=1, num_samples=11, block=10).checked()
+    assert cfg.blocks() == (3, 2)

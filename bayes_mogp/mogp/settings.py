@@ -61,7 +61,7 @@ class MoGPSettings:
     (parallel tempering from the MAP start, :mod:`bayes_mogp.mogp.tempering`: ``num_chains`` chains of
     ``pt_temperatures`` replicas, the hottest at the likelihood's power ``pt_beta_min`` in (0, 1), HMC moves of
     ``pt_leapfrog`` leapfrog steps tuned to ``target_accept_prob``, ``num_warmup`` and ``num_samples`` iterations
-    rounded up to multiples of 10; ``max_tree_depth``, ``dense_mass``, ``chain_method`` and ``chain_selection``
+    rounded up to multiples of 10, the warmup to at least 30; ``max_tree_depth``, ``dense_mass``, ``chain_method`` and ``chain_selection``
     are NUTS's only).
 
     Numerics: ``rotation_dtype`` "float32" (default) or "float64", the precision in which the sampler's

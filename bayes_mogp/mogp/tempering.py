@@ -68,7 +68,8 @@ class PTConfig(NamedTuple):
     replica's power of the likelihood, in (0, 1)), ``num_leapfrog`` steps per HMC move, ``num_warmup`` and
     ``num_samples`` iterations (each: one move of every replica, then one round of swaps), the initial
     ``step_size``, the HMC ``target_accept``, ``block`` iterations per compiled call (the warmup's adaptation
-    interval; ``num_warmup`` and ``num_samples`` are rounded up to multiples of it) and ``adapt_ladder``."""
+    interval; ``num_warmup`` and ``num_samples`` are rounded up to multiples of it, the warmup to at least three
+    blocks, one per third) and ``adapt_ladder``."""
 
     num_temperatures: int = 8
     beta_min: float = 0.05
@@ -84,7 +85,7 @@ class PTConfig(NamedTuple):
         check_int("num_temperatures", self.num_temperatures, minimum=1)
         check_in_interval("beta_min", self.beta_min, 0.0, 1.0, low_open=True, high_open=True)
         check_int("num_leapfrog", self.num_leapfrog, minimum=1)
-        check_int("num_warmup", self.num_warmup, minimum=3)
+        check_int("num_warmup", self.num_warmup, minimum=1)
         check_int("num_samples", self.num_samples, minimum=1)
         check_positive("step_size", self.step_size)
         check_in_interval("target_accept", self.target_accept, 0.0, 1.0, low_open=True, high_open=True)
