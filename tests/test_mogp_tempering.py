@@ -139,7 +139,8 @@ def test_the_cli_text_names_the_ladder_swaps_and_round_trips():
               "diagnostics": {"r_hat_max": 1.01, "ess_bulk_min": 50.0, "divergences": 0, "pt": pt_record,
                               "per_chain": {"log_likelihood_mean": [1.0, 2.0], "rmse": [0.1, 0.1]}}}
     text = format_text(result)
-    assert "parallel tempering: 3 temperatures down to 0.1; swap acceptance 0.42-0.81; round trips per chain 3, 0" in text
+    line = "parallel tempering: 3 temperatures down to 0.1; swap acceptance 0.42-0.81; round trips per chain 3, 0"
+    assert line in text
 
 
 def test_short_warmups_are_rounded_up_to_three_blocks():

@@ -36,12 +36,12 @@ class MoGPSettings:
     variance, model units).
 
     Inference: ``map_steps`` (Adam steps of the MAP start), then NUTS with ``num_warmup``, ``num_samples``,
-    ``num_chains``, ``max_tree_depth`` (1 to 12), ``warmup_tree_depth`` (the cap during warmup only, 1 to 12, above or below
-    ``max_tree_depth``, NumPyro's ``max_tree_depth=(warmup, sampling)``; None, the default: ``max_tree_depth``.  5
-    caps a warmup iteration at 31 leapfrog steps instead of 127 and halves a large fit's time, but the warmup's long
-    trajectories are also what moves the chains away from the MAP start into the features of hard cases; a deeper
-    warmup than sampling keeps those and spends the sampling phase's gradients on more, shorter trajectories:
-    benchmarks/bench_mogp_teacher.py),
+    ``num_chains``, ``max_tree_depth`` (1 to 12), ``warmup_tree_depth`` (the cap during warmup only, 1 to 12,
+    above or below ``max_tree_depth``, NumPyro's ``max_tree_depth=(warmup, sampling)``; None, the default:
+    ``max_tree_depth``.  5 caps a warmup iteration at 31 leapfrog steps instead of 127 and halves a large fit's
+    time, but the warmup's long trajectories are also what moves the chains away from the MAP start into the
+    features of hard cases; a deeper warmup than sampling keeps those and spends the sampling phase's gradients on
+    more, shorter trajectories: benchmarks/bench_mogp_teacher.py),
     ``target_accept_prob`` in (0, 1), ``dense_mass`` (a dense mass matrix adapted in warmup, NumPyro's
     ``dense_mass=True``, instead of a diagonal one), ``chain_method`` ("vectorized", the default: all chains in
     one program, the gradient of every chain in one pass over the n x n eigenbasis: at n = 2000 a step of 4 chains
@@ -61,8 +61,8 @@ class MoGPSettings:
     (parallel tempering from the MAP start, :mod:`bayes_mogp.mogp.tempering`: ``num_chains`` chains of
     ``pt_temperatures`` replicas, the hottest at the likelihood's power ``pt_beta_min`` in (0, 1), HMC moves of
     ``pt_leapfrog`` leapfrog steps tuned to ``target_accept_prob``, ``num_warmup`` and ``num_samples`` iterations
-    rounded up to multiples of 10, the warmup to at least 30; ``max_tree_depth``, ``dense_mass``, ``chain_method`` and ``chain_selection``
-    are NUTS's only).
+    rounded up to multiples of 10, the warmup to at least 30; ``max_tree_depth``, ``dense_mass``, ``chain_method``
+    and ``chain_selection`` are NUTS's only).
 
     Numerics: ``rotation_dtype`` "float32" (default) or "float64", the precision in which the sampler's
     likelihood rotates the features into the base kernel's eigenbasis, its one O(n^2 J) operation (float32:
