@@ -165,8 +165,8 @@ def main(argv=None) -> dict:
     def row_from(n, method, mean, s, meas, info=None, ref=None):
         row = {"n": n, "method": method, **meas, "accuracy": accuracy(mean, s)}
         factor = "float32" if (info or {}).get("precision") == "mixed" else "float64"
-        row["limit_seconds"] = limit_seconds(n, s.x_test.shape[0], s.x_train.shape[1], s.y_train.shape[1], rates, factor)
-        row["fraction_of_limit"] = row["limit_seconds"] / row["seconds"]
+        # the limit's work, priced at the machine's rates once they are known (after every path: below)
+        limit_args.append((n, s.x_test.shape[0], s.x_train.shape[1], s.y_train.shape[1], factor))
         if info is not None:
             keep = ("solver", "storage", "iterations", "residual", "residual_exact", "converged", "precond_rank",
                     "precond_residual_trace", "memory_estimate_gb", "stage_seconds", "var_check", "layout",
@@ -189,7 +189,7 @@ def main(argv=None) -> dict:
     _log(f"this machine: dgemm {rates['dgemm_flops_per_second'] / 1e9:.0f} Gflop/s, Cholesky "
          f"{rates['cholesky_flops_per_second'] / 1e9:.0f} Gflop/s (float64), "
          f"{rates['cholesky_float32_flops_per_second'] / 1e9:.0f} Gflop/s (float32; n = {rates['size']})")
-    rows = []
+    rows, limit_args = [], []  # limit_args: one per row, in order
     variance_check = None
     for n in args.nt_sizes:
         s, noise = split(n)
@@ -247,12 +247,11 @@ def main(argv=None) -> dict:
         _log(f"  ours-cg {r['seconds']:.1f} s (cpu {r['cpu_seconds']:.0f} s), peak {r['peak_rss_gb']:.2f} GiB, "
              f"acc {r['accuracy']:.4f}, {r['iterations']} iterations, residual {r['residual']:.2e}")
         del s, res
-    # the rates again after the paths, each the best of the two timings; the limits recomputed with them
+    # the rates again after the paths, each the best of the two timings; every row's limit priced at them
     again = machine_rates(rates["size"])
     rates = {k: (max(v, again[k]) if k.endswith("_per_second") else v) for k, v in rates.items()}
-    for r in rows:
-        factor = "float32" if r.get("precision") == "mixed" else "float64"
-        r["limit_seconds"] = limit_seconds(r["n"], args.n_test, 784, 10, rates, factor)
+    for r, (n, m, d, c, factor) in zip(rows, limit_args, strict=True):
+        r["limit_seconds"] = limit_seconds(n, m, d, c, rates, factor)
         r["fraction_of_limit"] = r["limit_seconds"] / r["seconds"]
     result = {
         "benchmark": "iterative_gp",

@@ -118,18 +118,15 @@ def fit(key, data, y=None, *, settings: MoGPSettings | None = None, log=None, pr
         t_smc = time.perf_counter()
         samples, stats, record = _run_smc(k_nuts, kw, s, log)
         timings = {"smc_seconds": time.perf_counter() - t_smc}
-    elif s.sampler == "pt":
+    else:  # NUTS or parallel tempering, from the MAP
         if log:
             log(f"mogp: MAP ({s.map_steps} steps), n = {data.n_train}, rank {fmap.rank}, J = {kw['num_jumps']}")
         params, _ = fit_map(k_map, kw, steps=s.map_steps)
         t_map = time.perf_counter() - t0
+    if s.sampler == "pt":
         samples, stats, record = _run_pt(k_nuts, kw, params, s, log)
         timings = {"map_seconds": t_map, "pt_seconds": time.perf_counter() - t0 - t_map}
-    else:
-        if log:
-            log(f"mogp: MAP ({s.map_steps} steps), n = {data.n_train}, rank {fmap.rank}, J = {kw['num_jumps']}")
-        params, _ = fit_map(k_map, kw, steps=s.map_steps)
-        t_map = time.perf_counter() - t0
+    elif s.sampler == "nuts":
         if log:
             log(f"mogp: NUTS {s.num_chains} x ({s.num_warmup} + {s.num_samples})")
         res = run_nuts(k_nuts, kw, num_warmup=s.num_warmup, num_samples=s.num_samples, num_chains=s.num_chains,

@@ -51,8 +51,8 @@ import numpy as np
 from ..validation import check_in_interval, check_int, check_positive
 from .model import mogp_model
 
-__all__ = ["SMCConfig", "SplitTarget", "SMCRun", "SMCResult", "split_target", "prior_particles", "run_smc",
-           "sample", "evidence_summary"]
+__all__ = ["SMCConfig", "SplitTarget", "SMCRun", "SMCResult", "split_target", "flat_point", "prior_particles",
+           "run_smc", "sample", "evidence_summary"]
 
 _MAX_STEPS = 500  # length of the per-step record buffers; a run stops there even below beta = 1
 
@@ -132,15 +132,21 @@ def split_target(key, kwargs: dict, *, model=mogp_model) -> SplitTarget:
                        dim=int(flat0.shape[0]), sites=tuple(sorted(init.param_info.z)), joint=joint)
 
 
-def prior_particles(key, kwargs: dict, target: SplitTarget, num: int, *, model=mogp_model) -> jax.Array:
-    """``num`` prior draws of the latent sites, mapped to the flat unconstrained space: (num, dim)."""
+def flat_point(kwargs: dict, params: dict, *, model=mogp_model) -> jax.Array:
+    """Constrained values of the latent sites (``params``: a MAP point, a prior draw) as one flat unconstrained
+    vector, the layout of :func:`split_target`."""
     from jax.flatten_util import ravel_pytree
-    from numpyro.infer import Predictive
     from numpyro.infer.util import unconstrain_fn
 
+    return ravel_pytree(unconstrain_fn(model, (), kwargs, params))[0]
+
+
+def prior_particles(key, kwargs: dict, target: SplitTarget, num: int, *, model=mogp_model) -> jax.Array:
+    """``num`` prior draws of the latent sites, mapped to the flat unconstrained space: (num, dim)."""
+    from numpyro.infer import Predictive
+
     draws = Predictive(model, num_samples=int(num), return_sites=list(target.sites))(key, **kwargs)
-    to_flat = lambda p: ravel_pytree(unconstrain_fn(model, (), kwargs, p))[0]  # noqa: E731
-    return jax.vmap(to_flat)(draws)
+    return jax.vmap(lambda p: flat_point(kwargs, p, model=model))(draws)
 
 
 class SMCRun(NamedTuple):

@@ -55,9 +55,10 @@ import numpy as np
 
 from ..validation import check_in_interval, check_int, check_positive
 from .model import mogp_model
-from .smc import SplitTarget, split_target
+from .smc import SplitTarget, flat_point, split_target
 
 __all__ = ["PTConfig", "PTResult", "geometric_ladder", "respace_ladder", "round_trips", "flat_point", "sample"]
+# flat_point: smc's (the flat layout of split_target), re-exported for the starting point of :func:`sample`
 
 _CLIP = (-2.0, 1.0)  # bounds of 2 (acceptance - target), the log step size's move per warmup iteration before _GAIN
 _GAIN = 0.2
@@ -163,15 +164,6 @@ def round_trips(labels) -> np.ndarray:
             if stage[hot] == 1:
                 stage[hot] = 2
     return trips
-
-
-def flat_point(kwargs: dict, params: dict, *, model=mogp_model) -> jax.Array:
-    """The constrained values ``params`` (a MAP point) as one flat unconstrained vector, the layout of
-    :func:`bayes_mogp.mogp.smc.split_target`."""
-    from jax.flatten_util import ravel_pytree
-    from numpyro.infer.util import unconstrain_fn
-
-    return ravel_pytree(unconstrain_fn(model, (), kwargs, params))[0]
 
 
 class _State(NamedTuple):
